@@ -1,0 +1,57 @@
+"""One FilterSet per catalog resource (shared by the API and any page that lists the catalog)."""
+
+import django_filters
+from django.db.models import Q
+
+from catalog.models import Category, Product, Sku
+from o2o.api import bool_filter, datetime_filter, id_filter
+
+
+def category_subtree(queryset, prefix: str, category_id: int):
+    """Objects in the category or any category below it (by the materialised path)."""
+    path = Category.objects.filter(pk=category_id).values_list("path", flat=True).first()
+    if path is None:
+        return queryset.none()
+    return queryset.filter(Q(**{f"{prefix}path": path}) | Q(**{f"{prefix}path__startswith": f"{path}/"}))
+
+
+class CategoryFilter(django_filters.FilterSet):
+    parent = id_filter(field_name="parent_id", help_text="Direct children of this category.")
+    code = django_filters.CharFilter(max_length=40)
+
+    class Meta:
+        model = Category
+        fields = ["parent", "code"]
+
+
+class ProductFilter(django_filters.FilterSet):
+    category = id_filter(method="filter_category", help_text="Products in this category or below it.")
+    brand = id_filter(field_name="brand_id")
+    code = django_filters.CharFilter(max_length=40)
+    is_active = bool_filter()
+    updated_since = datetime_filter(field_name="updated_at", lookup_expr="gte",
+                                                      help_text="Changed at or after this time (ISO 8601).")
+
+    class Meta:
+        model = Product
+        fields = ["category", "brand", "code", "is_active", "updated_since"]
+
+    def filter_category(self, queryset, name, value):
+        return category_subtree(queryset, "category__", value)
+
+
+class SkuFilter(django_filters.FilterSet):
+    category = id_filter(method="filter_category", help_text="SKUs of products in this category or below it.")
+    product = id_filter(field_name="product_id")
+    barcode = django_filters.CharFilter(max_length=14)
+    code = django_filters.CharFilter(max_length=40)
+    is_active = bool_filter()
+    updated_since = datetime_filter(field_name="updated_at", lookup_expr="gte",
+                                                      help_text="Changed at or after this time (ISO 8601).")
+
+    class Meta:
+        model = Sku
+        fields = ["category", "product", "barcode", "code", "is_active", "updated_since"]
+
+    def filter_category(self, queryset, name, value):
+        return category_subtree(queryset, "product__category__", value)

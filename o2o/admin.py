@@ -1,0 +1,129 @@
+"""Admin for the partner API: keys (the raw key is shown once, on creation), webhook
+subscriptions, and deliveries with their attempt log, dead-letter filter and replay."""
+
+from __future__ import annotations
+
+import secrets
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from o2o.apiauth import SCOPES, key_generate, key_hash, partner_key_revoke, scopes_clean
+from o2o.models import IdempotencyRecord, PartnerKey, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from o2o.webhooks import deliveries_replay
+from orders.models import Channel  # the project core names the channels a key may act for
+
+
+class PartnerKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=[(s, s) for s in SCOPES], widget=forms.CheckboxSelectMultiple,
+                                       required=False, label=_("scopes"))
+
+    class Meta:
+        model = PartnerKey
+        fields = ["name", "channel", "partner", "scopes", "stores", "rate_limit_per_minute"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["channel"] = forms.ChoiceField(
+            choices=[(c.value, c.label) for c in Channel if c != Channel.POS], label=_("channel"))
+
+    def clean_scopes(self):
+        return scopes_clean(self.cleaned_data["scopes"])
+
+
+@admin.register(PartnerKey)
+class PartnerKeyAdmin(admin.ModelAdmin):
+    form = PartnerKeyForm
+    list_display = ["name", "prefix", "channel", "partner", "scope_list", "created_at", "last_used_at",
+                    "revoked_at"]
+    list_filter = ["channel", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "partner"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    filter_horizontal = ["stores"]
+    actions = ["revoke"]
+
+    @admin.display(description=_("scopes"))
+    def scope_list(self, obj):
+        return ", ".join(obj.scopes or [])
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.prefix, raw = key_generate()
+            obj.key_hash = key_hash(raw)
+            super().save_model(request, obj, form, change)
+            messages.warning(request, _("The new API key is shown only now; copy it: %(key)s") % {"key": raw})
+            return
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description=_("Revoke the selected keys"))
+    def revoke(self, request, queryset):
+        for key in queryset:
+            partner_key_revoke(key=key)
+        self.message_user(request, ngettext("%(n)d key revoked.", "%(n)d keys revoked.", queryset.count())
+                          % {"n": queryset.count()})
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["url", "partner_key", "events", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["url", "partner_key__name"]
+    readonly_fields = ["created_at"]
+    fields = ["partner_key", "url", "events", "is_active", "created_at"]
+
+    def save_model(self, request, obj, form, change):
+        if not change and not obj.secret:
+            obj.secret = f"whsec_{secrets.token_urlsafe(32)}"
+            messages.warning(request, _("The signing secret is shown only now; copy it: %(secret)s")
+                             % {"secret": obj.secret})
+        super().save_model(request, obj, form, change)
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    extra = 0
+    can_delete = False
+    fields = ["attempted_at", "status_code", "duration_ms", "succeeded", "error", "response_excerpt"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["event_id", "topic", "subscription", "status", "attempts", "last_status_code",
+                    "next_attempt_at", "created_at", "delivered_at"]
+    list_filter = ["status", "topic"]
+    search_fields = ["event_id", "subscription__url"]
+    readonly_fields = ["subscription", "event_id", "topic", "body", "status", "attempts", "next_attempt_at",
+                       "give_up_at", "last_status_code", "last_error", "created_at", "delivered_at"]
+    inlines = [WebhookAttemptInline]
+    actions = ["replay"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description=_("Replay the selected deliveries"))
+    def replay(self, request, queryset):
+        count = deliveries_replay(ids=list(queryset.values_list("id", flat=True)))
+        self.message_user(request, ngettext("%(n)d delivery queued again.", "%(n)d deliveries queued again.",
+                                            count)
+                          % {"n": count})
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(admin.ModelAdmin):
+    list_display = ["owner", "key", "method", "path", "status", "response_status", "created_at"]
+    list_filter = ["status", "method"]
+    search_fields = ["owner", "key", "path"]
+    readonly_fields = ["owner", "key", "fingerprint", "method", "path", "status", "response_status",
+                       "response_body", "response_headers", "created_at", "locked_at", "completed_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,30 @@
+"""The partner API under /api/v1/: every app's api/urls.py, the OpenAPI schema and Swagger UI.
+
+Any other path under /api/v1/ answers the API's JSON 404 (never the HTML page).
+"""
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from o2o import webhooks_api
+from o2o.api import api_not_found
+
+app_name = "api"
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[],
+                                               throttle_classes=[]), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema", authentication_classes=[],
+                                                 permission_classes=[], throttle_classes=[]), name="docs"),
+    path("", include("catalog.api.urls")),
+    path("", include("stores.api.urls")),
+    path("", include("inventory.api.urls")),
+    path("", include("orders.api.urls")),
+    path("", include("members.api.urls")),
+    path("webhooks/subscriptions/", webhooks_api.SubscriptionListCreate.as_view(),
+         name="webhook-subscription-list"),
+    path("webhooks/subscriptions/<int:pk>/", webhooks_api.SubscriptionDetail.as_view(),
+         name="webhook-subscription-detail"),
+    path("webhooks/deliveries/", webhooks_api.DeliveryList.as_view(), name="webhook-delivery-list"),
+    re_path(r"^[\s\S]*$", api_not_found),  # any path, newlines included
+]

@@ -1,0 +1,259 @@
+"""Who is calling the API: a partner system with an API key, or store staff with a session.
+
+Partner keys look like ``o2o_<prefix>_<secret>`` and travel as
+``Authorization: Bearer <key>``.  Only the SHA-256 of the whole key is stored;
+the prefix finds the row and the hash is compared in constant time, so a
+database leak does not leak usable keys.  A key carries scopes, a channel
+(and partner code) and optionally a set of stores.
+
+Staff use their POS session.  They get the read scopes, ``orders:write`` and
+``members:write`` (registering members at the counter), always limited to
+their stores (``stores.selectors.staff_store_ids``).
+
+Every view reads the caller as a :class:`Principal` (``principal_of``), and
+filters its querysets with it, so an object outside the caller's reach is
+simply not found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+
+from o2o.models import PartnerKey
+from stores import selectors as store_read
+
+CATALOG_READ = "catalog:read"
+STOCK_READ = "stock:read"
+ORDERS_READ = "orders:read"
+ORDERS_WRITE = "orders:write"
+MEMBERS_READ = "members:read"
+MEMBERS_WRITE = "members:write"
+PAYMENTS_NOTIFY = "payments:notify"
+SCOPES = (CATALOG_READ, STOCK_READ, ORDERS_READ, ORDERS_WRITE, MEMBERS_READ, MEMBERS_WRITE, PAYMENTS_NOTIFY)
+STAFF_SCOPES = frozenset({CATALOG_READ, STOCK_READ, ORDERS_READ, ORDERS_WRITE, MEMBERS_READ, MEMBERS_WRITE})
+
+PARTNER, STAFF = "partner", "staff"
+KEY_PREFIX = "o2o"
+# last_used_at is written at most this often per key, not on every request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+# --- keys -----------------------------------------------------------------------------------------
+
+
+def key_hash(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def key_generate() -> tuple[str, str]:
+    """A new (prefix, full key).  The prefix is public; the key is shown once and never stored."""
+    prefix = secrets.token_hex(6)
+    return prefix, f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def scopes_clean(scopes) -> list[str]:
+    """Validated, de-duplicated scope list.  Raises ValueError naming an unknown scope."""
+    result: list[str] = []
+    for scope in scopes or []:
+        for item in str(scope).replace(",", " ").split():
+            if item not in SCOPES:
+                raise ValueError(f"unknown scope {item!r}; known: {', '.join(SCOPES)}")
+            if item not in result:
+                result.append(item)
+    return result
+
+
+@transaction.atomic
+def partner_key_create(*, name: str, channel: str, scopes, partner: str = "", stores=(),
+                       rate_limit_per_minute: int | None = None) -> tuple[PartnerKey, str]:
+    """Create a key; returns (row, raw key).  The raw key exists only in this return value."""
+    prefix, raw = key_generate()
+    key = PartnerKey.objects.create(name=name, prefix=prefix, key_hash=key_hash(raw), channel=channel,
+                                    partner=partner, scopes=scopes_clean(scopes),
+                                    rate_limit_per_minute=rate_limit_per_minute)
+    if stores:
+        key.stores.set(stores)
+    return key, raw
+
+
+def partner_key_revoke(*, key: PartnerKey) -> PartnerKey:
+    PartnerKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    key.refresh_from_db(fields=["revoked_at"])
+    return key
+
+
+def _parse_key(raw: str) -> str | None:
+    parts = raw.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1]
+
+
+# --- the caller ---------------------------------------------------------------------------------
+
+
+class PartnerUser:
+    """What ``request.user`` is for a partner key: authenticated, but no Django user and no actor."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = None
+    id = None
+
+    def __init__(self, key: PartnerKey):
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"partner:{self.key.prefix}"
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str
+    owner: str  # idempotency and rate-limit scope: "key:<id>" or "user:<id>"
+    scopes: frozenset[str]
+    key: PartnerKey | None = None
+    user: object | None = None
+    channel: str = ""
+    partner: str = ""
+    store_ids: frozenset[int] | None = None  # None: every store
+
+    @property
+    def actor(self):
+        """The user services record as actor: the staff user; None for a partner system."""
+        return self.user if self.kind == STAFF else None
+
+    @property
+    def is_partner(self) -> bool:
+        return self.kind == PARTNER
+
+    def may_use_store(self, store_id: int | None) -> bool:
+        return self.store_ids is None or store_id in self.store_ids
+
+    @property
+    def rate_limit(self) -> int | None:
+        return self.key.rate_limit_per_minute if self.key is not None else None
+
+
+def principal_of(request) -> Principal | None:
+    """The caller of an authenticated API request (cached on the request), or None."""
+    cached = getattr(request, "_o2o_principal", None)
+    if cached is not None:
+        return cached
+    auth, user = getattr(request, "auth", None), getattr(request, "user", None)
+    principal = None
+    if isinstance(auth, PartnerKey):
+        store_ids = frozenset(auth.stores.values_list("id", flat=True))
+        principal = Principal(kind=PARTNER, owner=f"key:{auth.pk}", scopes=frozenset(auth.scopes or []),
+                              key=auth, channel=auth.channel, partner=auth.partner,
+                              store_ids=store_ids or None)
+    elif user is not None and getattr(user, "is_authenticated", False) and store_read.user_role(user):
+        store_ids = None if store_read.staff_sees_all(user) else frozenset(store_read.staff_store_ids(user))
+        principal = Principal(kind=STAFF, owner=f"user:{user.pk}", scopes=STAFF_SCOPES, user=user,
+                              store_ids=store_ids)
+    request._o2o_principal = principal
+    return principal
+
+
+# --- DRF authentication and permission ---------------------------------------------------------
+
+
+class PartnerKeyAuthentication(BaseAuthentication):
+    keyword = b"bearer"
+
+    def authenticate(self, request):
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(_("Send the API key as: Authorization: Bearer <key>."))
+        try:
+            raw = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(_("Invalid API key.")) from None
+        prefix = _parse_key(raw)
+        key = PartnerKey.objects.filter(prefix=prefix).first() if prefix else None
+        if key is None or not hmac.compare_digest(key.key_hash, key_hash(raw)):
+            raise exceptions.AuthenticationFailed(_("Invalid API key."))
+        if not key.is_active:
+            raise exceptions.AuthenticationFailed(_("This API key has been revoked."), code="api_key_revoked")
+        now = timezone.now()
+        if key.last_used_at is None or key.last_used_at < now - LAST_USED_RESOLUTION:
+            PartnerKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        return PartnerUser(key), key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="o2o"'
+
+
+class InsufficientScope(exceptions.PermissionDenied):
+    default_detail = _("This API key does not have the scope needed here.")
+    default_code = "insufficient_scope"
+
+
+class WrongPrincipal(exceptions.PermissionDenied):
+    default_detail = _("This operation is not available to this kind of caller.")
+    default_code = "caller_not_allowed"
+
+
+class HasScope(BasePermission):
+    """The caller is a partner key or store staff, and holds the scope the view names for the method.
+
+    Views declare ``required_scopes = {"GET": "orders:read", "POST": "orders:write"}``
+    and optionally ``principal_kinds = {"partner"}`` (or per method:
+    ``{"POST": {"partner"}}``).  ``required_scopes = None`` opens a view to
+    anyone, e.g. provider notifications (which check their own signature).
+    """
+
+    def has_permission(self, request, view):
+        scopes = getattr(view, "required_scopes", {})
+        if scopes is None:
+            return True
+        if not (request.user and request.user.is_authenticated):
+            raise exceptions.NotAuthenticated()
+        principal = principal_of(request)
+        if principal is None:
+            raise exceptions.PermissionDenied(_("Only partner systems and store staff may use the API."),
+                                              code="not_staff")
+        method = "GET" if request.method in ("HEAD", "OPTIONS") else request.method
+        kinds = getattr(view, "principal_kinds", None)
+        if isinstance(kinds, dict):
+            kinds = kinds.get(method)
+        kinds = kinds or {PARTNER, STAFF}
+        if principal.kind not in kinds:
+            raise WrongPrincipal(_("Only a partner API key may do this.") if kinds == {PARTNER}
+                                 else _("Only store staff may do this."))
+        needed = scopes.get(method) or scopes.get("*")
+        if needed and needed not in principal.scopes:
+            raise InsufficientScope(scope_message(needed))
+        return True
+
+
+def scope_message(scope: str) -> str:
+    return str(_("This API key lacks the scope %(scope)s.") % {"scope": scope})
+
+
+class PartnerKeyScheme(OpenApiAuthenticationExtension):
+    """The OpenAPI security scheme of partner keys (bearerAuth)."""
+
+    target_class = PartnerKeyAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "o2o_<prefix>_<secret>",
+                "description": f"Partner API key: Authorization: Bearer <key>. Scopes: {', '.join(SCOPES)}."}

@@ -1,0 +1,46 @@
+"""Money: CNY as Decimal with two places, rounded in one place."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Iterable, Sequence
+
+CURRENCY = "CNY"
+FEN = Decimal("0.01")
+ZERO = Decimal("0.00")
+
+
+def money(value: Decimal | int | str) -> Decimal:
+    """Quantize to the fen, half up.  Floats are refused: they cannot hold fen exactly."""
+    if isinstance(value, float):
+        raise TypeError("money() does not accept float; pass Decimal, int or str")
+    return Decimal(value).quantize(FEN, rounding=ROUND_HALF_UP)
+
+
+def allocate(total: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
+    """Split ``total`` across ``weights`` to the fen; the parts always add up to ``total``.
+
+    Largest-remainder method: each part gets its floor share in fen, and the fen
+    left over go to the largest remainders (earlier lines win ties), so
+    refunding any subset of lines is exact.
+    """
+    total = money(total)
+    weight_sum = sum(weights, Decimal(0))
+    if not weights:
+        return []
+    if weight_sum == 0:
+        shares = [Decimal(0)] * len(weights)
+        shares[0] = total
+        return [money(s) for s in shares]
+    cents = int(total / FEN)
+    raw = [Decimal(cents) * w / weight_sum for w in weights]
+    floors = [int(r) if r >= 0 else -int(-r) for r in raw]
+    left = cents - sum(floors)
+    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - floors[i]), i))
+    for i in order[: abs(left)]:
+        floors[i] += 1 if left > 0 else -1
+    return [money(Decimal(c) * FEN) for c in floors]
+
+
+def total(values: Iterable[Decimal]) -> Decimal:
+    return money(sum(values, Decimal(0)))

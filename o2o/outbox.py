@@ -1,0 +1,132 @@
+"""Transactional outbox.
+
+A service calls :func:`outbox_emit` inside its transaction; the row commits or
+rolls back with the business data.  After commit a relay run is requested; the
+relay (also on a beat schedule, so nothing waits on the kick) locks pending rows
+with ``FOR UPDATE SKIP LOCKED``, hands each to the broker as a dispatch task and
+marks it published.  A failure to publish leaves the row pending with a backoff.
+Consumers register per topic with :func:`consumer` and run once per message
+(a ``ProcessedMessage`` row in the consumer's own transaction), so a redelivery
+applies nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any, Callable
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from o2o.models import OutboxMessage, ProcessedMessage
+
+log = logging.getLogger(__name__)
+
+Consumer = Callable[[OutboxMessage], None]
+_CONSUMERS: dict[str, list[tuple[str, Consumer]]] = {}
+
+MAX_BACKOFF_SECONDS = 300
+
+
+class OutboxOutsideTransaction(RuntimeError):
+    pass
+
+
+def consumer(topic: str, name: str | None = None) -> Callable[[Consumer], Consumer]:
+    """Register ``func`` to consume messages of ``topic`` (``"*"`` for all)."""
+
+    def register(func: Consumer) -> Consumer:
+        _CONSUMERS.setdefault(topic, []).append((name or f"{func.__module__}.{func.__qualname__}", func))
+        return func
+
+    return register
+
+
+def consumers_for(topic: str) -> list[tuple[str, Consumer]]:
+    return _CONSUMERS.get(topic, []) + _CONSUMERS.get("*", [])
+
+
+def outbox_emit(*, topic: str, payload: dict[str, Any], key: str = "") -> OutboxMessage:
+    """Record a side effect in the current transaction.  Raises if there is none."""
+    if not connection.in_atomic_block:
+        raise OutboxOutsideTransaction("outbox_emit must run inside the business transaction")
+    import json
+
+    clean = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+    message = OutboxMessage.objects.create(topic=topic, key=key, payload=clean)
+    transaction.on_commit(_kick_relay)
+    return message
+
+
+def _kick_relay() -> None:
+    from o2o.tasks import outbox_relay
+
+    try:
+        outbox_relay.apply_async(expires=30)
+    except Exception as exc:  # the broker is down: beat's relay run picks the rows up later
+        log.warning("outbox relay kick failed, messages stay pending: %s", exc)
+
+
+def outbox_relay(*, batch_size: int = 200, publish: Callable[[OutboxMessage], None] | None = None) -> int:
+    """Publish pending messages in id order.  Returns how many were published.
+
+    Takes ``FOR UPDATE SKIP LOCKED`` row locks on the batch so concurrent relays
+    never publish a row twice; a row whose publish fails is retried later with
+    exponential backoff.  Publishing a message hands it to the broker only; the
+    consumers run in the worker after this transaction commits.
+    """
+    publish = publish or _publish_to_broker
+    published = 0
+    with transaction.atomic():
+        batch = list(
+            OutboxMessage.objects.filter(published_at__isnull=True, available_at__lte=timezone.now())
+            .order_by("id")
+            .select_for_update(skip_locked=True)[:batch_size]
+        )
+        now = timezone.now()
+        failed: list[OutboxMessage] = []
+        ok_ids: list[int] = []
+        for message in batch:
+            try:
+                publish(message)
+            except Exception as exc:
+                message.attempts += 1
+                message.last_error = str(exc)[:2000]
+                message.available_at = now + timedelta(seconds=min(MAX_BACKOFF_SECONDS, 2**message.attempts))
+                failed.append(message)
+                # The broker is likely down: stop here, keep the rest in order.
+                break
+            ok_ids.append(message.id)
+        if ok_ids:
+            OutboxMessage.objects.filter(id__in=ok_ids).update(published_at=now)
+            published = len(ok_ids)
+        if failed:
+            OutboxMessage.objects.bulk_update(failed, ["attempts", "last_error", "available_at"])
+    return published
+
+
+def _publish_to_broker(message: OutboxMessage) -> None:
+    from o2o.tasks import outbox_dispatch
+
+    outbox_dispatch.apply_async(args=[message.id], retry=False)
+
+
+def outbox_dispatch(*, message_id: int) -> int:
+    """Run every consumer of the message once.  Returns how many ran now."""
+    message = OutboxMessage.objects.get(pk=message_id)
+    ran = 0
+    for name, func in consumers_for(message.topic):
+        try:
+            with transaction.atomic():
+                ProcessedMessage.objects.create(consumer=name, message=message)
+                func(message)
+        except IntegrityError:
+            # Either already processed (the unique constraint), or the consumer
+            # itself hit one; in both cases nothing of this consumer's run is kept.
+            if not ProcessedMessage.objects.filter(consumer=name, message=message).exists():
+                raise
+            continue
+        ran += 1
+    return ran

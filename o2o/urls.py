@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from o2o.health import healthz
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("o2o.api_urls")),
+    path("pos/", include("orders.pos.urls")),
+    path("dashboard/", include("orders.dashboard.urls")),
+    path("healthz", healthz, name="healthz"),
+]

@@ -1,0 +1,53 @@
+"""One FilterSet per order resource."""
+
+import django_filters
+from django.db.models import Exists, OuterRef, Q
+
+from o2o.api import datetime_filter, id_filter
+from orders.models import Channel, Fulfillment, Order, OrderEvent, Return, Shipment, Status
+
+
+class OrderFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Status.choices, help_text="Repeat for several.")
+    channel = django_filters.ChoiceFilter(choices=Channel.choices)
+    fulfillment = django_filters.ChoiceFilter(choices=Fulfillment.choices)
+    store = id_filter(field_name="store_id")
+    number = django_filters.CharFilter(max_length=30)
+    external_id = django_filters.CharFilter(max_length=100)
+    customer_phone = django_filters.CharFilter(max_length=20)
+    created_after = datetime_filter(field_name="created_at", lookup_expr="gte")
+    created_before = datetime_filter(field_name="created_at", lookup_expr="lt")
+    updated_since = datetime_filter(
+        method="filter_updated_since",
+        help_text="Changed at or after this time (ISO 8601): any status, payment, shipment or return event.")
+
+    class Meta:
+        model = Order
+        fields = ["status", "channel", "fulfillment", "store", "number", "external_id", "customer_phone",
+                  "created_after", "created_before", "updated_since"]
+
+    def filter_updated_since(self, queryset, name, value):
+        # Status changes are written with queryset.update(), which leaves updated_at alone; every change
+        # writes an OrderEvent, so its time is the reliable "last changed".
+        changed = OrderEvent.objects.filter(order=OuterRef("pk"), created_at__gte=value)
+        return queryset.filter(Q(updated_at__gte=value) | Exists(changed))
+
+
+class ShipmentFilter(django_filters.FilterSet):
+    order = id_filter(field_name="order_id")
+    status = django_filters.ChoiceFilter(choices=Shipment.Status.choices)
+    warehouse = id_filter(field_name="warehouse_id")
+
+    class Meta:
+        model = Shipment
+        fields = ["order", "status", "warehouse"]
+
+
+class ReturnFilter(django_filters.FilterSet):
+    order = id_filter(field_name="order_id")
+    store = id_filter(field_name="store_id")
+    created_after = datetime_filter(field_name="created_at", lookup_expr="gte")
+
+    class Meta:
+        model = Return
+        fields = ["order", "store", "created_after"]

@@ -1,0 +1,85 @@
+"""Payment provider notifications: POST /api/v1/payments/notify/<provider>/.
+
+The provider's signature is the authentication (verified by the payments
+service); a partner key may also relay notifications, if it holds
+``payments:notify``.  The notification goes to ``order_payment_notify``, which
+applies it exactly once and marks the order paid; the answer is the
+acknowledgement the provider expects (``payments.api.acks``).
+
+It lives with the orders API because marking the order paid is an orders
+service (payments never imports orders).
+"""
+
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from rest_framework.views import APIView
+
+from o2o.api import api_doc
+from o2o.apiauth import (
+    PAYMENTS_NOTIFY,
+    InsufficientScope,
+    PartnerKeyAuthentication,
+    principal_of,
+    scope_message,
+)
+from o2o.errors import NotFound
+from orders import services
+from payments.api.acks import PROVIDERS, notification_logged, provider_answer
+from payments.api.serializers import AckOut, SandboxNotificationIn
+from payments.models import PaymentNotification
+
+ACK_EXAMPLES = [
+    OpenApiExample("acknowledged", value={"code": "SUCCESS", "message": "OK"}, response_only=True,
+                   status_codes=["200"]),
+    OpenApiExample("signed sandbox notification", request_only=True, value={
+        "out_trade_no": "PY2611230000077", "transaction_id": "SBXPY2611230000077", "trade_state": "SUCCESS",
+        "amount_fen": 25800}),
+]
+
+
+class ProviderNotify(APIView):
+    required_scopes = None
+    authentication_classes = [PartnerKeyAuthentication]
+    parser_classes: list = []
+
+    @api_doc(
+        summary="Receive a payment provider notification", tags=["payments"],
+        description="The provider's signed notification (sandbox: X-Sandbox-Timestamp, X-Sandbox-Nonce and "
+                    "X-Sandbox-Signature headers; WeChat Pay: Wechatpay-* headers; Alipay: a signed form). "
+                    "Applied exactly once. Answers what the provider expects: WeChat Pay and the sandbox "
+                    'JSON {"code": "SUCCESS"} (or an error with 4xx so the provider retries), Alipay the '
+                    'text "success" / "fail". No API key needed; a key that sends one must hold '
+                    "payments:notify.",
+        auth=[{"bearerAuth": []}, {}],
+        parameters=[OpenApiParameter("provider", str, OpenApiParameter.PATH, enum=PROVIDERS)],
+        request={"application/json": SandboxNotificationIn,
+                 "application/x-www-form-urlencoded": OpenApiTypes.OBJECT},
+        responses={(200, "application/json"): OpenApiResponse(AckOut,
+                                                              description="Applied, or already applied."),
+                   (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description='Alipay: "success".'),
+                   (400, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description='Alipay: "fail".')},
+        errors=(400, 401, 403, 404, 413, 429),
+        error_examples={401: [("invalid_signature", "The notification signature is not valid."),
+                              ("FAIL", "rejected_signature")],
+                        400: [("notification_unknown_payment",
+                               "The notification was not applied: unknown_payment."),
+                              ("notification_rejected_amount",
+                               "The notification was not applied: rejected_amount.")],
+                        404: [("unknown_provider", "Unknown payment provider.")]},
+        examples=ACK_EXAMPLES)
+    def post(self, request, provider: str):
+        principal = principal_of(request)
+        if principal is not None and PAYMENTS_NOTIFY not in principal.scopes:
+            raise InsufficientScope(scope_message(PAYMENTS_NOTIFY))
+        body = request._request.body
+        note = None
+        # No provider sends NUL bytes, and the notification log cannot store them: refused unlogged.
+        if b"\x00" not in body:
+            last = PaymentNotification.objects.order_by("-id").values_list("id", flat=True).first() or 0
+            # Logged (as rejected) even for an unknown provider: every notification leaves a trace.
+            services.order_payment_notify(provider=provider, headers=dict(request.headers.items()), body=body)
+            note = notification_logged(provider, body, last)
+        if provider not in PROVIDERS:
+            raise NotFound(_("Unknown payment provider."), code="unknown_provider")
+        return provider_answer(provider, note)

@@ -1,0 +1,221 @@
+"""Order API serializers: inputs (what a client may send) apart from outputs (what it reads).
+
+Inputs name SKUs and quantities, stores and cities by id, and nothing the
+server decides: no price, total, discount, status or channel.  Outputs show
+money as strings with their currency.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from o2o.api import MAX_ID, Text
+from o2o.apiauth import principal_of
+from orders.models import Fulfillment, Order, OrderLine, Return, ReturnLine, Shipment, ShipmentLine
+from payments.api.serializers import PaymentOut
+from payments.selectors import payments_for_reference
+from stores.models import City, Store
+
+ONLINE_FULFILLMENTS = [Fulfillment.PICKUP, Fulfillment.SHIP_WAREHOUSE, Fulfillment.SHIP_STORE]
+MAX_QTY = 9999
+MAX_LINES = 100
+PHONE_PATTERN = r"^\+?[0-9][0-9 -]{4,18}$"
+
+
+def store_field(**kwargs) -> serializers.PrimaryKeyRelatedField:
+    return serializers.PrimaryKeyRelatedField(queryset=Store.objects.filter(is_active=True), **kwargs)
+
+
+def restrict_stores(serializer: serializers.Serializer, name: str = "store") -> None:
+    """Limit a store field to the caller's stores (a store outside them is 'does not exist')."""
+    request = serializer.context.get("request")
+    principal = principal_of(request) if request is not None else None
+    if principal is not None and principal.store_ids is not None:
+        field = serializer.fields[name]
+        field.queryset = field.queryset.filter(pk__in=principal.store_ids)
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+class OrderLineIn(serializers.Serializer):
+    sku = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="SKU id.")
+    qty = serializers.IntegerField(min_value=1, max_value=MAX_QTY)
+
+
+class OrderCreateIn(serializers.Serializer):
+    external_id = Text(max_length=100, required=False, allow_null=True, default=None,
+                       help_text="Your order id. Placing the same id again returns the first order (200).")
+    fulfillment = serializers.ChoiceField(choices=ONLINE_FULFILLMENTS)
+    store = store_field(required=False, allow_null=True, default=None,
+                        help_text="Pickup store (required for pickup).")
+    ship_city = serializers.PrimaryKeyRelatedField(queryset=City.objects.all(), required=False,
+                                                   allow_null=True,
+                                                   default=None, help_text="Required when shipping.")
+    ship_address = Text(max_length=300, required=False, allow_blank=True, default="")
+    customer_name = Text(max_length=100, required=False, allow_blank=True, default="")
+    customer_phone = serializers.RegexField(PHONE_PATTERN, max_length=20, required=False, allow_blank=True,
+                                            default="")
+    lines = OrderLineIn(many=True, min_length=1, max_length=MAX_LINES)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        restrict_stores(self)
+
+    def validate(self, attrs):
+        required = [serializers.Field.default_error_messages["required"]]
+        if attrs["fulfillment"] == Fulfillment.PICKUP and attrs.get("store") is None:
+            raise serializers.ValidationError({"store": required}, code="required")
+        if attrs["fulfillment"] != Fulfillment.PICKUP and attrs.get("ship_city") is None:
+            raise serializers.ValidationError({"ship_city": required}, code="required")
+        return attrs
+
+
+class OrderCancelIn(serializers.Serializer):
+    reason = Text(max_length=300, required=False, allow_blank=True, default="")
+
+
+class ShipmentLineIn(serializers.Serializer):
+    order_line = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    qty = serializers.IntegerField(min_value=1, max_value=MAX_QTY)
+
+
+class ShipmentCreateIn(serializers.Serializer):
+    lines = ShipmentLineIn(many=True, required=False, min_length=1, max_length=MAX_LINES,
+                           help_text="Default: everything left to ship (from one warehouse).")
+    warehouse = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
+                                         help_text="Ship what is left from this warehouse.")
+
+
+class ShipmentShipIn(serializers.Serializer):
+    carrier = Text(max_length=50)
+    tracking_number = Text(max_length=50)
+
+
+class PickupIn(serializers.Serializer):
+    code = Text(max_length=12, help_text="The pickup code the customer shows.")
+    store = store_field(required=False, allow_null=True, default=None,
+                        help_text="Your store; may be left out when you work at one store only.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        restrict_stores(self)
+
+
+class ReturnLineIn(serializers.Serializer):
+    order_line = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    qty = serializers.IntegerField(min_value=1, max_value=MAX_QTY)
+    condition = serializers.ChoiceField(choices=ReturnLine.Condition.choices,
+                                        default=ReturnLine.Condition.SELLABLE)
+
+
+class ReturnCreateIn(serializers.Serializer):
+    store = store_field(required=False, allow_null=True, default=None,
+                        help_text="Where the goods are received; staff of one store may leave it out.")
+    lines = ReturnLineIn(many=True, min_length=1, max_length=MAX_LINES)
+    reason = Text(max_length=300, required=False, allow_blank=True, default="")
+    client_uuid = serializers.UUIDField(required=False, allow_null=True, default=None,
+                                        help_text="Your id of this return; resending it returns the first "
+                                                  "return.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        restrict_stores(self)
+
+
+# --- outputs --------------------------------------------------------------------------------------
+
+
+class OrderLineOut(serializers.ModelSerializer):
+    class Meta:
+        model = OrderLine
+        fields = ["id", "line_no", "sku", "sku_code", "name", "unit_price", "qty", "discount", "line_total",
+                  "warehouse", "qty_shipped", "qty_returned", "refunded_amount"]
+        read_only_fields = fields
+
+
+class OrderOut(serializers.ModelSerializer):
+    lines = OrderLineOut(many=True, read_only=True)
+    store_code = serializers.CharField(source="store.code", default=None, read_only=True, allow_null=True)
+    pickup_code = serializers.SerializerMethodField(
+        help_text="Shown to the partner that placed the order (to give to its customer); hidden from staff.")
+
+    class Meta:
+        model = Order
+        fields = ["id", "number", "channel", "partner", "external_id", "status", "fulfillment", "store",
+                  "store_code", "customer_name", "customer_phone", "ship_city", "ship_address", "currency",
+                  "subtotal", "discount_total", "total", "paid_total", "refunded_total", "pickup_code",
+                  "needs_transfer", "expires_at", "created_at", "updated_at", "paid_at", "handed_over_at",
+                  "version", "lines"]
+        read_only_fields = fields
+
+    def get_pickup_code(self, obj) -> str | None:
+        request = self.context.get("request")
+        principal = principal_of(request) if request is not None else None
+        return obj.pickup_code if principal is not None and principal.is_partner else None
+
+
+class ShipmentLineOut(serializers.ModelSerializer):
+    class Meta:
+        model = ShipmentLine
+        fields = ["order_line", "qty"]
+        read_only_fields = fields
+
+
+class ShipmentOut(serializers.ModelSerializer):
+    order_number = serializers.CharField(source="order.number", read_only=True)
+    lines = ShipmentLineOut(many=True, read_only=True)
+
+    class Meta:
+        model = Shipment
+        fields = ["id", "number", "order", "order_number", "warehouse", "status", "carrier",
+                  "tracking_number",
+                  "created_at", "shipped_at", "lines"]
+        read_only_fields = fields
+
+
+class ReturnLineOut(serializers.ModelSerializer):
+    class Meta:
+        model = ReturnLine
+        fields = ["order_line", "qty", "condition", "refund_amount"]
+        read_only_fields = fields
+
+
+class ReturnOut(serializers.ModelSerializer):
+    order_number = serializers.CharField(source="order.number", read_only=True)
+    currency = serializers.CharField(source="order.currency", read_only=True)
+    lines = ReturnLineOut(many=True, read_only=True)
+
+    class Meta:
+        model = Return
+        fields = ["id", "number", "order", "order_number", "store", "reason", "refund_total", "currency",
+                  "refund_policy", "created_at", "lines"]
+        read_only_fields = fields
+
+
+class OrderDetailOut(OrderOut):
+    payments = serializers.SerializerMethodField()
+    shipments = ShipmentOut(many=True, read_only=True)
+    returns = ReturnOut(many=True, read_only=True)
+
+    class Meta(OrderOut.Meta):
+        fields = [*OrderOut.Meta.fields, "payments", "shipments", "returns"]
+        read_only_fields = fields
+
+    @extend_schema_field(PaymentOut(many=True))
+    def get_payments(self, obj):
+        return PaymentOut(payments_for_reference(reference=obj.number), many=True).data
+
+
+class AvailabilityOut(serializers.Serializer):
+    sku = serializers.IntegerField()
+    sku_code = serializers.CharField()
+    store = serializers.IntegerField(allow_null=True)
+    available_in_store = serializers.IntegerField(
+        allow_null=True, help_text="Units in the store's stockroom, ready for pickup at once.")
+    available_for_pickup = serializers.IntegerField(
+        allow_null=True, help_text="Units one pickup order may take at the store (the store's own, or one "
+                                   "warehouse's that is then transferred there).")
+    available_to_ship = serializers.IntegerField(
+        help_text="Units one shipped order of this channel may take from its shipping warehouses.")

@@ -1,0 +1,52 @@
+"""Order audit rows and the status pipeline guard."""
+
+from __future__ import annotations
+
+from django.db.models import F
+
+from o2o.outbox import outbox_emit
+from orders.exceptions import InvalidOrderTransition
+from orders.models import TRANSITIONS, Order, OrderEvent
+
+
+def order_transition(order: Order, to_status: str, *, actor=None, store=None, reason: str = "",
+                     data: dict | None = None, emit: str | None = None) -> OrderEvent:
+    """Move ``order`` (already locked by the caller) to ``to_status`` and audit it.
+
+    Raises InvalidOrderTransition for any move not in the pipeline.  Emits the
+    outbox event ``emit`` (e.g. "order.paid") in the same transaction.
+    """
+    from_status = order.status or ""
+    if to_status not in TRANSITIONS.get(from_status, set()):
+        raise InvalidOrderTransition(params={"from": from_status, "to": to_status})
+    order.status = to_status
+    order.version = (order.version or 0) + 1
+    if order.pk:
+        Order.objects.filter(pk=order.pk).update(status=to_status, version=F("version") + 1)
+    event = OrderEvent.objects.create(order=order, kind=OrderEvent.Kind.STATUS, from_status=from_status,
+                                      to_status=to_status, actor=_user(actor), store=store, reason=reason,
+                                      data=data or {})
+    if emit:
+        order_emit(order, emit, data)
+    return event
+
+
+def order_event(order: Order, kind: str, *, actor=None, store=None, reason: str = "", data: dict | None = None,
+                emit: str | None = None) -> OrderEvent:
+    event = OrderEvent.objects.create(order=order, kind=kind, from_status=order.status, to_status=order.status,
+                                      actor=_user(actor), store=store, reason=reason, data=data or {})
+    if emit:
+        order_emit(order, emit, data)
+    return event
+
+
+def order_emit(order: Order, topic: str, data: dict | None = None) -> None:
+    # The version lets receivers drop events that arrive out of order.
+    outbox_emit(topic=topic, key=f"order:{order.pk}",
+                payload={"order": order.number, "order_id": order.pk, "channel": order.channel,
+                         "partner": order.partner, "status": order.status, "version": order.version,
+                         "store_id": order.store_id, **(data or {})})
+
+
+def _user(actor):
+    return actor if actor is not None and getattr(actor, "pk", None) else None

@@ -1,0 +1,88 @@
+from django.utils.translation import gettext_lazy as _
+
+from o2o.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+    default_message = _("Order not found.")
+
+
+class InvalidOrderTransition(Conflict):
+    code = "invalid_order_state"
+    default_message = _("The order cannot do this in its current state.")
+
+
+class DuplicateDifferentPayload(DomainError):
+    code = "duplicate_different_payload"
+    default_message = _("This order id was already used for a different order.")
+
+
+class InvalidFulfillment(InvalidInput):
+    code = "invalid_fulfillment"
+    default_message = _("This fulfillment is not possible for the order.")
+
+
+class StoreRequired(InvalidInput):
+    code = "store_required"
+    default_message = _("A store is required for this order.")
+
+
+class NoWarehouseCanFulfil(Conflict):
+    code = "insufficient_stock"
+    default_message = _("No warehouse has enough stock for this order.")
+
+
+class PaymentMismatch(DomainError):
+    code = "payment_mismatch"
+    default_message = _("The payments do not add up to the amount due.")
+
+
+class OrderNotPayable(Conflict):
+    code = "order_not_payable"
+    default_message = _("This order can no longer be paid.")
+
+
+class WrongStore(PermissionDenied):
+    code = "wrong_store"
+    default_message = _("This order is not picked up at your store.")
+
+
+class PickupCodeInvalid(DomainError):
+    code = "pickup_code_invalid"
+    default_message = _("Unknown pickup code.")
+
+
+class ReturnExceedsPurchase(DomainError):
+    code = "return_exceeds_purchase"
+    default_message = _("You cannot return more than was bought and handed over.")
+
+
+class OrderNotReturnable(Conflict):
+    code = "order_not_returnable"
+    default_message = _("This order has nothing that can be returned.")
+
+
+class InvalidDiscount(InvalidInput):
+    code = "invalid_discount"
+    default_message = _("The discount must be between zero and the order subtotal.")
+
+
+class UnknownOrderLine(DomainError):
+    code = "unknown_order_line"
+    default_message = _("The line does not belong to this order.")
+
+
+class ShipmentNotFound(NotFound):
+    code = "shipment_not_found"
+    default_message = _("Shipment not found.")
+
+
+class ReturnWindowClosed(Conflict):
+    code = "return_window_closed"
+    default_message = _("The return window of this order has passed; a manager must approve.")
+
+
+class GoodsInTransit(Conflict):
+    code = "goods_in_transit"
+    default_message = _("The goods are on their way to the pickup store; cancel after they arrive.")

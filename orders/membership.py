@@ -1,0 +1,116 @@
+"""What an order does to its member, coupon and guide, in the order's own transaction.
+
+* At placement/sale: the coupon is evaluated on the priced lines and redeemed
+  (atomic; a code used twice at once succeeds once); the guide is the one
+  chosen at the POS or else the member's bound guide.
+* When paid: the paid amount (points excluded: points are not money) counts
+  toward the member's tier.
+* When the goods are handed over: points are earned on the money paid and the
+  guide's commission accrues, both frozen until the return window ends.
+* On a return: earned points and commission are reversed in proportion to the
+  value returned, spend is reduced, and a fully returned order gives its
+  coupon back (a partial return keeps it redeemed: see members.services.coupons).
+  Redeemed points and wallet money come back through the refund of their tender.
+* On cancellation or expiry: the coupon is restored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.utils import timezone
+
+from members import selectors as member_read
+from members.services import coupons, guides, members, points
+from o2o.money import ZERO, allocate, money
+from orders.models import Order, OrderLine
+from payments.models import Payment
+from stores.models import StaffProfile
+
+NON_MONEY_TENDERS = {"points"}
+
+
+@dataclass(frozen=True)
+class CouponQuote:
+    code: str
+    discount: Decimal
+    line_discounts: tuple[Decimal, ...]
+    ecommerce: Decimal
+    store: Decimal
+
+
+def member_resolve(member) -> object | None:
+    return None if member in (None, "") else member_read.member_get(member)
+
+
+def guide_resolve(*, member, chosen_guide_id: int | None) -> StaffProfile | None:
+    return guides.guide_for_order(member=member, chosen_guide_id=chosen_guide_id, at=timezone.now())
+
+
+def coupon_quote(*, code: str, member, channel: str, store_id: int | None, rows: list[dict]) -> CouponQuote | None:
+    """Evaluate ``code`` on priced rows (each with sku, category_id and its amount after other discounts)."""
+    if not code:
+        return None
+    quote = coupons.coupon_evaluate(code=code, member=member, channel=channel, store_id=store_id,
+                                    lines=[(r["sku"].id, r["category_id"], r["net"]) for r in rows])
+    return CouponQuote(code=quote.code, discount=quote.discount, line_discounts=tuple(quote.line_discounts),
+                       ecommerce=quote.ecommerce_amount, store=quote.store_amount)
+
+
+def coupon_redeem(order: Order, lines: list[OrderLine], *, actor, partner: str = "") -> None:
+    if not order.coupon_code:
+        return
+    coupons.coupon_redeem(code=order.coupon_code, member=order.member_id, order_number=order.number,
+                          channel=order.channel, store_id=order.store_id, actor=actor, partner=partner,
+                          lines=[(ln.sku_id, ln.category_id_snapshot, money(ln.unit_price * ln.qty))
+                                 for ln in lines])
+
+
+def coupon_restore(order: Order, *, actor, store_id: int | None = None) -> None:
+    if order.coupon_code:
+        coupons.coupon_restore(order_number=order.number, actor=actor, store_id=store_id)
+
+
+def _money_paid(order: Order) -> Decimal:
+    """What the customer paid in money (points excluded), net of nothing refunded yet."""
+    paid = sum((p.amount for p in Payment.objects.filter(reference=order.number, status=Payment.Status.CAPTURED)
+                if p.tender not in NON_MONEY_TENDERS), ZERO)
+    return money(paid)
+
+
+def on_paid(order: Order) -> None:
+    if order.member_id:
+        members.member_spend_record(member=order.member_id, order_number=order.number, channel=order.channel,
+                                    amount=_money_paid(order), at=timezone.now())
+
+
+def on_handed_over(order: Order, lines: list[OrderLine], *, frozen_until) -> None:
+    """Earn points on the money paid and accrue the guide's commission, frozen until ``frozen_until``."""
+    if order.member_id:
+        paid = _money_paid(order)
+        bases = allocate(paid, [ln.line_total for ln in lines]) if order.total > 0 else [ZERO] * len(lines)
+        points.points_earn(member=order.member_id, order_number=order.number, channel=order.channel,
+                           store_id=order.store_id, frozen_until=frozen_until,
+                           lines=[(ln.category_id_snapshot, ln.sku_id, base) for ln, base in zip(lines, bases)])
+    if order.guide_id:
+        guides.commission_accrue(guide=order.guide_id, order_number=order.number, channel=order.channel,
+                                 store_id=order.store_id, frozen_until=frozen_until,
+                                 lines=[(ln.sku_id, ln.category_id_snapshot, ln.line_total) for ln in lines])
+
+
+def on_returned(order: Order, *, refund: Decimal, reference: str, fully_returned: bool, actor,
+                store_id: int | None) -> None:
+    if order.total <= 0 or refund <= 0:
+        return
+    fraction = refund / order.total
+    if order.member_id:
+        if member_read.points_earned_for_order(order.number) is not None:
+            points.points_reverse_earned(member=order.member_id, order_number=order.number, fraction=fraction)
+        members.member_spend_record(member=order.member_id, order_number=order.number, channel=order.channel,
+                                    amount=-money(_money_paid(order) * fraction), at=timezone.now(),
+                                    reference=reference)
+    if order.guide_id:
+        guides.commission_clawback(order_number=order.number, fraction=fraction, reference=reference)
+    if fully_returned:
+        coupon_restore(order, actor=actor, store_id=store_id)

@@ -1,0 +1,63 @@
+"""Domain errors as the clerk reads them: in their language, with what the error is about.
+
+Services raise errors with stable codes; some carry developer-facing English
+text.  The counter shows its own wording for the codes a clerk meets, and
+the service's (translated) message otherwise.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.utils.translation import gettext_lazy as _
+
+from o2o.errors import DomainError
+
+CODE_MESSAGES = {
+    "unknown_sku": _("Unknown barcode or SKU code “%(barcode)s”."),
+    "invalid_barcode": _("“%(barcode)s” is neither a valid barcode nor a SKU code."),
+    "inactive_sku": _("This item is no longer sold."),
+    "insufficient_stock": _("Not enough stock in this store for %(skus)s."),
+    "out_of_stock": _("Only %(available)s of %(sku)s in stock here."),
+    "no_lines": _("Scan at least one item first."),
+    "invalid_quantity": _("Quantity must be a whole number from 1 to 999."),
+    "payment_mismatch": _("The payments do not add up to the amount due (%(due)s)."),
+    "tenders_exceed_due": _("The card and other payments add up to more than is due (%(due)s)."),
+    "cash_tendered_too_low": _("The cash handed over is less than the cash due (%(due)s)."),
+    "duplicate_transaction": _("This card slip reference was already used for another payment."),
+    "duplicate_different_payload": _("This sale was already completed with different items. Start a new sale."),
+    "invalid_discount": _("The discount cannot be more than the amount of the sale (%(subtotal)s)."),
+    "shift_not_open": _("No shift is open. Open a shift before selling or refunding."),
+    "wrong_store": _("This order belongs to another store."),
+    "invalid_order_state": _("The order cannot do this now (it is “%(from)s”)."),
+    "order_not_returnable": _("This order has not been handed over yet, so it cannot be returned."),
+    "return_exceeds_purchase": _("You cannot return more than was bought and handed over."),
+    "tracking_required": _("Type the carrier and the tracking number."),
+    "invalid_shipment": _("Nothing is left to ship from this store."),
+    "ship_exceeds_order": _("More than is left to ship."),
+    "over_refund": _("The refund is more than is left to refund on this order."),
+    "invalid_phone": _("Not a valid mobile number."),
+    "approval_rate_limited": _("Too many wrong attempts. Wait a few minutes, then try again."),
+}
+
+
+class _Blank(defaultdict):
+    def __missing__(self, key):
+        return ""
+
+
+def _params(exc: DomainError) -> dict:
+    out = _Blank(str)
+    for key, value in (exc.params or {}).items():
+        out[key] = ", ".join(str(v) for v in value) if isinstance(value, (list, tuple, set)) else value
+    return out
+
+
+def error_message(exc: DomainError) -> str:
+    template = CODE_MESSAGES.get(exc.code)
+    if template is None:
+        return str(exc.message)
+    try:
+        return str(template) % _params(exc)
+    except (TypeError, ValueError):
+        return str(template)

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class PaymentsConfig(AppConfig):
+    name = "payments"
+    verbose_name = _("Payments")
+
+    def ready(self) -> None:
+        # Registers the outbox consumer of payments.refund_requested in every
+        # process that dispatches outbox messages, not only in Celery workers.
+        from payments import tasks  # noqa: F401

@@ -1,0 +1,85 @@
+"""Invariants 4 and 5 of DESIGN.md as far as payments hold them.
+
+4: a payment's cached refunded (refunding) amount equals the sum of its
+succeeded (pending) refunds and never exceeds the payment; only captured
+payments have refunds.  5: a provider transaction applies once, which the
+unique constraint enforces; here we check the other side: every notification
+logged as applied points at a payment in the state it claims, with the same
+transaction id and amount.
+"""
+
+from django.db import connection
+
+from o2o.audit import audit_check
+
+
+def _rows(sql: str, params=()):
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _refund_sum_mismatches(column: str, status: str):
+    return _rows(
+        f"SELECT p.id, p.number, p.{column}, COALESCE(r.total, 0) FROM payments_payment p "
+        "LEFT JOIN (SELECT payment_id, SUM(amount) AS total FROM payments_refund WHERE status = %s "
+        "GROUP BY payment_id) r ON r.payment_id = p.id "
+        f"WHERE p.{column} <> COALESCE(r.total, 0) ORDER BY p.id",
+        [status],
+    )
+
+
+@audit_check("4", "payment refunded_amount equals the sum of its succeeded refunds")
+def refunded_matches_refunds():
+    for pid, number, cached, total in _refund_sum_mismatches("refunded_amount", "succeeded"):
+        yield f"payment {pid} ({number}): refunded_amount {cached} != succeeded refunds {total}"
+
+
+@audit_check("4", "payment refunding_amount equals the sum of its pending refunds")
+def refunding_matches_refunds():
+    for pid, number, cached, total in _refund_sum_mismatches("refunding_amount", "pending"):
+        yield f"payment {pid} ({number}): refunding_amount {cached} != pending refunds {total}"
+
+
+@audit_check("4", "refunds never exceed the payment")
+def refunds_within_amount():
+    for pid, number, amount, refunded, refunding in _rows(
+            "SELECT id, number, amount, refunded_amount, refunding_amount FROM payments_payment "
+            "WHERE refunded_amount < 0 OR refunding_amount < 0 "
+            "OR refunded_amount + refunding_amount > amount "
+            "ORDER BY id"):
+        yield f"payment {pid} ({number}): amount {amount}, refunded {refunded}, pending refunds {refunding}"
+
+
+@audit_check("4", "only captured payments have refunds")
+def refunds_only_on_captured():
+    for rid, number, pid, status in _rows(
+            "SELECT r.id, r.number, p.id, p.status FROM payments_refund r "
+            "JOIN payments_payment p ON p.id = r.payment_id WHERE p.status <> 'captured' ORDER BY r.id"):
+        yield f"refund {rid} ({number}) on payment {pid} which is {status}"
+
+
+@audit_check("5", "every applied capture notification matches a captured payment")
+def applied_notifications_match():
+    for nid, pid, reason in _rows(
+            "SELECT n.id, n.payment_id, CASE "
+            "WHEN p.id IS NULL THEN 'no payment' "
+            "WHEN p.status <> 'captured' THEN 'payment is ' || p.status "
+            "WHEN p.provider <> n.provider OR p.provider_txn_id IS DISTINCT FROM n.provider_txn_id "
+            "THEN 'transaction id differs' "
+            "WHEN p.amount IS DISTINCT FROM n.amount THEN 'amount differs' END "
+            "FROM payments_paymentnotification n LEFT JOIN payments_payment p ON p.id = n.payment_id "
+            "WHERE n.outcome = 'applied' AND n.status_reported = 'success' AND (p.id IS NULL "
+            "OR p.status <> 'captured' OR p.provider <> n.provider "
+            "OR p.provider_txn_id IS DISTINCT FROM n.provider_txn_id OR p.amount IS DISTINCT FROM n.amount) "
+            "ORDER BY n.id"):
+        yield f"notification {nid} (payment {pid}): {reason}"
+
+
+@audit_check("5", "one applied notification per provider transaction")
+def one_applied_notification_per_txn():
+    for provider, txn, count in _rows(
+            "SELECT provider, provider_txn_id, COUNT(*) FROM payments_paymentnotification "
+            "WHERE outcome = 'applied' AND status_reported = 'success' "
+            "GROUP BY provider, provider_txn_id HAVING COUNT(*) > 1 ORDER BY provider, provider_txn_id"):
+        yield f"{provider} transaction {txn} applied {count} times"

@@ -1,0 +1,122 @@
+"""The interface every payment provider adapter implements.
+
+Adapters turn a provider's wire format into plain values and back; they never
+touch the database.  ``verify_notification`` is pure (no network, no locks),
+so a service can run it first, inside its transaction; ``create_payment``,
+``refund`` and ``query`` of an adapter with ``calls_network`` may talk to the
+provider and are therefore only ever called outside any transaction.
+Amounts cross the edge as integer fen (or the provider's own decimal string)
+and come back as Decimal yuan.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+from o2o.money import FEN
+from payments.exceptions import InvalidSignature
+
+if TYPE_CHECKING:
+    from payments.models import Payment, Refund
+
+MAX_NOTIFICATION_AGE_SECONDS = 300
+
+
+class NotificationStatus:
+    SUCCESS = "success"  # the money is taken
+    FAILED = "failed"  # the provider closed the payment without taking money
+    PENDING = "pending"  # anything else (still waiting, refund-related states…)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A verified provider notification.  ``reference`` is the out_trade_no: our payment number."""
+
+    provider_txn_id: str
+    reference: str
+    amount: Decimal
+    status: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class RefundStatus:
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PENDING = "pending"  # accepted by the provider, result later
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    status: str
+    provider_refund_id: str = ""
+    message: str = ""
+
+
+class ProviderAdapter(abc.ABC):
+    name: ClassVar[str]
+    # False: every method runs locally (the sandbox); payment_create may then
+    # ask for the payment code inside its transaction.
+    calls_network: ClassVar[bool] = True
+    # Lower-cased header names worth keeping in the notification log.
+    logged_headers: ClassVar[tuple[str, ...]] = ("content-type",)
+
+    @abc.abstractmethod
+    def create_payment(self, payment: Payment) -> dict[str, Any]:
+        """Ask the provider to open the payment; returns e.g. {"code_url": ...} for a QR code."""
+
+    @abc.abstractmethod
+    def verify_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
+        """Check the signature and decode the notification.  Raises InvalidSignature."""
+
+    @abc.abstractmethod
+    def refund(self, refund: Refund) -> RefundResult:
+        """Ask the provider to refund; resending the same refund must be harmless (out_refund_no)."""
+
+    @abc.abstractmethod
+    def query(self, payment: Payment) -> dict[str, Any]:
+        """The provider's view of the payment."""
+
+
+# --- helpers for adapters ---------------------------------------------------------------------
+
+
+def headers_lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {str(k).lower(): str(v) for k, v in headers.items()}
+
+
+def fen_to_amount(fen: object) -> Decimal:
+    if isinstance(fen, bool) or not isinstance(fen, int) or fen <= 0:
+        raise InvalidSignature(params={"reason": "bad_amount"})
+    return (Decimal(fen) * FEN).quantize(FEN)
+
+
+def amount_to_fen(amount: Decimal) -> int:
+    fen = amount / FEN
+    if fen != fen.to_integral_value():
+        raise ValueError(f"{amount} is not a whole number of fen")
+    return int(fen)
+
+
+def yuan_to_amount(text: object) -> Decimal:
+    """A provider's decimal yuan string ("12.30") as money; anything else is a bad payload."""
+    try:
+        value = Decimal(str(text).strip())
+    except (InvalidOperation, ValueError):
+        raise InvalidSignature(params={"reason": "bad_amount"}) from None
+    if not value.is_finite() or value <= 0 or value != value.quantize(FEN):
+        raise InvalidSignature(params={"reason": "bad_amount"})
+    return value.quantize(FEN)
+
+
+def reject(reason: str) -> InvalidSignature:
+    return InvalidSignature(params={"reason": reason})
+
+
+def timestamp_check(timestamp: str) -> None:
+    """Refuse a notification signed more than five minutes from now (either way): replays go stale."""
+    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_NOTIFICATION_AGE_SECONDS:
+        raise reject("stale_timestamp")

@@ -1,0 +1,153 @@
+/* POS keyboard and focus handling.  The server renders everything; this only moves focus,
+   maps hotkeys, prints, and previews the change while the clerk types the cash handed over. */
+(function () {
+  "use strict";
+
+  function focusFirst(root) {
+    var el = (root || document).querySelector("[data-autofocus], [autofocus]") || document.getElementById("scan");
+    if (el && !el.disabled) {
+      el.focus();
+      if (el.select && el.type !== "number") { el.select(); }
+    }
+  }
+
+  function money(text) {
+    var n = parseFloat(String(text || "").replace(/[^0-9.]/g, ""));
+    return isNaN(n) ? 0 : Math.round(n * 100);
+  }
+
+  function fen(value) { return "¥" + (value / 100).toFixed(2); }
+
+  function nonCash(pay) {
+    var total = 0;
+    pay.querySelectorAll("[data-tender]").forEach(function (input) { total += money(input.value); });
+    var points = pay.querySelector("[data-points]");
+    if (points && points.value) {
+      total += Math.floor((parseInt(points.value, 10) || 0) * 100 / (parseInt(points.dataset.points, 10) || 100));
+    }
+    return total;
+  }
+
+  function updateChange() {
+    var pay = document.getElementById("pay");
+    var due = document.querySelector("[data-due]");
+    if (!pay || !due) { return; }
+    var cashDue = money(due.dataset.due) - nonCash(pay);
+    var change = money(pay.elements.cash_tendered.value) - Math.max(cashDue, 0);
+    var out = pay.querySelector("[data-change]");
+    if (out) { out.textContent = fen(Math.max(change, 0)); }
+  }
+
+  function updateCount() {
+    var form = document.getElementById("close-form");
+    if (!form) { return; }
+    var total = 0;
+    form.querySelectorAll("[data-denomination]").forEach(function (input) {
+      var value = Math.round(parseFloat(input.dataset.denomination) * 100) * (parseInt(input.value, 10) || 0);
+      total += value;
+      var cell = input.closest("tr").querySelector("[data-line-total]");
+      if (cell) { cell.textContent = value ? fen(value) : ""; }
+    });
+    var out = form.querySelector("[data-count-total]");
+    if (out) { out.textContent = fen(total); }
+  }
+
+  // Scans are queued as the scanner sends them: each code is taken from the field on Enter and
+  // posted in order, so codes typed while an earlier one is still on its way are never lost.
+  var scans = [];
+  var scanning = false;
+
+  function pumpScans() {
+    if (scanning || !scans.length || !window.htmx) { return; }
+    scanning = true;
+    var item = scans.shift();
+    var done = function () { scanning = false; pumpScans(); };
+    window.htmx.ajax("POST", item.url, {target: "#workspace", swap: "outerHTML", source: item.form,
+                                         values: {code: item.code}}).then(done, done);
+  }
+
+  function queueScan(input) {
+    var code = input.value.trim();
+    input.value = "";
+    if (code) {
+      scans.push({code: code, url: input.form.action, form: input.form});
+      pumpScans();
+    }
+  }
+
+  function hotkeyName(event) {
+    return (event.altKey ? "Alt+" : "") + (event.key.length === 1 ? event.key.toUpperCase() : event.key);
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && event.target.form && event.target.form.hasAttribute("data-scan-form") &&
+        window.htmx) {
+      event.preventDefault();
+      queueScan(event.target);
+      return;
+    }
+    var name = hotkeyName(event);
+    if (event.key === "Escape") {
+      var dismiss = document.querySelector("[data-dismiss]");
+      if (dismiss) { event.preventDefault(); dismiss.click(); return; }
+    }
+    var target = document.querySelector('[data-hotkey="' + name + '"]');
+    if (target) {
+      event.preventDefault();
+      if (target.matches("input, select, textarea")) { target.focus(); target.select && target.select(); }
+      else { target.click(); }
+      return;
+    }
+    // A barcode scanner types like a keyboard: keystrokes that land nowhere go to the scan field.
+    var active = document.activeElement;
+    var scan = document.getElementById("scan");
+    if (scan && event.key.length === 1 && !event.ctrlKey && !event.metaKey && !event.altKey &&
+        (!active || active === document.body)) {
+      scan.focus();
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    var print = event.target.closest("[data-print]");
+    if (print) { window.print(); return; }
+    var exact = event.target.closest("[data-exact]");
+    if (exact) {
+      var pay = document.getElementById("pay");
+      var due = document.querySelector("[data-due]");
+      var rest = money(due.dataset.due) - nonCash(pay);
+      pay.elements.cash_tendered.value = (Math.max(rest, 0) / 100).toFixed(2);
+      updateChange();
+      pay.elements.cash_tendered.focus();
+    }
+  });
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var confirmer = event.submitter && event.submitter.dataset.confirm;
+    if (confirmer && !window.confirm(confirmer)) { event.preventDefault(); event.stopPropagation(); return; }
+    if (!form.hasAttribute("hx-post") && !form.closest("[hx-post]")) {
+      // Plain forms: one submit only (htmx forms disable their buttons themselves).
+      if (form.dataset.submitted) { event.preventDefault(); return; }
+      form.dataset.submitted = "1";
+    }
+  }, true);
+
+  document.addEventListener("input", function (event) {
+    if (event.target.closest("#pay")) { updateChange(); }
+    if (event.target.closest("#close-form")) { updateCount(); }
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    var active = document.activeElement;
+    // Keep the clerk where they are typing; otherwise go where the server pointed, or to the scan field.
+    if (active && active.id === "scan" && !document.querySelector("#workspace [data-autofocus]")) { return; }
+    focusFirst(document.getElementById("workspace") || document);
+    updateChange();
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!document.querySelector("[autofocus]")) { focusFirst(document); }
+    updateChange();
+    updateCount();
+  });
+})();

@@ -1,0 +1,93 @@
+"""Marketplace order import through the adapter, against a fake marketplace on loopback."""
+
+import pytest
+
+from o2o.marketplaces import HttpJsonMarketplace, MarketplaceError, remote_order_parse
+from o2o.ratelimit import redis_client
+from orders.api.imports import marketplace_orders_import, marketplace_orders_import_task
+from orders.models import Order
+from tests.api.conftest import FakeMarketplace, bearer
+
+# The import calls the network, so it refuses to run inside a transaction: these tests commit.
+committed = pytest.mark.django_db(transaction=True)
+
+
+def remote(order_id, sku, qty=1, **extra):
+    return {"id": order_id, "lines": [{"sku_code": sku.code, "qty": qty}], "fulfillment": "ship_warehouse",
+            "ship_city_code": "HZ", "ship_address": "88 Market St", "customer_name": "Wang", "paid": True,
+            **extra}
+
+
+@pytest.fixture
+def market_code(isolated_redis_keys):
+    """A marketplace code of this test only (the import cursor lives in Redis under it)."""
+    code = f"tm{isolated_redis_keys[:8]}"
+    yield code
+    redis_client().delete(f"o2o:marketplace:{code}:cursor")
+
+
+@committed
+def test_import_is_idempotent_on_the_marketplace_order_id(stocked, settings, market_code, make_key):
+    a, b = stocked[0], stocked[1]
+    pages = {
+        None: {"orders": [remote("T-1", a, 2),
+                          {"id": "T-2", "lines": [{"sku_code": "NOPE", "qty": 1}]},
+                          {"id": "T-3", "lines": [{"sku_code": a.code, "qty": -4}]},
+                          "not an order"],
+               "cursor": "c1"},
+        "c1": {"orders": [remote("T-1", a, 2), remote("T-4", b, 1)], "cursor": "c2"},
+    }
+    with FakeMarketplace(pages) as market:
+        settings.MARKETPLACES = {market_code: market.settings_entry()}
+
+        first = marketplace_orders_import(code=market_code)
+        second = marketplace_orders_import(code=market_code)
+
+    assert len(first.created) == 1 and first.existing == []
+    assert sorted(first.failed) == sorted([("T-2", "unknown_sku"), ("T-3", "unreadable_order"),
+                                           ("?", "unreadable_order")])
+    assert second.existing == first.created and len(second.created) == 1
+    orders = Order.objects.order_by("id")
+    assert [(o.channel, o.partner, o.external_id) for o in orders] == [
+        ("marketplace", market_code, "T-1"), ("marketplace", market_code, "T-4")]
+    assert orders[0].total == a.list_price * 2
+    assert set(market.seen_auth) == {"Bearer mk-token"}
+    assert redis_client().get(f"o2o:marketplace:{market_code}:cursor") == b"c2"
+
+    # The marketplace's own key sees exactly these orders; another marketplace's key sees none.
+    _key, raw = make_key(channel="marketplace", partner=market_code, name=market_code)
+    _other, other_raw = make_key(channel="marketplace", partner="jd", name="jd")
+    assert len(bearer(raw).get("/api/v1/orders/").json()["results"]) == 2
+    assert bearer(other_raw).get("/api/v1/orders/").json()["results"] == []
+
+
+@committed
+def test_the_beat_task_imports_every_marketplace_and_survives_one_down(stocked, settings, market_code):
+    with FakeMarketplace({None: {"orders": [remote("X-1", stocked[0])], "cursor": None}}) as market:
+        settings.MARKETPLACES = {market_code: market.settings_entry(),
+                                 "down": {"base_url": "http://127.0.0.1:9", "timeout": 1}}
+
+        summary = marketplace_orders_import_task()
+
+    assert summary == {market_code: {"created": 1, "existing": 0, "failed": 0}}
+    assert Order.objects.get().external_id == "X-1"
+
+
+@committed
+def test_an_unreachable_marketplace_raises_and_imports_nothing(db):
+    adapter = HttpJsonMarketplace("gone", base_url="http://127.0.0.1:9", timeout=1)
+
+    with pytest.raises(MarketplaceError):
+        adapter.orders_fetch(cursor=None)
+    with pytest.raises(MarketplaceError):
+        marketplace_orders_import(code="gone", adapter=adapter)
+    assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize("data", [None, [], {"id": ""}, {"id": "1", "lines": []},
+                                  {"id": "1", "lines": [{"sku_code": "A", "qty": True}]},
+                                  {"id": "1", "lines": [{"sku_code": "A", "qty": 10**6}]},
+                                  {"id": {"x": 1}, "lines": [{"sku_code": "A", "qty": 1}]}])
+def test_unreadable_orders_are_refused(data):
+    with pytest.raises(ValueError):
+        remote_order_parse(data)

@@ -1,0 +1,93 @@
+"""kill -9 a Celery worker in the middle of outbox delivery, then restart it: every message
+is consumed exactly once (real worker processes, a private Redis, the test database)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from django.db import connection
+
+from bench import consumers
+from o2o.celery import app
+from o2o.models import OutboxMessage, ProcessedMessage
+from o2o.outbox import outbox_relay
+from tests.faults.conftest import assert_ledgers_clean
+from tests.faults.redis_private import PrivateRedis
+
+pytestmark = pytest.mark.faults
+
+MESSAGES = 3000
+QUEUE = "o2o-bench"
+
+
+@pytest.fixture
+def private_broker(tmp_path):
+    server = PrivateRedis(tmp_path)
+    server.start()
+    old = app.conf.broker_url
+    app.conf.broker_url = server.url
+    app._pool = None
+    app.amqp._producer_pool = None
+    yield server
+    server.stop()
+    app.conf.broker_url = old
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def _worker(broker: PrivateRedis) -> subprocess.Popen:
+    db = connection.settings_dict
+    url = f"postgresql://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = dict(os.environ, DATABASE_URL=url, REDIS_URL=broker.url, O2O_BENCH_URLS="1",
+               DJANGO_SETTINGS_MODULE="bench.settings", O2O_BENCH_VISIBILITY_TIMEOUT="5", LOG_LEVEL="ERROR")
+    if db.get("PASSWORD"):
+        env["PGPASSWORD"] = db["PASSWORD"]
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "o2o", "worker", "-Q", QUEUE, "-c", "2",
+                             "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _wait_processed(at_least: int, seconds: float) -> int:
+    done = ProcessedMessage.objects.filter(consumer=consumers.NAME)
+    count = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        count = done.count()
+        if count >= at_least:
+            break
+        time.sleep(0.2)
+    return count
+
+
+def test_worker_killed_mid_delivery_loses_and_repeats_nothing(transactional_db, private_broker):
+    from o2o.tasks import outbox_dispatch
+
+    # Given a backlog of outbox messages handed to the broker
+    OutboxMessage.objects.bulk_create([OutboxMessage(topic=consumers.TOPIC, key=f"k{i}", payload={"i": i})
+                                       for i in range(MESSAGES)])
+    for _ in range(MESSAGES // 100 + 5):
+        if outbox_relay(batch_size=500, publish=lambda m: outbox_dispatch.apply_async(
+                args=[m.id], queue=QUEUE, retry=False)) == 0:
+            break
+    # When a worker is killed with SIGKILL in the middle of the backlog
+    worker = _worker(private_broker)
+    try:
+        seen = _wait_processed(MESSAGES // 10, 120)
+        assert 0 < seen < MESSAGES, f"{seen} processed before the kill: the kill did not land mid-delivery"
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+        # and a worker is started again
+        worker = _worker(private_broker)
+        final = _wait_processed(MESSAGES, 240)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=30)
+    # Then every message was consumed, and none twice
+    assert final == MESSAGES
+    per_message = ProcessedMessage.objects.filter(consumer=consumers.NAME).values_list("message_id", flat=True)
+    assert len(per_message) == len(set(per_message)) == MESSAGES
+    assert_ledgers_clean()

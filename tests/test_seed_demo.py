@@ -1,0 +1,135 @@
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import CommandError, call_command
+from django.db.models import Count, Sum
+
+from catalog.models import Category, Product, Sku
+from catalog.validators import barcode_normalize
+from inventory.models import MoveReason, ReplenishmentProposal, ReplenishmentRule, StockLevel, StockMove
+from o2o.management.commands.seed_demo import DEMO_PASSWORD, OPENING_REFERENCE, PRODUCT_PREFIX
+from stores.models import Role, StaffProfile, Store, StoreMembership, Warehouse
+from stores.selectors import staff_store_ids, user_role
+
+pytestmark = pytest.mark.django_db
+
+
+def seed(**options) -> str:
+    out = StringIO()
+    # History is off unless a test asks for it: it rings up orders through the services, which takes time.
+    call_command("seed_demo", stdout=out, **{"stores": 2, "skus": 20, "seed": 7, "history_days": 0, **options})
+    return out.getvalue()
+
+
+def snapshot() -> dict[str, int]:
+    models = [Category, Product, Sku, Store, Warehouse, StockLevel, StockMove, ReplenishmentRule,
+              ReplenishmentProposal, StaffProfile, StoreMembership, Group, get_user_model()]
+    counts = {m.__name__: m.objects.count() for m in models}
+    counts["on_hand"] = StockLevel.objects.aggregate(total=Sum("on_hand"))["total"]
+    return counts
+
+
+def test_seed_creates_the_pilot_city():
+    output = seed()
+
+    stores = list(Store.objects.select_related("warehouse", "city__region").order_by("code"))
+    assert [s.code for s in stores] == ["HZ001", "HZ002"]
+    assert [s.name for s in stores] == ["杭州西湖店", "杭州滨江店"]
+    assert all(s.warehouse.kind == Warehouse.Kind.STORE and s.city.name == "杭州" for s in stores)
+    assert stores[0].city.region.name == "浙江"
+    central = Warehouse.objects.get(kind=Warehouse.Kind.CENTRAL)
+    assert central.name == "杭州总仓"
+
+    assert Category.objects.filter(code="tshirts", path="apparel/tops/tshirts", parent__code="tops").exists()
+    skus = list(Sku.objects.filter(code__startswith=PRODUCT_PREFIX))
+    assert len(skus) == 20
+    products = Product.objects.filter(code__startswith=PRODUCT_PREFIX)
+    assert products.count() == len({s.product_id for s in skus})
+    for sku in skus:
+        assert len(sku.barcode) == 13 and barcode_normalize(sku.barcode) == sku.barcode
+        assert sku.list_price > 0 and sku.list_price.as_tuple().exponent == -2
+        assert sku.cost_price < sku.list_price
+        assert sku.color and sku.size and sku.name.startswith(sku.product.name)
+
+    opening = StockMove.objects.filter(reference=OPENING_REFERENCE)
+    assert set(opening.values_list("reason", flat=True)) == {MoveReason.OPENING}
+    assert opening.filter(warehouse=central).count() == 20  # every SKU at central
+    for store in stores:
+        assert opening.filter(warehouse=store.warehouse).exists()
+    assert "20 SKUs (20 new)" in output
+
+    call_command("audit_ledgers", stdout=StringIO())
+
+
+def test_seed_creates_one_login_per_role_with_the_documented_password():
+    output = seed()
+
+    assert DEMO_PASSWORD in output
+    admin = authenticate(username="admin", password=DEMO_PASSWORD)
+    assert admin is not None and admin.is_superuser
+    expected = {"hq": Role.HQ_ADMIN, "regional": Role.REGIONAL_MANAGER, "manager": Role.STORE_MANAGER,
+                "clerk": Role.CLERK, "clerk2": Role.CLERK, "guide": Role.GUIDE}
+    for username, role in expected.items():
+        user = authenticate(username=username, password=DEMO_PASSWORD)
+        assert user is not None, username
+        assert user_role(user) == role
+        assert list(user.groups.values_list("name", flat=True)) == [role.value]
+        assert not user.is_superuser
+        assert username in output
+    west, binjiang = Store.objects.order_by("code")
+    assert staff_store_ids(get_user_model().objects.get(username="clerk")) == {west.id}
+    assert staff_store_ids(get_user_model().objects.get(username="clerk2")) == {binjiang.id}
+    assert staff_store_ids(get_user_model().objects.get(username="regional")) == {west.id, binjiang.id}
+    assert StaffProfile.objects.get(user__username="guide").guide_code == "G-HZ001-01"
+
+
+def test_seed_twice_changes_nothing():
+    seed()
+    before = snapshot()
+
+    output = seed()
+
+    assert snapshot() == before
+    assert "0 opening lines" in output
+    call_command("audit_ledgers", stdout=StringIO())
+
+
+def test_seed_tops_the_catalog_up_without_touching_existing_rows():
+    seed()
+    first = dict(Sku.objects.values_list("code", "barcode"))
+    central_opening = StockMove.objects.filter(reference=OPENING_REFERENCE, warehouse__kind="central").count()
+
+    seed(skus=30, stores=3, seed=99)
+
+    now = dict(Sku.objects.filter(code__startswith=PRODUCT_PREFIX).values_list("code", "barcode"))
+    assert len(now) == 30
+    assert {code: now[code] for code in first} == first
+    assert Store.objects.count() == 3
+    # Opening stock only for the new SKUs at central; nothing received twice.
+    assert StockMove.objects.filter(reference=OPENING_REFERENCE, warehouse__kind="central").count() == \
+        central_opening + 10
+    assert not StockMove.objects.filter(reference=OPENING_REFERENCE).values("warehouse", "sku").annotate(
+        n=Count("id")).filter(n__gt=1).exists()
+    call_command("audit_ledgers", stdout=StringIO())
+
+
+def test_seed_rejects_nonsense_options():
+    with pytest.raises(CommandError):
+        call_command("seed_demo", stores=0, skus=20, stdout=StringIO())
+    assert not Store.objects.exists()
+
+
+def test_history_days_rings_up_orders_through_the_services_and_stays_consistent():
+    from orders.dashboard.models import DailySalesRollup
+    from orders.models import Order
+
+    seed(history_days=2)
+    made = Order.objects.count()
+    assert made > 0
+    assert Order.objects.filter(channel="pos").exists() and Order.objects.exclude(channel="pos").exists()
+    assert DailySalesRollup.objects.exists()
+    seed(history_days=2)  # idempotent
+    assert Order.objects.count() == made
+    call_command("audit_ledgers", stdout=StringIO())
