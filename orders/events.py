@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import F
+from django.utils import timezone
 
 from o2o.outbox import outbox_emit
 from orders.exceptions import InvalidOrderTransition
@@ -22,7 +23,10 @@ def order_transition(order: Order, to_status: str, *, actor=None, store=None, re
     order.status = to_status
     order.version = (order.version or 0) + 1
     if order.pk:
-        Order.objects.filter(pk=order.pk).update(status=to_status, version=F("version") + 1)
+        # A bulk update skips auto_now: bump updated_at so "updated since" filters see the change.
+        order.updated_at = timezone.now()
+        Order.objects.filter(pk=order.pk).update(status=to_status, version=F("version") + 1,
+                                                 updated_at=order.updated_at)
     event = OrderEvent.objects.create(order=order, kind=OrderEvent.Kind.STATUS, from_status=from_status,
                                       to_status=to_status, actor=_user(actor), store=store, reason=reason,
                                       data=data or {})

@@ -324,7 +324,7 @@ def order_payment_notify(*, provider: str, headers: dict[str, str], body: bytes)
 def _order_settle_payments(order: Order, *, actor, store) -> None:
     """Recompute the captured total; when it covers the order, pay it and confirm its stock."""
     captured = pay_read.reference_totals(reference=order.number).captured
-    Order.objects.filter(pk=order.pk).update(paid_total=captured)
+    Order.objects.filter(pk=order.pk).update(paid_total=captured, updated_at=timezone.now())
     order.paid_total = captured
     if captured < order.total:
         return
@@ -858,7 +858,8 @@ def _refund(order: Order, amount: Decimal, *, actor, store: Store | None, reason
         pay.refund_create(payment=payment, amount=part, reason=reason, actor=actor, store=store, policy=policy,
                           method=method)
         policies.append(policy)
-    Order.objects.filter(pk=order.pk).update(refunded_total=F("refunded_total") + amount)
+    Order.objects.filter(pk=order.pk).update(refunded_total=F("refunded_total") + amount,
+                                             updated_at=timezone.now())
     order.refunded_total = money(order.refunded_total + amount)
     return "; ".join(dict.fromkeys(policies))
 

@@ -27,8 +27,8 @@ class OrderFilter(django_filters.FilterSet):
                   "created_after", "created_before", "updated_since"]
 
     def filter_updated_since(self, queryset, name, value):
-        # Status changes are written with queryset.update(), which leaves updated_at alone; every change
-        # writes an OrderEvent, so its time is the reliable "last changed".
+        # Status, payment and refund changes bump updated_at; events that change no order column
+        # (a shipment packed, a pickup code checked) only write an OrderEvent, so its time counts too.
         changed = OrderEvent.objects.filter(order=OuterRef("pk"), created_at__gte=value)
         return queryset.filter(Q(updated_at__gte=value) | Exists(changed))
 

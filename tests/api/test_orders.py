@@ -2,9 +2,11 @@
 
 import base64
 import json
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from catalog.tests.factories import SkuFactory
@@ -229,6 +231,20 @@ def test_updated_since_sees_status_changes(partner, stocked, store_a):
 
     assert [o["id"] for o in found] == [changed["id"]]
     assert older["id"] not in [o["id"] for o in found]
+
+
+def test_a_status_change_moves_the_orders_updated_at(partner, stocked, store_a):
+    _key, client = partner
+    order = placed(client, store_a, stocked)
+    Order.objects.filter(pk=order["id"]).update(updated_at=timezone.now() - timedelta(days=3))
+
+    client.post(f"{ORDERS}{order['id']}/cancel/", {}, format="json", **idem())
+
+    changed = Order.objects.get(pk=order["id"])
+    assert changed.status == "cancelled"
+    assert timezone.now() - changed.updated_at < timedelta(minutes=1)
+    shown = datetime.fromisoformat(client.get(f"{ORDERS}{order['id']}/").json()["updated_at"])
+    assert shown == changed.updated_at
 
 
 # --- cancel, If-Match ----------------------------------------------------------------------------------
