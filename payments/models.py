@@ -29,6 +29,7 @@ class Tender(models.TextChoices):
     EXCHANGE_CREDIT = "exchange_credit", _("Exchange credit")
     WALLET = "wallet", _("Member wallet")
     POINTS = "points", _("Member points")
+    MARKETPLACE = "marketplace", _("Paid on the marketplace")
 
 
 class Payment(models.Model):

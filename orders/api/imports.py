@@ -18,12 +18,14 @@ from celery import shared_task
 from django.db import connection
 
 from catalog.models import Sku
+from o2o.db import service
 from o2o.errors import DomainError
 from o2o.marketplaces import MarketplaceAdapter, RemoteOrder, marketplaces
 from o2o.ratelimit import redis_client
 from orders import services
-from orders.models import Channel, Fulfillment
-from orders.services import LineIn
+from orders.models import Channel, Fulfillment, Status
+from orders.services import LineIn, TenderIn
+from payments.models import Tender
 from stores.models import City, Store
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,11 @@ class ImportRefused(DomainError):
     code = "import_refused"
 
 
+@service
 def _place(code: str, remote: RemoteOrder):
+    """Place the marketplace's order and, when the marketplace says it is paid, pay it in the same
+    transaction with the marketplace tender.  A re-pull of an order placed unpaid and paid since
+    pays it then; a re-pull of a paid order changes nothing."""
     codes = [line.sku_code for line in remote.lines]
     skus = dict(Sku.objects.filter(code__in=codes).values_list("code", "id"))
     missing = [line.sku_code for line in remote.lines if line.sku_code not in skus]
@@ -57,12 +63,19 @@ def _place(code: str, remote: RemoteOrder):
     store = Store.objects.filter(code=remote.store_code,
                                  is_active=True).first() if remote.store_code else None
     city = City.objects.filter(code=remote.ship_city_code).first() if remote.ship_city_code else None
-    return services.order_place(
+    placed = services.order_place(
         channel=Channel.MARKETPLACE, partner=code, external_id=remote.external_id,
         fulfillment=remote.fulfillment,
         store=store, ship_city_id=city.pk if city else None, ship_address=remote.ship_address,
         customer_name=remote.customer_name, customer_phone=remote.customer_phone,
         lines=[LineIn(sku_id=skus[line.sku_code], qty=line.qty) for line in remote.lines])
+    if remote.paid and placed.order.status == Status.PENDING_PAYMENT:
+        order = placed.order
+        services.order_pay(order=order, tenders=[TenderIn(
+            Tender.MARKETPLACE, order.total - order.paid_total,
+            card_reference=f"{code}:{remote.external_id}"[:64])])
+        order.refresh_from_db()
+    return placed
 
 
 def marketplace_orders_import(*, code: str, adapter: MarketplaceAdapter | None = None) -> ImportResult:

@@ -1,11 +1,20 @@
 """Marketplace order import through the adapter, against a fake marketplace on loopback."""
 
-import pytest
+import io
+from datetime import timedelta
 
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from inventory.models import StockLevel
 from o2o.marketplaces import HttpJsonMarketplace, MarketplaceError, remote_order_parse
 from o2o.ratelimit import redis_client
+from orders import services
 from orders.api.imports import marketplace_orders_import, marketplace_orders_import_task
 from orders.models import Order
+from payments.exceptions import DuplicateTransaction, InvalidPaymentInput
+from payments.models import Payment
 from tests.api.conftest import FakeMarketplace, bearer
 
 # The import calls the network, so it refuses to run inside a transaction: these tests commit.
@@ -91,3 +100,53 @@ def test_an_unreachable_marketplace_raises_and_imports_nothing(db):
 def test_unreadable_orders_are_refused(data):
     with pytest.raises(ValueError):
         remote_order_parse(data)
+
+
+@committed
+def test_a_paid_marketplace_order_is_paid_once_with_the_marketplace_tender(stocked, settings, market_code):
+    a, b = stocked[0], stocked[1]
+    pages = {None: {"orders": [remote("P-1", a, 2), remote("P-2", b, 1, paid=False)], "cursor": "c1"},
+             # P-1 again (paid, nothing to do) and P-2, paid on the marketplace since.
+             "c1": {"orders": [remote("P-1", a, 2), remote("P-2", b, 1)], "cursor": "c2"}}
+    with FakeMarketplace(pages) as market:
+        settings.MARKETPLACES = {market_code: market.settings_entry()}
+        marketplace_orders_import(code=market_code)
+        first = {o.external_id: o.status for o in Order.objects.all()}
+        marketplace_orders_import(code=market_code)
+
+    assert first == {"P-1": "paid", "P-2": "pending_payment"}
+    orders = {o.external_id: o for o in Order.objects.all()}
+    assert {k: o.status for k, o in orders.items()} == {"P-1": "paid", "P-2": "paid"}
+    for ident, order in orders.items():
+        assert order.paid_total == order.total
+        payment = Payment.objects.get(reference=order.number)
+        assert (payment.tender, payment.status, payment.amount) == ("marketplace", "captured", order.total)
+        assert payment.provider_txn_id == f"{market_code}:{ident}"
+    # Paid orders never expire: the sweep a week later leaves them and their reserved stock alone.
+    assert services.orders_expire(now=timezone.now() + timedelta(days=7)) == 0
+    assert StockLevel.objects.get(warehouse__kind="central", sku=a).reserved == 2
+    out = io.StringIO()
+    call_command("audit_ledgers", stdout=out)
+    assert "all ledgers consistent" in out.getvalue()
+
+
+@committed
+def test_a_marketplace_payment_reference_pays_one_order_only(stocked):
+    from orders.models import Channel
+    from orders.services import LineIn, TenderIn
+
+    def place(ident):
+        return services.order_place(channel=Channel.MARKETPLACE, partner="tm", external_id=ident,
+                                    fulfillment="ship_warehouse", ship_address="1 Road",
+                                    lines=[LineIn(sku_id=stocked[0].pk, qty=1)]).order
+
+    first, second = place("R-1"), place("R-2")
+    services.order_pay(order=first, tenders=[TenderIn("marketplace", first.total, card_reference="tm:R-1")])
+    with pytest.raises(DuplicateTransaction):
+        services.order_pay(order=second, tenders=[TenderIn("marketplace", second.total,
+                                                           card_reference="tm:R-1")])
+    with pytest.raises(InvalidPaymentInput) as missing:
+        services.order_pay(order=second, tenders=[TenderIn("marketplace", second.total)])
+    assert missing.value.code == "marketplace_reference_required"
+    second.refresh_from_db()
+    assert second.status == "pending_payment" and not Payment.objects.filter(reference=second.number).exists()
