@@ -59,6 +59,11 @@ def service(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def atomic_with_retry(func: Callable[[], R]) -> R:
+    """Run ``func`` in one transaction, retried like a service's on deadlock or serialization failure."""
+    return _run_with_retry(func, (), {})
+
+
 def _run_with_retry(func, args, kwargs):
     attempts = settings.O2O_DB_RETRY_ATTEMPTS
     for attempt in range(1, attempts + 1):

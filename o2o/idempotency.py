@@ -16,7 +16,9 @@ What is kept: responses that are a decision about the request (2xx, 409 and 422
 domain errors).  Rejections before anything could run (400 validation, 401,
 403, 404, 412, 429) and server errors release the key, so a corrected retry
 with the same key is accepted.  A crashed request leaves its row in progress
-until ``IDEMPOTENCY_LOCK_SECONDS`` (120) pass, then a retry takes it over.
+until ``IDEMPOTENCY_LOCK_SECONDS`` (120) pass, then a retry takes it over; that
+is safe because the handler's writes and the key's completion commit in one
+transaction, so a request that crashed wrote nothing.
 Rows are kept ``IDEMPOTENCY_KEY_TTL_HOURS`` (24) and purged by a beat task.
 """
 
@@ -39,6 +41,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from o2o.apiauth import principal_of
+from o2o.db import atomic_with_retry
 from o2o.models import IdempotencyRecord
 
 log = logging.getLogger(__name__)
@@ -133,8 +136,19 @@ def _complete(record: IdempotencyRecord, response) -> None:
         response_headers=headers, completed_at=timezone.now())
 
 
-def idempotent(handler):
-    """Decorate a DRF view method that creates or changes something."""
+def idempotent(handler=None, *, atomic: bool = True):
+    """Decorate a DRF view method that creates or changes something.
+
+    With ``atomic`` (the default) the handler runs in one transaction with the
+    completion of its key: a write that commits has its response stored with it,
+    so no crash, lost connection or database restart between the two can leave
+    a committed write behind a key a retry may take over and run again.  A
+    deadlock or serialization failure runs the whole block again.  A handler
+    that calls the network after its own commit (a payment provider) passes
+    ``atomic=False``; its writes must then be idempotent by themselves.
+    """
+    if handler is None:
+        return functools.partial(idempotent, atomic=atomic)
 
     @functools.wraps(handler)
     def wrapper(view, request, *args, **kwargs):
@@ -146,9 +160,21 @@ def idempotent(handler):
         claimed = _claim(owner, key, request_fingerprint(request), request)
         if isinstance(claimed, Response):
             return claimed
-        try:
+
+        def handle_and_complete():
             response = handler(view, request, *args, **kwargs)
-        except Exception as exc:
+            if _kept(response.status_code):
+                _complete(claimed, response)
+            return response
+
+        try:
+            if atomic:
+                response = atomic_with_retry(handle_and_complete)
+                if _kept(response.status_code):
+                    return response
+            else:
+                response = handler(view, request, *args, **kwargs)
+        except Exception as exc:  # a domain error rolled the handler's writes back
             try:
                 response = view.handle_exception(exc)
             except Exception:

@@ -246,7 +246,8 @@ class OrderPaymentStart(OrderAction):
                              503: [("provider_unavailable",
                                     "This payment provider cannot take the request now.")]},
              examples=[ex.request("sandbox", {"tender": "sandbox"}), ex.ok("payment", ex.PAYMENT, 201)])
-    @idempotent
+    # The provider is asked for its payment code after the payment row committed (network).
+    @idempotent(atomic=False)
     def post(self, request, pk: int):
         order = self.get_object()
         v = self.parse(PaymentStartIn)

@@ -222,3 +222,36 @@ def test_simultaneous_duplicates_create_one_order(make_key, stocked, store_a):
     assert len(responses) == 8 and set(statuses) <= {201, 409}
     assert 201 in statuses and len(created) == 1
     assert Order.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_commits_only_with_its_keys_response(make_key, stocked, store_a, monkeypatch):
+    """The database goes away after the order is written but before its key is completed: the order
+    is rolled back with it, so a retry that takes the key over makes the one and only order."""
+    from django.db import OperationalError
+
+    from o2o import idempotency
+
+    _key, raw = make_key()
+    client = bearer(raw)
+    real_complete = idempotency._complete
+    calls = []
+
+    def complete_then_lose_the_connection(record, response):
+        calls.append(response.status_code)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_complete(record, response)
+
+    monkeypatch.setattr(idempotency, "_complete", complete_then_lose_the_connection)
+    lost = client.post(ORDERS, body(store_a, stocked), format="json", HTTP_IDEMPOTENCY_KEY="lost-1")
+
+    assert lost.status_code == 503 and lost.json()["code"] == "database_unavailable"
+    assert calls == [201]
+    assert not Order.objects.exists()
+    assert not IdempotencyRecord.objects.filter(key="lost-1").exists()
+    retry = client.post(ORDERS, body(store_a, stocked), format="json", HTTP_IDEMPOTENCY_KEY="lost-1")
+    again = client.post(ORDERS, body(store_a, stocked), format="json", HTTP_IDEMPOTENCY_KEY="lost-1")
+    assert retry.status_code == again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true" and again.json()["id"] == retry.json()["id"]
+    assert Order.objects.count() == 1
