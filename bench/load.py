@@ -2,6 +2,20 @@
 
     python -m bench.load --url http://127.0.0.1:PORT --fixture F --kind pos_sale --clients 8 --seconds 12
 
+Kinds:
+
+* ``pos_sale``: each client is a till.  It signs in at ``/pos/login/`` as the clerk of its own
+  store (whose register has an open shift), then sells in a loop exactly as the POS sale page
+  does: five barcode scans (``/pos/sale/scan/``), the member's phone (``/pos/sale/member/``)
+  and the complete request (``/pos/sale/complete/``, the sale's client UUID, cash + card),
+  all as htmx requests with the session cookie and the CSRF header.  Reported: sales/s, the
+  latency of the complete request and the time of the whole sale (7 requests).
+* ``order_pickup`` / ``order_ship``: ``POST /api/v1/orders/`` with the seeded partner key
+  (``Authorization: Bearer``) and a fresh ``Idempotency-Key``, two lines.
+* ``hot_sku``: ``--attempts`` at once on the hot SKU: half complete a POS sale of it (the
+  baskets are filled first, on seeded clerk sessions of store 0), half place an online pickup
+  order of it at store 0 through the API.
+
 Prints one JSON object: completed requests, throughput, latency percentiles (ms) and
 error counts by code.  Every loop is bounded by time and by count.
 """
@@ -11,7 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import os
+import re
+import secrets
 import statistics
+import string
 import sys
 import time
 import uuid
@@ -22,6 +41,13 @@ import httpx
 
 MAX_REQUESTS_PER_CLIENT = 100_000
 CARD = Decimal("50.00")
+API_ORDERS = "/api/v1/orders/"
+CLIENT_UUID = re.compile(r'name="client_uuid" value="([0-9a-f-]{36})"')
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+SESSION_COOKIE, CSRF_COOKIE = "sessionid", "csrftoken"
+HX = {"HX-Request": "true"}
+ERROR_TEXT = re.compile(r'class="error"[^>]*>([^<]+)<')
+SAMPLES: dict[str, str] = {}  # the first answer of each kind of failed complete, for the report
 
 
 def pct(values: list[float], p: float) -> float | None:
@@ -31,6 +57,34 @@ def pct(values: list[float], p: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))], 2)
 
 
+def complete_form(client_uuid: str, total: Decimal) -> dict:
+    """The sale page's payment form: 50.00 (or all, if less) on the UnionPay card with its slip
+    reference, the rest in cash, handed over rounded up to the yuan (so there is change)."""
+    card = min(CARD, total)
+    cash = total - card
+    return {"client_uuid": client_uuid, "card_amount": str(card), "card_reference": f"slip-{client_uuid}",
+            "cash_tendered": str(Decimal(math.ceil(cash))) if cash > 0 else "", "wallet_amount": "", "points": ""}
+
+
+def api_order_body(fx: dict, client: int, fulfillment: str, sku_ids: list[int] | None = None) -> dict:
+    """An online order of the partner API: two lines of the client's SKU block (or ``sku_ids``)."""
+    blk = (client % fx["blocks"]) * fx["lines"]
+    skus = sku_ids or [sku for sku, _ in fx["skus"][blk:blk + 2]]
+    body = {"external_id": uuid.uuid4().hex, "fulfillment": fulfillment, "customer_name": "王芳",
+            "customer_phone": "+8613800138000", "lines": [{"sku": s, "qty": 1} for s in skus]}
+    if fulfillment == "pickup":
+        body["store"] = fx["store_ids"][client % fx["stores"]] if sku_ids is None else fx["store_id"]
+    else:
+        body["ship_city"] = fx["city_id"]
+        body["ship_address"] = "文三路 1 号"
+    return body
+
+
+def api_headers(fx: dict) -> dict:
+    return {"Authorization": f"Bearer {fx['partner_key']}", "Idempotency-Key": str(uuid.uuid4())}
+
+
+# JSON bodies of the bench-only endpoints bench/views.py (used by tests/faults only).
 def pos_body(fx: dict, client: int, sku_ids: list[tuple[int, str]] | None = None) -> dict:
     lines = fx["lines"]
     blk = (client % fx["blocks"]) * lines
@@ -55,14 +109,6 @@ def order_body(fx: dict, client: int, fulfillment: str, sku_ids: list[int] | Non
     return body
 
 
-def request_for(kind: str, fx: dict, client: int) -> tuple[str, dict]:
-    if kind == "pos_sale":
-        return "/bench/pos-sale/", pos_body(fx, client)
-    if kind in ("order_pickup", "order_ship"):
-        return "/bench/order-place/", order_body(fx, client, "pickup" if kind == "order_pickup" else "ship_warehouse")
-    raise SystemExit(f"unknown kind {kind}")
-
-
 def _code(resp: httpx.Response) -> str:
     try:
         return str(resp.json().get("code") or resp.status_code)
@@ -70,9 +116,151 @@ def _code(resp: httpx.Response) -> str:
         return str(resp.status_code)
 
 
-async def closed_loop(url: str, kind: str, fx: dict, clients: int, seconds: float, warmup: float) -> dict:
+class Till:
+    """One POS client: its own cookie jar (session + CSRF) and connection, signed in as a clerk."""
+
+    def __init__(self, url: str, fx: dict, index: int) -> None:
+        self.fx, self.index = fx, index
+        self.host = urlsplit(url).hostname
+        self.http = httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=1),
+                                      follow_redirects=False)
+        k = index % fx["stores"]
+        blk = (index % fx["blocks"]) * fx["lines"]
+        self.barcodes = fx["barcodes"][blk:blk + fx["lines"]]
+        self.total = sum((Decimal(p) for _, p in fx["skus"][blk:blk + fx["lines"]]), Decimal("0"))
+        self.phone = fx["member_phones"][index % len(fx["member_phones"])]
+        self.clerk = fx["clerks"][k]
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    def use(self, cookies: dict) -> None:
+        # The server's own Set-Cookie (host-only, path /) must replace these, not sit beside them.
+        for name, value in cookies.items():
+            self.http.cookies.set(name, value, domain=self.host, path="/")
+
+    def cookies(self) -> dict:
+        return {name: self.http.cookies.get(name) for name in (SESSION_COOKIE, CSRF_COOKIE)}
+
+    async def login(self) -> None:
+        page = await self.http.get("/pos/login/")
+        token = CSRF_INPUT.search(page.text).group(1)
+        resp = await self.http.post("/pos/login/", data={"username": self.clerk, "password": self.fx["clerk_password"],
+                                                         "csrfmiddlewaretoken": token})
+        if resp.status_code != 302:
+            raise SystemExit(f"login of {self.clerk} failed: {resp.status_code}")
+
+    def seeded(self, session_key: str) -> None:
+        """Use a session the seed signed in; the CSRF cookie is a fresh secret, sent back as the header."""
+        secret = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
+        self.use({SESSION_COOKIE: session_key, CSRF_COOKIE: secret})
+
+    async def post(self, path: str, data: dict) -> httpx.Response:
+        return await self.http.post(path, data=data, headers={**HX, "X-CSRFToken": self.http.cookies.get(CSRF_COOKIE)})
+
+    async def fill(self, barcodes: list[str] | None = None) -> tuple[str | None, str | None]:
+        """Scan and set the member; returns (client UUID, None) or (None, error code)."""
+        page = None
+        for code in barcodes or self.barcodes:
+            page = await self.post("/pos/sale/scan/", {"code": code})
+            if page.status_code != 200 or "HX-Redirect" in page.headers:
+                return None, f"scan_{page.status_code}"
+        page = await self.post("/pos/sale/member/", {"phone": self.phone})
+        found = CLIENT_UUID.search(page.text) if page.status_code == 200 else None
+        if found is None:
+            return None, f"member_{page.status_code}"
+        return found.group(1), None
+
+    async def complete(self, client_uuid: str, total: Decimal) -> str | None:
+        resp = await self.post("/pos/sale/complete/", complete_form(client_uuid, total))
+        if resp.status_code == 200 and resp.headers.get("HX-Redirect", "").startswith("/pos/receipts/"):
+            return None
+        if resp.status_code == 422 and self.fx.get("out_of_stock_text") and self.fx["out_of_stock_text"] in resp.text:
+            return "insufficient_stock"
+        found = ERROR_TEXT.search(resp.text)
+        SAMPLES.setdefault(f"complete_{resp.status_code}", found.group(1).strip()[:200] if found else resp.text[:200])
+        return f"complete_{resp.status_code}"
+
+
+async def _tills(url: str, fx: dict, clients: int, sessions_file: str | None) -> list[Till]:
+    """Sign every till in (two at a time: a login hashes a password), reusing the sessions of an
+    earlier run of the same fixture when ``sessions_file`` has them."""
+    saved = {}
+    if sessions_file and os.path.exists(sessions_file):
+        with open(sessions_file) as fh:
+            saved = json.load(fh)
+    tills = [Till(url, fx, c) for c in range(clients)]
+    gate = asyncio.Semaphore(2)
+
+    async def ready(t: Till) -> None:
+        if str(t.index) in saved:
+            t.use(saved[str(t.index)])
+            return
+        async with gate:
+            await t.login()
+
+    await asyncio.gather(*(ready(t) for t in tills))
+    if sessions_file:
+        saved.update({str(t.index): t.cookies() for t in tills})
+        with open(sessions_file, "w") as fh:
+            json.dump(saved, fh)
+    return tills
+
+
+async def pos_loop(url: str, fx: dict, clients: int, seconds: float, warmup: float,
+                   sessions_file: str | None) -> dict:
+    tills = await _tills(url, fx, clients, sessions_file)
+    complete_ms: list[float] = []
+    flow_ms: list[float] = []
+    step_ms: list[float] = []
+    errors: dict[str, int] = {}
+    start = time.monotonic()
+    measure_from, stop_at = start + warmup, start + warmup + seconds
+
+    async def one_till(t: Till) -> None:
+        await t.post("/pos/sale/new/", {})  # a basket left over from an earlier run
+        for _ in range(MAX_REQUESTS_PER_CLIENT):
+            if time.monotonic() >= stop_at:
+                return
+            t0 = time.monotonic()
+            try:
+                client_uuid, code = await t.fill()
+                t1 = time.monotonic()
+                if code is None:
+                    code = await t.complete(client_uuid, t.total)
+                else:
+                    await t.post("/pos/sale/new/", {})
+            except httpx.HTTPError as exc:
+                code, t1 = type(exc).__name__, time.monotonic()
+            t2 = time.monotonic()
+            # A sale counts when it ends inside the window (a sale is several requests long, so
+            # requiring its start inside too would bias the window towards short sales).
+            if measure_from <= t2 <= stop_at:
+                if code is None:
+                    complete_ms.append((t2 - t1) * 1000)
+                    flow_ms.append((t2 - t0) * 1000)
+                    step_ms.append((t1 - t0) * 1000 / (len(t.barcodes) + 1))
+                else:
+                    errors[code] = errors.get(code, 0) + 1
+
+    try:
+        await asyncio.gather(*(one_till(t) for t in tills))
+    finally:
+        await asyncio.gather(*(t.close() for t in tills))
+    return {"requests": len(complete_ms), "sales": len(complete_ms), "seconds": seconds,
+            "per_s": round(len(complete_ms) / seconds, 1),
+            "p50_ms": pct(complete_ms, 50), "p95_ms": pct(complete_ms, 95), "p99_ms": pct(complete_ms, 99),
+            "mean_ms": round(statistics.fmean(complete_ms), 2) if complete_ms else None,
+            "flow_p50_ms": pct(flow_ms, 50), "flow_p95_ms": pct(flow_ms, 95), "flow_p99_ms": pct(flow_ms, 99),
+            "http_requests_per_s": round(len(complete_ms) * (len(tills[0].barcodes) + 2) / seconds, 1),
+            "scan_or_member_mean_ms": round(statistics.fmean(step_ms), 2) if step_ms else None,
+            "errors": errors, "error_samples": SAMPLES}
+
+
+async def api_loop(url: str, kind: str, fx: dict, clients: int, seconds: float, warmup: float) -> dict:
     latencies: list[float] = []
     errors: dict[str, int] = {}
+    fulfillment = "pickup" if kind == "order_pickup" else "ship_warehouse"
     start = time.monotonic()
     measure_from, stop_at = start + warmup, start + warmup + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -81,11 +269,11 @@ async def closed_loop(url: str, kind: str, fx: dict, clients: int, seconds: floa
             for _ in range(MAX_REQUESTS_PER_CLIENT):
                 if time.monotonic() >= stop_at:
                     return
-                path, body = request_for(kind, fx, c)
+                body = api_order_body(fx, c, fulfillment)
                 t0 = time.monotonic()
                 try:
-                    resp = await http.post(path, json=body)
-                    code = None if resp.status_code in (200, 201) else _code(resp)
+                    resp = await http.post(API_ORDERS, json=body, headers=api_headers(fx))
+                    code = None if resp.status_code == 201 else _code(resp)
                 except httpx.HTTPError as exc:
                     code = type(exc).__name__
                 t1 = time.monotonic()
@@ -102,45 +290,70 @@ async def closed_loop(url: str, kind: str, fx: dict, clients: int, seconds: floa
 
 
 async def hot_sku(url: str, fx: dict, attempts: int) -> dict:
-    """``attempts`` requests at once for the hot SKU, half POS sales, half online pickup orders."""
+    """``attempts`` requests at once for the hot SKU: half POS completes, half online pickup orders."""
     hot = fx["hot_sku"]
-    price = fx["hot_price"]
+    pos_count = (attempts + 1) // 2
+    sessions = fx["hot_sessions"][:pos_count]
+    if len(sessions) < pos_count:
+        raise SystemExit(f"the seed prepared {len(sessions)} hot-SKU POS sessions, {pos_count} needed")
+    tills = [Till(url, fx, i) for i in range(pos_count)]
+    gate = asyncio.Semaphore(8)
+
+    async def prepare(t: Till, key: str) -> str:
+        t.seeded(key)
+        async with gate:
+            await t.post("/pos/sale/new/", {})  # an empty basket, whatever the session held before
+            client_uuid, code = await t.fill([fx["hot_barcode"]])
+        if code is not None:
+            raise SystemExit(f"filling a hot-SKU basket failed: {code}")
+        return client_uuid
+
+    t_prep = time.monotonic()
+    uuids = await asyncio.gather(*(prepare(t, k) for t, k in zip(tills, sessions)))
+    prep_s = time.monotonic() - t_prep
     results: dict[str, int] = {}
     sold = {"pos": 0, "online": 0}
-    limits = httpx.Limits(max_connections=attempts, max_keepalive_connections=0)
+    latencies = {"pos": [], "online": []}
+    limits = httpx.Limits(max_connections=attempts - pos_count, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
         async def attempt(i: int) -> None:
-            if i % 2 == 0:
-                path, body = "/bench/pos-sale/", pos_body(fx, i, [(hot, price)])
-                body["tenders"] = [["cash", price]]
-            else:
-                path, body = "/bench/order-place/", order_body(fx, i, "pickup", [hot])
+            kind = "pos" if i % 2 == 0 else "online"
+            t0 = time.monotonic()
             try:
-                resp = await http.post(path, json=body)
-                code = "ok" if resp.status_code in (200, 201) else _code(resp)
+                if kind == "pos":
+                    code = await tills[i // 2].complete(uuids[i // 2], Decimal(fx["hot_price"])) or "ok"
+                else:
+                    resp = await http.post(API_ORDERS, json=api_order_body(fx, i, "pickup", [hot]),
+                                           headers=api_headers(fx))
+                    code = "ok" if resp.status_code == 201 else _code(resp)
             except httpx.HTTPError as exc:
                 code = type(exc).__name__
+            latencies[kind].append((time.monotonic() - t0) * 1000)
             results[code] = results.get(code, 0) + 1
             if code == "ok":
-                sold["pos" if i % 2 == 0 else "online"] += 1
+                sold[kind] += 1
 
         t0 = time.monotonic()
         await asyncio.gather(*(attempt(i) for i in range(attempts)))
         duration = time.monotonic() - t0
+    await asyncio.gather(*(t.close() for t in tills))
     return {"attempts": attempts, "duration_s": round(duration, 3), "attempts_per_s": round(attempts / duration, 1),
             "sold": sold["pos"] + sold["online"], "sold_pos": sold["pos"], "sold_online": sold["online"],
-            "results_by_code": results}
+            "results_by_code": results, "error_samples": SAMPLES, "baskets_prepared_s": round(prep_s, 2),
+            "pos_p50_ms": pct(latencies["pos"], 50), "pos_max_ms": pct(latencies["pos"], 100),
+            "online_p50_ms": pct(latencies["online"], 50), "online_max_ms": pct(latencies["online"], 100)}
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--fixture", required=True)
-    parser.add_argument("--kind", required=True)
+    parser.add_argument("--kind", required=True, choices=["pos_sale", "order_pickup", "order_ship", "hot_sku"])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--attempts", type=int, default=500)
+    parser.add_argument("--sessions", default=None, help="File keeping the tills' signed-in sessions between runs.")
     args = parser.parse_args(argv)
     if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("load is generated against loopback only")
@@ -148,8 +361,12 @@ def main(argv: list[str]) -> int:
         fx = json.load(fh)
     if args.kind == "hot_sku":
         out = asyncio.run(hot_sku(args.url, fx, args.attempts))
+    elif args.kind == "pos_sale":
+        if args.clients > fx["stores"]:
+            raise SystemExit(f"{args.clients} tills need {args.clients} stores; the seed made {fx['stores']}")
+        out = asyncio.run(pos_loop(args.url, fx, args.clients, args.seconds, args.warmup, args.sessions))
     else:
-        out = asyncio.run(closed_loop(args.url, args.kind, fx, args.clients, args.seconds, args.warmup))
+        out = asyncio.run(api_loop(args.url, args.kind, fx, args.clients, args.seconds, args.warmup))
     print(json.dumps(out))
     return 0
 

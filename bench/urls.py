@@ -1,4 +1,4 @@
-"""The production URLs plus the bench-only endpoints (used only through bench.settings)."""
+"""The production URLs plus the bench-only endpoints of the client-retry fault test (bench.settings only)."""
 
 from django.urls import path
 
@@ -9,5 +9,4 @@ urlpatterns = [
     *production,
     path("bench/pos-sale/", views.pos_sale, name="bench-pos-sale"),
     path("bench/order-place/", views.order_place, name="bench-order-place"),
-    path("bench/orders/", views.orders_list, name="bench-orders"),
 ]

@@ -1,4 +1,6 @@
-"""Bench-only JSON endpoints (mounted by bench.settings only, never by o2o.urls).
+"""Bench-only JSON endpoints (mounted by bench.settings only, never by o2o.urls), kept for the
+client-retry fault test (tests/faults/test_client_retries.py); the benchmarks themselves load
+the POS pages and the partner API.
 
 ``pos_sale`` does what the POS page's checkout does (orders.pos.services.pos_checkout):
 in one transaction it holds the open shift FOR SHARE, calls
@@ -32,7 +34,7 @@ _actor_cache: dict[str, object] = {}
 
 def _actor():
     if "user" not in _actor_cache:
-        _actor_cache["user"] = get_user_model().objects.get(username="bench-clerk")
+        _actor_cache["user"] = get_user_model().objects.get(username="bench-clerk-00")
     return _actor_cache["user"]
 
 
@@ -87,14 +89,4 @@ def order_place(request):
         return _error(exc)
     return JsonResponse({"number": result.order.number, "created": result.created,
                          "total": str(result.order.total)}, status=201 if result.created else 200)
-
-
-def orders_list(request):
-    """The newest orders with their lines (what a list endpoint renders), for the query count."""
-    limit = min(int(request.GET.get("limit", 20)), 100)
-    orders = Order.objects.order_by("-id").prefetch_related("lines")[:limit]
-    return JsonResponse({"results": [
-        {"number": o.number, "total": str(o.total), "status": o.status,
-         "lines": [{"sku": ln.sku_code, "qty": ln.qty, "line_total": str(ln.line_total)} for ln in o.lines.all()]}
-        for o in orders]})
 

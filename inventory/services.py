@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import Exists, Sum
 from django.utils import timezone
 
 from catalog.models import Sku
@@ -55,7 +55,7 @@ from inventory.models import (
     TransferLine,
 )
 from o2o.db import service
-from o2o.errors import InvalidInput
+from o2o.errors import DomainError, InvalidInput
 from o2o.ids import number_next
 from o2o.money import FEN
 from o2o.outbox import outbox_emit
@@ -129,6 +129,28 @@ def skus_check(sku_ids: Iterable[int], *, allow_inactive: bool = False) -> dict[
     """Load SKUs by id in one query; raise for an unknown or (unless allowed) inactive one."""
     wanted = set(sku_ids)
     found = {s.id: s for s in Sku.objects.filter(id__in=wanted).only("id", "code", "is_active", "name")}
+    return _skus_verify(wanted, found, allow_inactive=allow_inactive)
+
+
+def _target_check(warehouse: Warehouse | int,
+                  lines: Sequence[StockLine | tuple[int, int]]) -> tuple[int, dict[int, int]]:
+    """``_warehouse_id``, ``_merge_lines`` and ``skus_check`` (active SKUs) with one round trip: the
+    SKU query carries whether the warehouse is active.  Errors and their precedence are theirs."""
+    try:
+        merged = _merge_lines(lines)
+    except DomainError:
+        _warehouse_id(warehouse)  # an unknown warehouse is reported first
+        raise
+    wid = warehouse.pk if isinstance(warehouse, Warehouse) else warehouse
+    rows = list(Sku.objects.filter(id__in=set(merged)).only("id", "code", "is_active", "name")
+                .annotate(warehouse_active=Exists(Warehouse.objects.filter(pk=wid, is_active=True))))
+    if not rows or not rows[0].warehouse_active:
+        _warehouse_id(warehouse)  # raises UnknownWarehouse, or lets UnknownSku follow
+    _skus_verify(set(merged), {s.id: s for s in rows})
+    return wid, merged
+
+
+def _skus_verify(wanted: set[int], found: dict[int, Sku], *, allow_inactive: bool = False) -> dict[int, Sku]:
     missing = wanted - found.keys()
     if missing:
         raise UnknownSku(params={"sku_ids": sorted(missing)})
@@ -292,9 +314,7 @@ def stock_adjust(*, warehouse: Warehouse | int, sku_id: int, delta: int, actor, 
 def stock_sell(*, warehouse: Warehouse | int, lines: Sequence[StockLine | tuple[int, int]], reference: str,
                actor=None) -> list[StockMove]:
     """Take sellable stock at the moment of a sale (POS).  Only unreserved stock can be sold."""
-    wid = _warehouse_id(warehouse)
-    merged = _merge_lines(lines)
-    skus_check(merged)
+    wid, merged = _target_check(warehouse, lines)
     deltas = [_Delta(wid, sku_id, Bucket.SELLABLE, -qty) for sku_id, qty in merged.items()]
     return _apply(deltas, reason=MoveReason.SALE, reference=reference, actor=_actor(actor))
 
@@ -331,9 +351,7 @@ def stock_quarantine(*, warehouse: Warehouse | int, sku_id: int, qty: int, actor
 def stock_reserve(*, warehouse: Warehouse | int, lines: Sequence[StockLine | tuple[int, int]], reference: str,
                   expires_at: datetime | None = None, actor=None) -> list[Reservation]:
     """Hold sellable stock for an unpaid order.  Expires at ``expires_at`` (default: the configured TTL)."""
-    wid = _warehouse_id(warehouse)
-    merged = _merge_lines(lines)
-    skus_check(merged)
+    wid, merged = _target_check(warehouse, lines)
     if expires_at is None:
         expires_at = timezone.now() + timedelta(minutes=settings.O2O_RESERVATION_TTL_MINUTES)
     _apply([_Delta(wid, sku_id, Bucket.SELLABLE, 0, qty) for sku_id, qty in merged.items()],

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from o2o.models import OutboxMessage, ProcessedMessage
@@ -56,8 +57,18 @@ def outbox_emit(*, topic: str, payload: dict[str, Any], key: str = "") -> Outbox
 
     clean = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
     message = OutboxMessage.objects.create(topic=topic, key=key, payload=clean)
-    transaction.on_commit(_kick_relay)
+    if not _kick_queued():
+        transaction.on_commit(_kick_relay)
     return message
+
+
+def _kick_queued() -> bool:
+    """True when this transaction already asks for a relay run after commit that covers a row
+    written now: one kick publishes every pending row, so a sale emitting five messages sends
+    one task, not five.  A kick registered inside a savepoint we are no longer in does not
+    count: rolling that savepoint back would drop it."""
+    current = set(connection.savepoint_ids)
+    return any(func is _kick_relay and sids <= current for sids, func, *_ in connection.run_on_commit)
 
 
 def _kick_relay() -> None:
@@ -111,6 +122,71 @@ def _publish_to_broker(message: OutboxMessage) -> None:
     from o2o.tasks import outbox_dispatch
 
     outbox_dispatch.apply_async(args=[message.id], retry=False)
+
+
+REDELIVER_AFTER_SECONDS = 300
+REDELIVER_HORIZON_HOURS = 24
+
+
+def outbox_redeliver(*, older_than: float = REDELIVER_AFTER_SECONDS,
+                     horizon_hours: float = REDELIVER_HORIZON_HOURS, batch_size: int = 500, queue: str | None = None,
+                     publish: Callable[[OutboxMessage], None] | None = None) -> int:
+    """Publish again the messages the broker took but no consumer ran.  Returns how many.
+
+    The Redis transport pops a message off the queue before the worker records it as
+    unacknowledged, so a worker killed in between loses it: ``acks_late`` cannot bring it back
+    and the row already says published.  Once the dispatch queue is empty (a message still
+    waiting in a backlog is not lost), a message published more than ``older_than`` seconds ago
+    and created within ``horizon_hours`` that one of its consumers has not processed is handed
+    to the broker again and its clock restarted.  Consumers are idempotent, so one that was only
+    slow applies nothing twice.  Takes ``FOR UPDATE SKIP LOCKED`` row locks like the relay.
+    """
+    publish = publish or _publish_to_broker
+    if not _queue_empty(queue):
+        return 0
+    now = timezone.now()
+    floor = (OutboxMessage.objects.filter(created_at__lt=now - timedelta(hours=horizon_hours))
+             .order_by("-id").values_list("id", flat=True).first() or 0)
+    recent = OutboxMessage.objects.filter(id__gt=floor, published_at__lt=now - timedelta(seconds=older_than))
+    stranded: set[int] = set()
+    for topic, registered in _CONSUMERS.items():
+        candidates = recent if topic == "*" else recent.filter(topic=topic)
+        for name, _func in registered:
+            done = ProcessedMessage.objects.filter(consumer=name, message=OuterRef("pk"))
+            missing = candidates.exclude(Exists(done)).order_by("id").values_list("id", flat=True)
+            stranded.update(missing[:batch_size])
+    if not stranded:
+        return 0
+    sent: list[int] = []
+    with transaction.atomic():
+        for message in (OutboxMessage.objects.filter(id__in=sorted(stranded)[:batch_size])
+                        .order_by("id").select_for_update(skip_locked=True)):
+            try:
+                publish(message)
+            except Exception as exc:  # the broker is down: the next run tries again
+                log.warning("outbox redelivery stopped, broker unavailable: %s", exc)
+                break
+            sent.append(message.id)
+        OutboxMessage.objects.filter(id__in=sent).update(published_at=timezone.now())
+    if sent:
+        log.warning("outbox: %d message(s) published again, no consumer had run them: %s",
+                    len(sent), sent[:20])
+    return len(sent)
+
+
+def _queue_empty(queue: str | None) -> bool:
+    from o2o.celery import app
+
+    name = queue or app.conf.task_default_queue
+    try:
+        with app.connection_for_write() as conn:
+            try:
+                return conn.default_channel.queue_declare(queue=name, passive=True).message_count == 0
+            except conn.channel_errors:
+                return True  # Redis drops an emptied list: the queue does not exist, it holds nothing
+    except Exception as exc:  # cannot tell: do not publish duplicates of a backlog
+        log.warning("outbox redelivery skipped, queue %s not readable: %s", name, exc)
+        return False
 
 
 def outbox_dispatch(*, message_id: int) -> int:

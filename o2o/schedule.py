@@ -9,6 +9,12 @@ BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"expires": 5},
     },
+    # Messages the broker lost after the relay handed them over (a worker killed mid-pop).
+    "outbox-redeliver": {
+        "task": "o2o.tasks.outbox_redeliver",
+        "schedule": 300.0,
+        "options": {"expires": 300},
+    },
     "inventory-expire-reservations": {
         "task": "inventory.tasks.reservations_expire",
         "schedule": 60.0,
@@ -21,6 +27,12 @@ BEAT_SCHEDULE = {
     },
     "payments-refunds-resume": {
         "task": "payments.tasks.refunds_resume",
+        "schedule": 300.0,
+        "options": {"expires": 300},
+    },
+    # Payment-code charges at the counter whose sale never completed go back to the customer.
+    "payments-micropay-orphans-release": {
+        "task": "payments.tasks.micropay_orphans_release",
         "schedule": 300.0,
         "options": {"expires": 300},
     },

@@ -249,6 +249,9 @@ POS_CLERK_DISCOUNT_LIMIT_PERCENT = env_int("POS_CLERK_DISCOUNT_LIMIT_PERCENT", 1
 POS_APPROVAL_MAX_ATTEMPTS = env_int("POS_APPROVAL_MAX_ATTEMPTS", 5)
 POS_APPROVAL_WINDOW_SECONDS = env_int("POS_APPROVAL_WINDOW_SECONDS", 300)
 POS_IDLE_TIMEOUT_MINUTES = env_int("POS_IDLE_TIMEOUT_MINUTES", 30)
+# The adapter that charges the WeChat Pay / Alipay payment codes scanned at the counter: empty for
+# each wallet's own provider, "sandbox" to charge them offline (development and demos).
+POS_MICROPAY_PROVIDER = os.environ.get("POS_MICROPAY_PROVIDER", "sandbox" if DEBUG else "")
 
 LOGGING = {
     "version": 1,

@@ -19,3 +19,5 @@ CACHES["default"]["KEY_PREFIX"] = "o2o-test"  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = "o2o-test"
 # Lets several test runs share one server (e.g. O2O_TEST_DB_NAME=test_o2o_ci).
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("O2O_TEST_DB_NAME") or None}  # noqa: F405
+# Payment codes scanned at the test counter are charged by the offline sandbox provider.
+POS_MICROPAY_PROVIDER = "sandbox"

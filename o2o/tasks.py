@@ -8,6 +8,11 @@ def outbox_relay() -> int:
     return outbox.outbox_relay()
 
 
+@shared_task(name="o2o.tasks.outbox_redeliver", ignore_result=True)
+def outbox_redeliver() -> int:
+    return outbox.outbox_redeliver()
+
+
 @shared_task(
     name="o2o.tasks.outbox_dispatch",
     ignore_result=True,

@@ -73,10 +73,19 @@ def coupon_restore(order: Order, *, actor, store_id: int | None = None) -> None:
 
 
 def _money_paid(order: Order) -> Decimal:
-    """What the customer paid in money (points excluded), net of nothing refunded yet."""
-    paid = sum((p.amount for p in Payment.objects.filter(reference=order.number, status=Payment.Status.CAPTURED)
-                if p.tender not in NON_MONEY_TENDERS), ZERO)
-    return money(paid)
+    """What the customer paid in money (points excluded), net of nothing refunded yet.
+
+    Kept on the order object for its paid total: a sale asks twice in a row (spend, then points).
+    """
+    key = (order.number, order.paid_total)
+    cached = getattr(order, "_money_paid_cache", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    paid = money(sum((amount for tender, amount in Payment.objects.filter(
+        reference=order.number, status=Payment.Status.CAPTURED).values_list("tender", "amount")
+        if tender not in NON_MONEY_TENDERS), ZERO))
+    order._money_paid_cache = (key, paid)
+    return paid
 
 
 def on_paid(order: Order) -> None:

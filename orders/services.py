@@ -62,6 +62,7 @@ from orders.models import (
     ShipmentLine,
     Status,
 )
+from payments import micropay
 from payments import selectors as pay_read
 from payments import services as pay
 from payments.models import Payment, Refund
@@ -83,6 +84,8 @@ class TenderIn:
     tender: str
     amount: Decimal
     card_reference: str = ""
+    # A payment-code payment already captured for this sale (payments.micropay), taken as this tender.
+    payment_id: int | None = None
 
 
 @dataclass
@@ -432,6 +435,8 @@ def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, lines: Sequen
     tenders draw on their ledgers, points are earned (frozen for the return window) and
     the guide chosen here — or else the member's bound guide — accrues commission.
     Idempotent on the client-generated sale UUID: a retried submit returns the first sale.
+    A tender with ``payment_id`` is a payment-code payment captured for this sale before
+    its transaction (``payments.micropay``): it is taken over, not charged again.
     Raises: invalid_quantity, unknown_sku, inactive_sku, insufficient_stock, payment_mismatch,
     duplicate_different_payload, member_not_found, not_a_guide, points_cap_exceeded,
     points_insufficient, wallet_insufficient and the coupon errors.
@@ -469,6 +474,10 @@ def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, lines: Sequen
     membership.coupon_redeem(order, lines_made, actor=actor)
     payments = [pay.payment_create(reference=order.number, tender=t.tender, amount=t.amount, store=store,
                                    actor=actor, card_reference=t.card_reference, member=member)
+                if t.payment_id is None else
+                micropay.micropay_attach(payment=t.payment_id, client_uuid=client_uuid,
+                                         reference=order.number, tender=t.tender, amount=money(t.amount),
+                                         store=store)
                 for t in tenders]
     captured = pay_read.reference_totals(reference=order.number).captured
     if captured != total:

@@ -11,6 +11,7 @@ transaction id and amount.
 from django.db import connection
 
 from o2o.audit import audit_check
+from payments.micropay import ORPHAN_AFTER, SALE_PREFIX
 
 
 def _rows(sql: str, params=()):
@@ -83,3 +84,14 @@ def one_applied_notification_per_txn():
             "WHERE outcome = 'applied' AND status_reported = 'success' "
             "GROUP BY provider, provider_txn_id HAVING COUNT(*) > 1 ORDER BY provider, provider_txn_id"):
         yield f"{provider} transaction {txn} applied {count} times"
+
+
+@audit_check("4", "every payment-code charge at the counter paid its sale or went back to the customer")
+def micropay_charges_used():
+    for pid, number, reference, amount in _rows(
+            "SELECT id, number, reference, amount FROM payments_payment "
+            "WHERE reference LIKE %s AND status = 'captured' AND refunded_amount + refunding_amount < amount "
+            "AND captured_at < now() - %s ORDER BY id",
+            [f"{SALE_PREFIX}%", ORPHAN_AFTER]):
+        yield (f"payment {pid} ({number}): {amount} taken for {reference} "
+               "but neither used by a sale nor refunded")

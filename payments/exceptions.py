@@ -84,3 +84,34 @@ class ProviderUnavailable(DomainError):
     status = 503
     code = "provider_unavailable"
     default_message = _("This payment provider cannot take the request now.")
+
+
+class InvalidPaymentCode(InvalidInput):
+    code = "invalid_payment_code"
+    default_message = _("This is not a WeChat Pay or Alipay payment code.")
+
+
+class PaymentCodeMismatch(InvalidInput):
+    """The code belongs to the other wallet than the one chosen."""
+
+    code = "payment_code_mismatch"
+    default_message = _("This payment code belongs to another wallet than the one chosen.")
+
+
+class PaymentDeclined(Conflict):
+    """The provider refused to charge the payment code; ``params["reason"]`` says why."""
+
+    code = "payment_declined"
+    default_message = _("The payment was declined.")
+
+
+class PaymentCodePending(Conflict):
+    code = "payment_code_pending"
+    default_message = _("The customer has not confirmed the payment yet.")
+
+
+class PaymentNotHeld(Conflict):
+    """A payment-code payment can pay only the sale it was taken for, once."""
+
+    code = "payment_not_held"
+    default_message = _("This payment does not belong to this sale or is already used.")

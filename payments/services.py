@@ -164,9 +164,13 @@ def payment_create(*, reference: str, tender: str, amount: Decimal | int | str, 
 
 
 def _payment_insert(payment: Payment) -> None:
-    if payment.provider_txn_id and Payment.objects.filter(
-            provider=payment.provider, provider_txn_id=payment.provider_txn_id).exists():
-        raise DuplicateTransaction(params={"provider_txn_id": payment.provider_txn_id})
+    if not payment.provider_txn_id:
+        # No provider transaction id (cash, a pending provider payment): nothing a twin could
+        # collide on (the number comes from a sequence), so no savepoint round trips.
+        payment.save(force_insert=True)
+        return
+    # The unique (provider, provider_txn_id) constraint decides, also against a racing twin
+    # that a read beforehand would not see; the savepoint lets that insert fail alone.
     try:
         with transaction.atomic():  # a savepoint: a racing twin's insert fails alone
             payment.save(force_insert=True)
@@ -313,6 +317,47 @@ def payment_cancel(*, payment: Payment | int, actor) -> Payment:
     payment.save(update_fields=["status", "closed_at", "closed_by"])
     _payment_emit("payment.cancelled", payment)
     return payment
+
+
+@service
+def payment_answer_apply(*, payment: Payment | int, captured: bool, provider_txn_id: str = "",
+                         failure: str = "") -> tuple[Payment, bool]:
+    """Record a provider's direct answer for a pending payment (a scanned payment code charged or declined).
+
+    Applied once, like a notification: the same capture again changes
+    nothing.  A capture also lands on a payment we cancelled meanwhile (the
+    money was taken, so the books must show it): the second value is then
+    True and the caller refunds it.  A decline closes a pending payment as
+    failed (``failure`` goes with the event).  Returns (payment, late).
+    Locks the payment row.  Queues ``payment.captured`` or ``payment.failed``.
+    Raises PaymentNotFound, InvalidPaymentInput, PaymentNotPending (captured by
+    another transaction, or declined after capture), DuplicateTransaction.
+    """
+    try:
+        payment = locks.payment_for_update(_pk(payment, Payment))
+    except Payment.DoesNotExist:
+        raise PaymentNotFound() from None
+    if captured:
+        provider_txn_id = _text(provider_txn_id, field="provider_txn_id", max_length=64)
+        verdict = _capture_verdict(payment, provider_txn_id, payment.amount, late=True)
+        if verdict == _DUPLICATE:
+            return payment, False
+        if verdict != _APPLY:
+            raise PaymentNotPending(params={"status": payment.status})
+        late = payment.status == Payment.Status.CANCELLED
+        if Payment.objects.filter(provider=payment.provider, provider_txn_id=provider_txn_id).exists():
+            raise DuplicateTransaction(params={"provider_txn_id": provider_txn_id})
+        _capture_apply(payment, provider_txn_id)
+        return payment, late
+    if payment.status == Payment.Status.FAILED:
+        return payment, False
+    if payment.status != Payment.Status.PENDING:
+        raise PaymentNotPending(params={"status": payment.status})
+    payment.status = Payment.Status.FAILED
+    payment.closed_at = timezone.now()
+    payment.save(update_fields=["status", "closed_at"])
+    _payment_emit("payment.failed", payment, failure=str(failure or "")[:200])
+    return payment, False
 
 
 # --- notifications ----------------------------------------------------------------------------

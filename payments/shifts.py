@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -368,6 +368,14 @@ def cash_tendered_record(*, payment: Payment, tendered: Decimal) -> CashTendered
     tendered = money(tendered)
     if payment.tender != Tender.CASH or tendered < payment.amount:
         raise InvalidTendered(field="cash_tendered", params={"due": str(payment.amount)})
-    record, _created = CashTendered.objects.get_or_create(
-        payment=payment, defaults={"tendered": tendered, "change": money(tendered - payment.amount)})
-    return record
+    change = money(tendered - payment.amount)
+    # One statement for a new payment (get_or_create costs a read and a savepoint around the
+    # insert); a repeat for the same payment keeps and returns the first record.
+    with connection.cursor() as cur:
+        cur.execute(f'INSERT INTO "{CashTendered._meta.db_table}" ("payment_id", "tendered", "change") '
+                    'VALUES (%s, %s, %s) ON CONFLICT ("payment_id") DO NOTHING RETURNING "id"',
+                    [payment.pk, tendered, change])
+        row = cur.fetchone()
+    if row is None:
+        return CashTendered.objects.get(payment=payment)
+    return CashTendered(pk=row[0], payment=payment, tendered=tendered, change=change)

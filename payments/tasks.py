@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from o2o.models import OutboxMessage
 from o2o.outbox import consumer
-from payments import selectors, services
+from payments import micropay, selectors, services
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +53,9 @@ def refunds_resume(older_than_minutes: int = 5) -> int:
     for refund_id in ids:
         _refund_process_queue(refund_id)
     return len(ids)
+
+
+@shared_task(name="payments.tasks.micropay_orphans_release", ignore_result=True)
+def micropay_orphans_release() -> int:
+    """Refund payment-code charges whose counter sale never completed (see payments.micropay)."""
+    return micropay.micropay_orphans_release()

@@ -252,19 +252,27 @@ def test_suite_runs_on_the_test_settings():
 
 
 def _po_entries(path: Path) -> dict[str, str]:
-    """msgid -> msgstr of a .po file (single forms, no contexts, obsolete entries skipped)."""
+    """msgid -> msgstr of a .po file (single forms, obsolete entries skipped).
+
+    An entry with a context is keyed "context\x04msgid", as gettext catalogs key it."""
     entries: dict[str, str] = {}
     current: dict[str, list[str]] = {}
     key = None
 
     def flush():
         if "msgid" in current and "msgstr" in current:
-            entries["".join(current["msgid"])] = "".join(current["msgstr"])
+            context = "".join(current.get("msgctxt", []))
+            msgid = "".join(current["msgid"])
+            entries[f"{context}\x04{msgid}" if context else msgid] = "".join(current["msgstr"])
         current.clear()
 
     for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("msgid "):
+        if line.startswith("msgctxt "):
             flush()
+            key, rest = "msgctxt", line[8:]
+        elif line.startswith("msgid "):
+            if "msgctxt" not in current or "msgid" in current:
+                flush()
             key, rest = "msgid", line[6:]
         elif line.startswith("msgstr "):
             key, rest = "msgstr", line[7:]

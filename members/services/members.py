@@ -93,6 +93,13 @@ def member_lock(member: Member | int) -> Member:
     in between is noticed after the lock and followed.
     """
     member_id = member_id_of(member)
+    # The usual case in one statement: the member is not a merged duplicate.  While waiting for
+    # this row's lock nothing else is held, and a merge that committed meanwhile makes the row
+    # fail the condition when PostgreSQL re-checks it, so the loop below follows the merge.
+    locked = (Member.objects.select_for_update(of=("self",)).select_related("tier")
+              .filter(pk=member_id, merged_into__isnull=True).first())
+    if locked is not None:
+        return locked
     for _ in range(10):
         merged_into = Member.objects.filter(pk=member_id).values_list("merged_into_id", flat=True)
         if not merged_into:

@@ -309,12 +309,13 @@ def _parse_lines(lines: object) -> list[tuple[int | None, int | None, Decimal]]:
     return parsed
 
 
-def _rates(channel: str, category_ids: set[int]) -> tuple[dict[int | None, tuple[Decimal, int | None]], Decimal]:
+def _rates(channel: str, category_ids: set[int], *, config: PointsConfig | None = None
+           ) -> tuple[dict[int | None, tuple[Decimal, int | None]], Decimal]:
     """Points per yuan for each category id (and None): (rate, rule id) of the most specific rule."""
     paths = dict(Category.objects.filter(id__in=category_ids).values_list("id", "path"))
     rules = list(PointsRule.objects.filter(is_active=True, channel__in=["", channel])
                  .select_related("category").order_by("id"))
-    default = points_config().default_points_per_yuan
+    default = (config or points_config()).default_points_per_yuan
 
     def best(path: str | None) -> tuple[Decimal, int | None]:
         ranked = []
@@ -363,7 +364,8 @@ def points_earn(*, member: Member | int, order_number: str, channel: str,
             raise PointsOrderConflict(params={"order_number": order_number})
         return existing
 
-    rates, _ = _rates(channel, {cid for cid, _, _ in parsed if cid is not None})
+    config = points_config()  # read once: the rates and the expiry both need it
+    rates, _ = _rates(channel, {cid for cid, _, _ in parsed if cid is not None}, config=config)
     multiplier = member.tier.points_multiplier if member.tier_id else Decimal("1")
     raw, detail = Decimal(0), []
     for category_id, sku_id, paid in parsed:
@@ -377,7 +379,7 @@ def points_earn(*, member: Member | int, order_number: str, channel: str,
     lot = PointsLot.objects.create(
         member=member, kind=LotKind.EARN, status=LotStatus.FROZEN if frozen else LotStatus.AVAILABLE,
         order_number=order_number, channel=channel, store_id=store_id, amount=points, remaining=points,
-        frozen_until=frozen_until, expires_at=points_expiry(now), paid_amount=sum((p for _, _, p in parsed), Decimal(0)),
+        frozen_until=frozen_until, expires_at=points_expiry(now, config=config), paid_amount=sum((p for _, _, p in parsed), Decimal(0)),
         detail=detail,
     )
     if points:

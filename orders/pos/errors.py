@@ -38,6 +38,27 @@ CODE_MESSAGES = {
     "over_refund": _("The refund is more than is left to refund on this order."),
     "invalid_phone": _("Not a valid mobile number."),
     "approval_rate_limited": _("Too many wrong attempts. Wait a few minutes, then try again."),
+    "invalid_payment_code": _("This is not a WeChat Pay or Alipay payment code. Ask the customer to show "
+                              "the payment code again and scan it."),
+    "payment_code_mismatch": _("This payment code is not from the wallet app chosen."),
+    "payment_declined": _("Payment declined: %(reason_text)s. Nothing was charged; ask for another "
+                          "payment method."),
+    "payment_code_pending": _("The customer has not confirmed the payment on their phone yet. Once they "
+                              "have, press Complete sale again."),
+    "payment_code_required": _("Scan the customer's payment code."),
+    "no_code_due": _("Nothing is left to pay with the payment code."),
+    "provider_not_configured": _("WeChat Pay / Alipay is not set up for this store. Take another payment "
+                                 "method."),
+    "provider_unavailable": _("WeChat Pay / Alipay cannot take payments right now. Nothing was charged; "
+                              "take another payment method."),
+}
+
+# Why a provider declined a payment code, as the clerk reads it.
+DECLINE_REASONS = {
+    "insufficient_balance": _("the customer's balance is too low"),
+    "code_expired": _("the payment code has expired, ask for a new one"),
+    "code_used": _("the payment code was already used, ask for a new one"),
+    "invalid_code": _("the wallet does not accept this payment code"),
 }
 
 
@@ -50,6 +71,8 @@ def _params(exc: DomainError) -> dict:
     out = _Blank(str)
     for key, value in (exc.params or {}).items():
         out[key] = ", ".join(str(v) for v in value) if isinstance(value, (list, tuple, set)) else value
+    if "reason" in out:
+        out["reason_text"] = DECLINE_REASONS.get(out["reason"]) or _("refused by the provider")
     return out
 
 

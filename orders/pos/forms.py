@@ -8,7 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from orders.models import ReturnLine
-from payments.models import CashMovement
+from payments.models import CashMovement, Tender
 from payments.shifts import denominations
 
 MONEY = {"max_digits": 12, "decimal_places": 2, "min_value": Decimal("0")}
@@ -80,6 +80,13 @@ class PaymentForm(forms.Form):
     card_reference = forms.CharField(label=_("Card slip reference"), max_length=64, required=False, strip=True)
     wallet_amount = _money_field(_("Wallet"))
     points = forms.IntegerField(label=_("Points"), min_value=0, max_value=10**9, required=False)
+    # The customer's WeChat Pay / Alipay payment code, typed by the scanner; the wallet is read from
+    # the code unless the clerk picks one.  Without an amount the code pays what is left.
+    code_tender = forms.ChoiceField(label=_("Wallet app"), required=False,
+                                    choices=[("", _("From the code")), (Tender.WECHAT_PAY, _("WeChat Pay")),
+                                             (Tender.ALIPAY, _("Alipay"))])
+    code_amount = _money_field(_("WeChat Pay / Alipay"))
+    payment_code = forms.CharField(label=_("Payment code"), max_length=64, required=False, strip=True)
 
 
 class CouponForm(forms.Form):

@@ -9,8 +9,9 @@ before the transaction opens and recorded inside it with the action.
 
 from __future__ import annotations
 
+import logging
 import uuid as uuid_module
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.utils import timezone
@@ -24,13 +25,14 @@ from orders import services as order_services
 from orders.exceptions import OrderNotFound
 from orders.models import Channel, Order, Return, ReturnLine
 from orders.pos import selectors
-from orders.pos.basket import Basket, PricedBasket, basket_price
+from orders.pos.basket import Basket, OutOfStock, PricedBasket, basket_price
 from orders.services import LineIn, ReturnLineIn, TenderIn, return_window_end
-from payments import approvals, shifts
+from payments import approvals, micropay, shifts
 from payments.models import ApprovalLog, Payment, Tender
 from stores.models import Store
 
 Action = ApprovalLog.Action
+log = logging.getLogger(__name__)
 
 
 class BasketEmpty(InvalidInput):
@@ -88,6 +90,28 @@ class PaymentIn:
     card_reference: str = ""
     wallet_amount: Decimal = ZERO
     points: int = 0
+    # The customer's WeChat Pay / Alipay payment code (付款码) as scanned, the amount it pays
+    # (zero: whatever the other tenders leave), the clerk's choice of wallet ("" = from the code),
+    # and, once charged, the captured payment (pos_sale_complete fills it in).
+    payment_code: str = ""
+    code_amount: Decimal = ZERO
+    code_tender: str = ""
+    code_payment_id: int | None = None
+
+
+class PaymentCodeRequired(InvalidInput):
+    code = "payment_code_required"
+    default_message = _("Scan the customer's payment code.")
+
+
+class NoCodeDue(InvalidInput):
+    code = "no_code_due"
+    default_message = _("Nothing is left to pay with the payment code.")
+
+
+class PaymentCodeNotCharged(InvalidInput):
+    code = "payment_code_not_charged"
+    default_message = _("The payment code has not been charged yet.")
 
 
 class MemberRequired(InvalidInput):
@@ -131,28 +155,43 @@ def _amount(value, field: str) -> Decimal:
 
 
 def tender_plan(*, due: Decimal, payment: PaymentIn) -> TenderPlan:
-    """Split what is due: points, wallet and card first, the rest in cash.
+    """Split what is due: points, wallet, card and payment code first, the rest in cash.
 
     The cash payment recorded is the cash part; the customer may hand over
     more, and the difference is the change.  Points are typed as points and
-    pay their value.  Raises TendersExceedDue, CashTooLow, NoCashDue,
-    InvalidTenderAmount, InvalidPointsInput.
+    pay their value.  A payment code without an amount pays what the other
+    non-cash tenders leave.  Raises TendersExceedDue, CashTooLow, NoCashDue,
+    InvalidTenderAmount, InvalidPointsInput, PaymentCodeRequired, NoCodeDue,
+    InvalidPaymentCode, PaymentCodeMismatch.
     """
     card = _amount(payment.card_amount, "card_amount")
     wallet = _amount(payment.wallet_amount, "wallet_amount")
+    code = _amount(payment.code_amount, "code_amount")
     tendered = _amount(payment.cash_tendered, "cash_tendered")
     if isinstance(payment.points, bool) or not isinstance(payment.points, int) or payment.points < 0:
         raise InvalidPointsInput(field="points")
     by_points = member_read.points_value(payment.points) if payment.points else ZERO
+    code_tender = ""
+    if payment.payment_code or code:
+        if not payment.payment_code:
+            raise PaymentCodeRequired(field="payment_code")
+        _, code_tender = micropay.payment_code_tender(payment.payment_code, payment.code_tender)
+        rest = money(due - by_points - wallet - card)
+        if code == 0 and rest == 0:
+            raise NoCodeDue(field="payment_code")
+        code = code or max(rest, ZERO)
     tenders = []
     for tender, amount, reference in ((Tender.POINTS, by_points, ""), (Tender.WALLET, wallet, ""),
                                       (Tender.UNIONPAY_CARD, card, payment.card_reference)):
         if amount > 0:
             tenders.append(TenderIn(tender, amount, reference))
-    non_cash = money(by_points + wallet + card)
+    if code > 0:
+        tenders.append(TenderIn(code_tender, code, payment_id=payment.code_payment_id))
+    non_cash = money(by_points + wallet + card + code)
     if non_cash > due:
-        raise TendersExceedDue(field="card_amount" if card else "wallet_amount" if wallet else "points",
-                               params={"due": str(due)})
+        field = ("code_amount" if payment.code_amount else "card_amount" if card
+                 else "wallet_amount" if wallet else "points" if by_points else "code_amount")
+        raise TendersExceedDue(field=field, params={"due": str(due)})
     cash_due = money(due - non_cash)
     if cash_due > 0:
         if tendered < cash_due:
@@ -264,6 +303,7 @@ def pos_checkout(*, store: Store, actor, client_uuid, basket: Basket, payment: P
     if priced.coupon_error:
         raise priced.coupon_error
     plan = tender_plan(due=priced.total, payment=payment)
+    _code_charged_check(plan)
     member = member_read.member_get(basket.member_id) if basket.member_id else None
     if member is None and (payment.points or _amount(payment.wallet_amount, "wallet_amount")):
         raise MemberRequired(field="member")
@@ -274,6 +314,91 @@ def pos_checkout(*, store: Store, actor, client_uuid, basket: Basket, payment: P
         guide_id=basket.guide_id)
     _cash_record(result.payments, plan)
     return CheckoutResult(order=result.order, created=result.created, change=plan.change)
+
+
+def _code_charged_check(plan: TenderPlan) -> None:
+    if any(t.tender in micropay.CODE_TENDERS and t.payment_id is None for t in plan.tenders):
+        raise PaymentCodeNotCharged(field="payment_code")
+
+
+def checkout_precheck(*, store: Store, actor, basket: Basket, payment: PaymentIn) -> TenderPlan:
+    """What ``pos_checkout`` would refuse, checked before a payment code is charged.
+
+    Reads only, takes no locks: the customer should not be charged for a sale
+    that cannot complete as typed.  The sale checks everything again in its
+    transaction (stock may still run out in between; then the charge is
+    refunded).  Raises ShiftNotOpen, BasketEmpty, OutOfStock, MemberRequired,
+    ExchangeNoDiscount, OrderNotFound, ApprovalRequired, the pricing and
+    coupon errors and those of ``tender_plan``.
+    """
+    if shifts.shift_current(store) is None:
+        raise shifts.ShiftNotOpen()
+    if not basket.lines:
+        raise BasketEmpty(field="scan")
+    priced = basket_price(basket, store)
+    if priced.discount_error:
+        raise priced.discount_error
+    basket_approvals_check(basket=basket, priced=priced, store=store, actor=actor)
+    due = priced.total
+    if basket.exchange:
+        if priced.discount_total > 0 or basket.coupon:
+            raise ExchangeNoDiscount(field="discount")
+        order = selectors.returnable_orders(store).filter(pk=basket.exchange.order_id).first()
+        if order is None:
+            raise OrderNotFound()
+        due = money(max(ZERO, priced.total - selectors.exchange_credit(order, basket.exchange.lines)))
+    elif priced.coupon_error:
+        raise priced.coupon_error
+    plan = tender_plan(due=due, payment=payment)
+    if basket.member_id is None and (payment.points or _amount(payment.wallet_amount, "wallet_amount")):
+        raise MemberRequired(field="member")
+    for line in priced.lines:
+        if basket.qty_of(line.sku.pk) > line.available:
+            raise OutOfStock(field="scan", params={"available": max(line.available, 0), "sku": line.sku.code})
+    return plan
+
+
+def pos_sale_complete(*, store: Store, actor, client_uuid, basket: Basket,
+                      payment: PaymentIn) -> CheckoutResult:
+    """Complete the basket at the counter; with a payment code, charge it first, then make the sale.
+
+    Not a service: the code is charged outside any transaction
+    (``payments.micropay``) and the sale (``pos_checkout``) then takes the
+    captured payment as one of its tenders.  Nothing is left half done: if
+    the sale fails after the charge, the charge is refunded in full to the
+    customer's account and the error raised carries the refund as
+    ``micropay_refund``.  A double submit or a retry with the same
+    ``client_uuid`` charges once and makes one sale.  Raises what
+    ``checkout_precheck``, ``micropay_charge`` and ``pos_checkout`` raise.
+    """
+    if not (payment.payment_code or _amount(payment.code_amount, "code_amount")):
+        return pos_checkout(store=store, actor=actor, client_uuid=client_uuid, basket=basket, payment=payment)
+    key = _sale_uuid(client_uuid)
+    done = sale_already_made(store=store, client_uuid=key)
+    if done is not None:
+        return CheckoutResult(order=done, created=False, change=selectors.sale_change(done))
+    plan = checkout_precheck(store=store, actor=actor, basket=basket, payment=payment)
+    code = next(t for t in plan.tenders if t.tender in micropay.CODE_TENDERS)
+    captured = micropay.micropay_charge(store=store, client_uuid=key, tender=code.tender, amount=code.amount,
+                                        code=payment.payment_code, actor=actor)
+    try:
+        result = pos_checkout(store=store, actor=actor, client_uuid=key, basket=basket,
+                              payment=replace(payment, code_payment_id=captured.pk))
+    except Exception as exc:
+        cause = getattr(exc, "code", type(exc).__name__)
+        exc.micropay_refund = _release(captured, store=store, actor=actor, reason=f"sale not completed: {cause}")
+        raise
+    if not result.created:  # a twin submit made the sale; a charge it did not take goes back
+        _release(captured, store=store, actor=actor, reason="sale already made")
+    return result
+
+
+def _release(payment: Payment, *, store: Store, actor, reason: str):
+    try:
+        return micropay.micropay_release(payment=payment.pk, store=store, actor=actor, reason=reason)
+    except Exception:  # the beat sweeper (micropay_orphans_release) refunds it later
+        log.exception("could not release payment %s; the orphan sweeper will refund it", payment.number)
+        return None
 
 
 def _cash_record(payments: list[Payment], plan: TenderPlan) -> None:
@@ -300,6 +425,7 @@ def _exchange(*, store: Store, actor, key, basket: Basket, priced: PricedBasket,
     if needed and manager is None:
         raise approvals.ApprovalRequired(params={"actions": needed})
     plan = tender_plan(due=money(max(ZERO, priced.total - credit)), payment=payment)
+    _code_charged_check(plan)
     result = order_services.exchange_create(
         order=order, store=store, client_uuid=key, actor=actor, reason=exchange.reason or "exchange",
         return_lines=[ReturnLineIn(x.order_line_id, x.qty, x.condition) for x in exchange.lines],

@@ -75,17 +75,25 @@ from orders.services import ReturnLineIn
 from payments import approvals, shifts
 from payments.approvals import ApprovalRequired
 from payments.models import ApprovalLog
+from payments.providers.base import payment_code_wallet
 from stores.models import Store
 from stores.selectors import staff_profile, staff_store_ids
 
 STORE_KEY = "pos_store"
 SEEN_KEY = "pos_seen"
 RECEIPT_ORDERS_KEY = "pos_receipt_orders"
-PAY_FIELDS = ("cash_tendered", "card_amount", "card_reference", "wallet_amount", "points")
+PAY_FIELDS = ("cash_tendered", "card_amount", "card_reference", "wallet_amount", "points", "code_amount",
+              "payment_code")
 # Where on the sale screen an error of a member service belongs.
 CODE_FIELDS = {"points_insufficient": "points", "points_cap_exceeded": "points", "invalid_points": "points",
                "points_amount_not_whole": "points", "wallet_insufficient": "wallet_amount",
-               "member_required": "member", "not_a_guide": "guide"}
+               "member_required": "member", "not_a_guide": "guide",
+               # A payment code's trouble shows next to the code field.
+               "invalid_payment_code": "payment_code", "payment_code_mismatch": "payment_code",
+               "payment_declined": "payment_code", "payment_code_pending": "payment_code",
+               "payment_code_required": "payment_code", "no_code_due": "payment_code",
+               "provider_not_configured": "payment_code", "provider_unavailable": "payment_code",
+               "payment_not_held": "payment_code", "payment_not_pending": "payment_code"}
 Action = ApprovalLog.Action
 
 
@@ -401,6 +409,9 @@ def sale_scan(request):
     try:
         basket, sku = basket_add(basket, request.pos_store, code)
     except DomainError as exc:
+        if payment_code_wallet(code):  # the customer's payment code, scanned a step too early
+            return _sale_render(request, basket, status=422, focus="payment_code", errors={
+                "scan": _("This is the customer's payment code. Scan it into the payment code field (F7).")})
         return _sale_render(request, basket, status=422, errors={"scan": error_message(exc)})
     _save(request, basket)
     index = next(i for i in range(len(basket.lines) - 1, -1, -1) if basket.lines[i].sku_id == sku.pk)
@@ -589,10 +600,13 @@ def sale_complete(request):
                             card_amount=form.cleaned_data.get("card_amount") or Decimal("0"),
                             card_reference=form.cleaned_data.get("card_reference", ""),
                             wallet_amount=form.cleaned_data.get("wallet_amount") or Decimal("0"),
-                            points=form.cleaned_data.get("points") or 0)
+                            points=form.cleaned_data.get("points") or 0,
+                            payment_code=form.cleaned_data.get("payment_code", ""),
+                            code_amount=form.cleaned_data.get("code_amount") or Decimal("0"),
+                            code_tender=form.cleaned_data.get("code_tender", ""))
     try:
-        result = pos.pos_checkout(store=store, actor=request.user, client_uuid=client_uuid, basket=basket,
-                                  payment=payment)
+        result = pos.pos_sale_complete(store=store, actor=request.user, client_uuid=client_uuid, basket=basket,
+                                       payment=payment)
     except ApprovalRequired as exc:
         return _sale_render(request, basket, status=422, payment_form=form,
                             errors={exc.field or "general": _("A manager must approve this again.")})
@@ -600,7 +614,13 @@ def sale_complete(request):
         field = CODE_FIELDS.get(exc.code) or (exc.field if exc.field in PAY_FIELDS else None)
         if field is None:
             field = "coupon" if exc.code.startswith("coupon_") else "general"
-        return _sale_render(request, basket, status=422, payment_form=form, errors={field: error_message(exc)},
+        errors = {field: error_message(exc)}
+        refund = getattr(exc, "micropay_refund", None)
+        if refund is not None:  # the code was charged, then the sale failed: the money is on its way back
+            note = _("The %(amount)s charged to the payment code is being refunded to the customer.") % {
+                "amount": f"¥{refund.amount}"}
+            errors["payment_code"] = f"{errors['payment_code']} {note}" if "payment_code" in errors else note
+        return _sale_render(request, basket, status=422, payment_form=form, errors=errors,
                             focus=field if field in PAY_FIELDS else "cash_tendered")
     _save(request, None)
     return _go(request, reverse("pos:receipt", args=[result.order.number]))

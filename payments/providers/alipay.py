@@ -10,7 +10,7 @@ Settings (unset = the adapter raises ProviderNotConfigured):
 ``ALIPAY_PUBLIC_KEY`` (Alipay's public key: PEM or the bare base64 from the
 console) and optionally ``ALIPAY_APP_ID``, checked against the notification.
 
-Outgoing calls (precreate, refund, query) need requests signed with the
+Outgoing calls (precreate, payment-code charge, refund, query) need requests signed with the
 merchant private key; they are not implemented yet and raise
 ProviderUnavailable.
 """
@@ -28,6 +28,8 @@ from django.conf import settings
 from payments.exceptions import ProviderNotConfigured, ProviderUnavailable
 from payments.providers import crypto
 from payments.providers.base import (
+    MicropayResult,
+    MicropayStatus,
     Notification,
     NotificationStatus,
     ProviderAdapter,
@@ -117,3 +119,8 @@ class AlipayProvider(ProviderAdapter):
     def query(self, payment: Payment) -> dict[str, Any]:
         self._outgoing()
         return {}
+
+    def micropay(self, payment: Payment, auth_code: str) -> MicropayResult:
+        # Payment-code charges are outgoing signed calls too: refused before anything is sent.
+        self._outgoing()
+        return MicropayResult(status=MicropayStatus.PENDING)

@@ -3,7 +3,7 @@
 Adapters turn a provider's wire format into plain values and back; they never
 touch the database.  ``verify_notification`` is pure (no network, no locks),
 so a service can run it first, inside its transaction; ``create_payment``,
-``refund`` and ``query`` of an adapter with ``calls_network`` may talk to the
+``refund``, ``query`` and ``micropay`` of an adapter with ``calls_network`` may talk to the
 provider and are therefore only ever called outside any transaction.
 Amounts cross the edge as integer fen (or the provider's own decimal string)
 and come back as Decimal yuan.
@@ -12,13 +12,14 @@ and come back as Decimal yuan.
 from __future__ import annotations
 
 import abc
+import re
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from o2o.money import FEN
-from payments.exceptions import InvalidSignature
+from payments.exceptions import InvalidSignature, ProviderUnavailable
 
 if TYPE_CHECKING:
     from payments.models import Payment, Refund
@@ -56,6 +57,27 @@ class RefundResult:
     message: str = ""
 
 
+class MicropayStatus:
+    SUCCESS = "success"  # the money is taken
+    FAILED = "failed"  # declined: nothing was taken (insufficient balance, expired code…)
+    PENDING = "pending"  # the customer still has to confirm on their phone, or the answer is unknown
+
+
+@dataclass(frozen=True)
+class MicropayResult:
+    """The provider's answer to a payment-code charge (付款码支付).
+
+    ``reason`` is a stable code for a decline (``insufficient_balance``,
+    ``code_expired``, ``code_used``, ``risk_declined``…); ``message`` the
+    provider's own words, kept for the log.
+    """
+
+    status: str
+    provider_txn_id: str = ""
+    reason: str = ""
+    message: str = ""
+
+
 class ProviderAdapter(abc.ABC):
     name: ClassVar[str]
     # False: every method runs locally (the sandbox); payment_create may then
@@ -80,8 +102,29 @@ class ProviderAdapter(abc.ABC):
     def query(self, payment: Payment) -> dict[str, Any]:
         """The provider's view of the payment."""
 
+    def micropay(self, payment: Payment, auth_code: str) -> MicropayResult:
+        """Charge the code the customer shows (the payment's number is the out_trade_no).
+
+        Asking again for the same payment must be harmless: providers answer a
+        repeated out_trade_no with the same transaction.  Raises
+        ProviderNotConfigured / ProviderUnavailable only when nothing was sent;
+        once the request left, a transport failure is a PENDING answer.
+        """
+        raise ProviderUnavailable(params={"provider": self.name, "reason": "micropay_not_supported"})
+
 
 # --- helpers for adapters ---------------------------------------------------------------------
+
+# The payment codes (付款码) the wallets show: WeChat Pay 18 digits starting 10–15, Alipay 16–24
+# digits starting 25–30.  The ranges do not overlap, so the code alone says which wallet it is.
+_PAYMENT_CODES = (("wechat_pay", re.compile(r"1[0-5]\d{16}")),
+                  ("alipay", re.compile(r"(2[5-9]|30)\d{14,22}")))
+
+
+def payment_code_wallet(code: str) -> str | None:
+    """``"wechat_pay"`` or ``"alipay"`` for a well-formed payment code, else None."""
+    return next((name for name, pattern in _PAYMENT_CODES if pattern.fullmatch(code or "")), None)
+
 
 
 def headers_lower(headers: Mapping[str, str]) -> dict[str, str]:

@@ -5,6 +5,19 @@ secret: ``X-Sandbox-Signature`` = hex HMAC-SHA256(SANDBOX_PAY_SECRET,
 "timestamp\\nnonce\\nbody\\n"), and refuses notifications older (or newer) than
 five minutes, so a captured notification cannot be replayed later.
 
+Payment codes (付款码, ``micropay``) are answered from the code alone, so tests
+and demos can script every outcome:
+
+* the code must be well-formed for the payment's wallet (WeChat Pay: 18 digits
+  starting 10–15; Alipay: 16–24 digits starting 25–30; a sandbox-tender
+  payment takes either), else it is declined with reason ``invalid_code``;
+* a code ending in ``0001`` is declined for ``insufficient_balance``;
+* a code ending in ``0002`` is declined as ``code_expired``;
+* a code ending in ``0003`` stays ``pending`` (the customer has to confirm on
+  the phone; a sandbox notification can capture it later);
+* any other code succeeds with the transaction id ``SBX<payment number>``,
+  the same every time the same payment is asked again.
+
 Settings: ``SANDBOX_PAY_SECRET`` (a development default) and
 ``SANDBOX_PAY_ENABLED`` (default True; set False in production so nobody who
 knows the secret can pay a sandbox payment).
@@ -24,6 +37,8 @@ from django.conf import settings
 
 from payments.exceptions import ProviderNotConfigured
 from payments.providers.base import (
+    MicropayResult,
+    MicropayStatus,
     Notification,
     NotificationStatus,
     ProviderAdapter,
@@ -32,6 +47,7 @@ from payments.providers.base import (
     amount_to_fen,
     fen_to_amount,
     headers_lower,
+    payment_code_wallet,
     reject,
     timestamp_check,
 )
@@ -125,3 +141,23 @@ class SandboxProvider(ProviderAdapter):
         _secret()
         return {"out_trade_no": payment.number, "transaction_id": payment.provider_txn_id or "",
                 "status": payment.status}
+
+    def micropay(self, payment: Payment, auth_code: str) -> MicropayResult:
+        _secret()
+        wallet = payment_code_wallet(auth_code)
+        if wallet is None or payment.tender not in (wallet, self.name):
+            return MicropayResult(status=MicropayStatus.FAILED, reason="invalid_code",
+                                  message="sandbox: not a payment code of this wallet")
+        outcome = _MICROPAY_OUTCOMES.get(auth_code[-4:])
+        if outcome is not None:
+            return outcome
+        return MicropayResult(status=MicropayStatus.SUCCESS, provider_txn_id=sandbox_txn_id(payment))
+
+
+_MICROPAY_OUTCOMES = {
+    "0001": MicropayResult(status=MicropayStatus.FAILED, reason="insufficient_balance",
+                           message="sandbox: insufficient balance"),
+    "0002": MicropayResult(status=MicropayStatus.FAILED, reason="code_expired",
+                           message="sandbox: the payment code has expired"),
+    "0003": MicropayResult(status=MicropayStatus.PENDING, message="sandbox: waiting for the customer"),
+}

@@ -14,7 +14,7 @@ Settings (unset = the adapter raises ProviderNotConfigured):
 than one while WeChat rotates its certificate), and optionally
 ``WECHAT_PAY_MCHID`` / ``WECHAT_PAY_APPID``, checked against the payload.
 
-Outgoing calls (Native order, refund, query) need requests signed with the
+Outgoing calls (Native order, payment-code charge, refund, query) need requests signed with the
 merchant private key; they are not implemented yet and raise
 ProviderUnavailable.
 """
@@ -31,6 +31,8 @@ from django.conf import settings
 from payments.exceptions import ProviderNotConfigured, ProviderUnavailable
 from payments.providers import crypto
 from payments.providers.base import (
+    MicropayResult,
+    MicropayStatus,
     Notification,
     NotificationStatus,
     ProviderAdapter,
@@ -151,3 +153,8 @@ class WeChatPayProvider(ProviderAdapter):
     def query(self, payment: Payment) -> dict[str, Any]:
         self._outgoing()
         return {}
+
+    def micropay(self, payment: Payment, auth_code: str) -> MicropayResult:
+        # Payment-code charges are outgoing signed calls too: refused before anything is sent.
+        self._outgoing()
+        return MicropayResult(status=MicropayStatus.PENDING)

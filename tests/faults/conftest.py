@@ -23,3 +23,22 @@ def assert_ledgers_clean() -> None:
 @pytest.fixture
 def rng():
     return random.Random(20261123)
+
+
+@pytest.fixture
+def private_broker(tmp_path):
+    """A private redis-server as this process's Celery broker, for the length of a test."""
+    from o2o.celery import app
+    from tests.faults.redis_private import PrivateRedis
+
+    server = PrivateRedis(tmp_path)
+    server.start()
+    old = app.conf.broker_url
+    app.conf.broker_url = server.url
+    app._pool = None
+    app.amqp._producer_pool = None
+    yield server
+    server.stop()
+    app.conf.broker_url = old
+    app._pool = None
+    app.amqp._producer_pool = None

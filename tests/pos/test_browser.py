@@ -205,3 +205,28 @@ def test_shift_close_with_a_count_that_is_short(page, shot, sign_in_as, store_a,
     shot(page, "pos-shift-close.png")
     shift = PosShift.objects.get(pk=shift_a.pk)
     assert (shift.expected_cash, shift.counted_cash, shift.over_short) == (D("298.00"), D("297.50"), D("-0.50"))
+
+
+def test_a_sale_paid_by_a_scanned_payment_code(page, shot, sign_in_as, store_a, clerk_a, stocked, shift_a):
+    from playwright.sync_api import expect
+
+    shirt, _ = stocked
+    sign_in_as(clerk_a)
+    page.goto("/pos/sale/")
+    scan(page, shirt.barcode)
+    expect(page.locator("[data-due]")).to_have_attribute("data-due", "99.00")
+    settled(page)
+    page.keyboard.press("F7")
+    scan(page, "134567890123450001")  # the sandbox declines it: insufficient balance
+    expect(page.locator("[data-testid=payment-code-error]")).to_be_visible()
+    shot(page, "pos-sale-payment-code-declined.png")
+    assert not Order.objects.exists()
+    settled(page)
+    expect(page.locator("#id_payment_code")).to_be_focused()
+    scan(page, "134567890123456789")  # the customer's next code: WeChat Pay takes the 99.00
+    page.wait_for_url(re.compile(r".*/pos/receipts/PS\d+/$"))
+    expect(page.locator("[data-testid=receipt-tender-wechat_pay]")).to_contain_text("微信支付")
+    shot(page, "pos-receipt-payment-code.png")
+    order = Order.objects.get()
+    assert list(Payment.objects.filter(status="captured").values_list("reference", "tender", "amount")) == [
+        (order.number, "wechat_pay", D("99.00"))]

@@ -1,0 +1,86 @@
+"""Real server and worker processes for the fault tests, each in its own process group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.faults.redis_private import _free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def database_url(db: dict) -> str:
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgresql://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def process_env(*, db: dict, broker_url: str, **extra: str) -> dict:
+    """The environment of a process on the fault settings, talking to ``db`` and ``broker_url``."""
+    return dict(os.environ, DATABASE_URL=database_url(db), REDIS_URL=broker_url, O2O_BENCH_URLS="1",
+                DJANGO_SETTINGS_MODULE="tests.faults.fault_settings", LOG_LEVEL="ERROR",
+                PYTHONPATH=str(ROOT), **extra)
+
+
+def worker_start(env: dict, *, queue: str, concurrency: int = 2, log: Path | None = None) -> subprocess.Popen:
+    out = open(log, "a") if log else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "o2o", "worker", "-Q", queue, "-c",
+                             str(concurrency), "-l", "warning", "--without-gossip", "--without-mingle",
+                             "--without-heartbeat"], env=env, cwd=ROOT, stdout=out, stderr=out,
+                            start_new_session=True)
+
+
+def kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """Signal the whole process group (a worker and its pool children) and reap the leader."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+class Gunicorn:
+    def __init__(self, env: dict, *, workers: int = 2, log: Path | None = None) -> None:
+        self.port = _free_port()
+        self.env, self.workers, self.log = env, workers, log
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        out = open(self.log, "a") if self.log else subprocess.DEVNULL
+        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "o2o.wsgi", "-w", str(self.workers), "-b",
+                                      f"127.0.0.1:{self.port}", "--timeout", "60"], env=self.env, cwd=ROOT,
+                                     stdout=out, stderr=out, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}")
+            time.sleep(0.2)
+        raise RuntimeError("gunicorn did not answer /healthz")
+
+    def worker_pids(self) -> set[int]:
+        assert self.proc is not None
+        pids = set()
+        for task in Path(f"/proc/{self.proc.pid}/task").glob("*"):
+            pids |= {int(p) for p in (task / "children").read_text().split()}
+        return pids
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            kill(self.proc, signal.SIGTERM)
