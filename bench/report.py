@@ -25,6 +25,23 @@ def _dashboard(r: dict) -> list[str]:
     return out
 
 
+def _settlement(r: dict) -> list[str]:
+    d = r["data"]
+    out = ["## Settlement of one business day", "",
+           f"{d['stores']} stores, {d['machine'].get('settlement_workers')} settlement workers; {d['note']}. "
+           "Goal: 1M orders in under 60 s, linear in orders.", "",
+           _row(["orders", "order lines", "split lines", "settle s", "orders/s", "re-run s",
+                 "net = payments − refunds"]),
+           _row(["---"] * 7)]
+    for run in d["runs"]:
+        out.append(_row([f"{run['orders']:,}", f"{run['order_lines']:,}", f"{run['split_lines']:,}",
+                         run["settle_seconds"], f"{run['orders_per_second']:,}", run["rerun_seconds"],
+                         "yes" if run["net"] == run["payments_minus_refunds"] else "**no**"]))
+    out += ["", f"Command: `{r['command']}`; raw figures in [settlement.json](settlement.json)"
+            + (f"; {r['note']}" if r.get("note") else "") + ".", ""]
+    return out
+
+
 def render(doc: dict) -> str:
     m = doc["machine"]
     out = ["# Benchmark results", "",
@@ -135,6 +152,8 @@ def render(doc: dict) -> str:
                     f"- Celery worker process: {r['celery_worker_mb']} MB ({r['celery_under']})", ""]
         if r["name"] == "dashboard_1m_orders" and "data" in r:
             out += _dashboard(r)
+        elif r["name"] == "settlement" and "data" in r:
+            out += _settlement(r)
         elif r["name"] in ("settlement", "dashboard_1m_orders"):
             out += [f"## {r['name']}", "", f"{r.get('status', 'measured')}: {r.get('why') or r.get('source', '')}",
                     ""]

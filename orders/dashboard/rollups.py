@@ -1,10 +1,19 @@
-"""Refresh the daily sales roll-up with one set-based statement per run.
+"""Refresh the dashboard's daily roll-ups with set-based statements.
 
-``sales_rollup_refresh`` recomputes whole business days: an ``INSERT … SELECT … GROUP BY``
-upserts each (day, store, channel) with ``ON CONFLICT DO UPDATE``, then rows of those
-days that the recomputation no longer produced (all their orders cancelled) are deleted.
-Running it twice for the same days leaves the same rows, so the beat job can simply
-re-run the last few days every time.
+``sales_rollup_refresh`` recomputes whole business days of every roll-up: an
+``INSERT … SELECT … GROUP BY`` upserts each (day, store, channel) of sales, each
+(day, warehouse, SKU) of units sold from the stock move ledger and each (day, guide) of
+commission from the commission ledger with ``ON CONFLICT DO UPDATE``,
+then rows of those days that the recomputation no longer produced (all their orders cancelled)
+are deleted.  The O2O, guide sales, coupon and member-channel roll-ups of those days are rebuilt
+the same way.  Running it twice for the same days leaves the same rows, so the beat job can
+simply re-run the last few days every time.
+
+Most facts are stamped when they happen (payments, returns, issues, redemptions, ledger rows),
+but a few change an older order after its payment day: a pickup handed over, an order cancelled
+or refunded, a coupon given back by a return.  Every such change bumps the order's
+``updated_at`` (or sets the redemption's ``restored_at``), so ``sales_rollup_refresh_recent``
+also recomputes the payment days of orders changed since the start of its window.
 """
 
 from __future__ import annotations
@@ -16,7 +25,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from orders.models import Status
+from inventory.models import MoveReason
+from orders.models import Channel, Fulfillment, Status
 
 # Business days are Shanghai days whatever the server's zone.
 UPSERT_SQL = """
@@ -55,6 +65,190 @@ DELETE FROM orders_dailysalesrollup
 """
 
 
+# Sale moves are immutable ledger rows stamped when the stock left, so only the days being
+# refreshed can change.
+STOCK_SOLD_UPSERT_SQL = """
+INSERT INTO orders_dailystocksoldrollup (day, warehouse_id, sku_id, units, refreshed_at)
+SELECT (m.created_at AT TIME ZONE %(tz)s)::date, m.warehouse_id, m.sku_id, -sum(m.qty), %(now)s
+  FROM inventory_stockmove m
+ WHERE m.created_at >= %(start)s AND m.created_at < %(end)s AND m.reason = %(sale)s
+ GROUP BY 1, 2, 3
+ON CONFLICT ON CONSTRAINT daily_stock_sold_rollup_key DO UPDATE SET
+       units = EXCLUDED.units, refreshed_at = EXCLUDED.refreshed_at
+"""
+
+STOCK_SOLD_DELETE_STALE_SQL = """
+DELETE FROM orders_dailystocksoldrollup
+ WHERE day >= %(first)s AND day <= %(last)s AND refreshed_at < %(now)s
+"""
+
+
+# Commission entries are likewise append-only, stamped when accrued, released or clawed back.
+COMMISSION_UPSERT_SQL = """
+INSERT INTO orders_dailycommissionrollup (day, guide_id, amount, refreshed_at)
+SELECT (e.created_at AT TIME ZONE %(tz)s)::date, e.guide_id, sum(e.frozen_delta + e.released_delta), %(now)s
+  FROM members_commissionentry e
+ WHERE e.created_at >= %(start)s AND e.created_at < %(end)s
+ GROUP BY 1, 2
+ON CONFLICT ON CONSTRAINT daily_commission_rollup_key DO UPDATE SET
+       amount = EXCLUDED.amount, refreshed_at = EXCLUDED.refreshed_at
+"""
+
+COMMISSION_DELETE_STALE_SQL = """
+DELETE FROM orders_dailycommissionrollup
+ WHERE day >= %(first)s AND day <= %(last)s AND refreshed_at < %(now)s
+"""
+
+
+# One bit per channel in DailyMemberChannels.channels; a member bought through more than one
+# channel in a range when the OR of their rows has more than one bit set.
+CHANNEL_BITS = {channel.value: 1 << n for n, channel in enumerate(Channel)}
+_CHANNEL_BIT_SQL = "CASE o.channel " + " ".join(f"WHEN '{c}' THEN {b}" for c, b in CHANNEL_BITS.items()) + " END"
+
+# Orders paid that day against the order's store, returns received that day against the store
+# that took them back (see DailyO2ORollup).
+O2O_SQL = """
+DELETE FROM orders_dailyo2orollup WHERE day >= %(first)s AND day <= %(last)s;
+INSERT INTO orders_dailyo2orollup
+       (day, store_id, channel, fulfillment, orders, picked_up, pickup_seconds, returns, returns_amount)
+SELECT day, store_id, channel, fulfillment, sum(orders), sum(picked_up), sum(pickup_seconds), sum(returns),
+       sum(returns_amount)
+  FROM (SELECT (o.paid_at AT TIME ZONE %(tz)s)::date AS day, o.store_id, o.channel, o.fulfillment,
+               count(*) AS orders,
+               count(*) FILTER (WHERE o.fulfillment = %(pickup)s AND o.handed_over_at IS NOT NULL) AS picked_up,
+               coalesce(sum(extract(epoch FROM o.handed_over_at - o.paid_at))
+                        FILTER (WHERE o.fulfillment = %(pickup)s AND o.handed_over_at IS NOT NULL), 0)
+                   AS pickup_seconds,
+               0 AS returns, 0::numeric AS returns_amount
+          FROM orders_order o
+         WHERE o.paid_at >= %(start)s AND o.paid_at < %(end)s AND o.status <> %(cancelled)s
+         GROUP BY 1, 2, 3, 4
+         UNION ALL
+        SELECT (r.created_at AT TIME ZONE %(tz)s)::date, r.store_id, o.channel, o.fulfillment,
+               0, 0, 0, count(*), sum(r.refund_total)
+          FROM orders_return r JOIN orders_order o ON o.id = r.order_id
+         WHERE r.created_at >= %(start)s AND r.created_at < %(end)s
+         GROUP BY 1, 2, 3, 4) AS facts
+ GROUP BY day, store_id, channel, fulfillment;
+"""
+
+GUIDE_SALES_SQL = """
+DELETE FROM orders_dailyguidesalesrollup WHERE day >= %(first)s AND day <= %(last)s;
+INSERT INTO orders_dailyguidesalesrollup (day, guide_id, store_id, orders, sales)
+SELECT (o.paid_at AT TIME ZONE %(tz)s)::date, o.guide_id, o.store_id, count(*), sum(o.total - o.refunded_total)
+  FROM orders_order o
+ WHERE o.paid_at >= %(start)s AND o.paid_at < %(end)s AND o.status <> %(cancelled)s AND o.guide_id IS NOT NULL
+ GROUP BY 1, 2, 3;
+"""
+
+# A coupon counts against the store of its issue event (one per coupon; none for coupons issued
+# without a store).
+COUPON_SQL = """
+DELETE FROM orders_dailycouponrollup WHERE day >= %(first)s AND day <= %(last)s;
+INSERT INTO orders_dailycouponrollup
+       (day, store_id, channel, issued, redeemed, discount, ecommerce_amount, store_amount)
+SELECT day, store_id, channel, sum(issued), sum(redeemed), sum(discount), sum(ecommerce_amount), sum(store_amount)
+  FROM (SELECT (c.issued_at AT TIME ZONE %(tz)s)::date AS day,
+               (SELECT min(e.store_id) FROM members_couponevent e
+                 WHERE e.coupon_id = c.id AND e.kind = 'issued') AS store_id,
+               '' AS channel, count(*) AS issued, 0 AS redeemed, 0::numeric AS discount,
+               0::numeric AS ecommerce_amount, 0::numeric AS store_amount
+          FROM members_issuedcoupon c
+         WHERE c.issued_at >= %(start)s AND c.issued_at < %(end)s
+         GROUP BY 1, 2, 3
+         UNION ALL
+        SELECT (r.redeemed_at AT TIME ZONE %(tz)s)::date, r.store_id, r.channel, 0, count(*), sum(r.discount),
+               sum(r.ecommerce_amount), sum(r.store_amount)
+          FROM members_couponredemption r
+         WHERE r.redeemed_at >= %(start)s AND r.redeemed_at < %(end)s AND r.restored_at IS NULL
+         GROUP BY 1, 2, 3) AS facts
+ GROUP BY day, store_id, channel;
+"""
+
+# Upserted rather than rewritten: rows that did not change keep their heap pages all-visible,
+# so the range scans in the selectors stay index-only between vacuums.
+MEMBER_CHANNELS_SQL = f"""
+WITH fresh AS (
+    SELECT (o.paid_at AT TIME ZONE %(tz)s)::date AS day, o.member_id, o.store_id,
+           bit_or({_CHANNEL_BIT_SQL})::smallint AS channels
+      FROM orders_order o
+     WHERE o.paid_at >= %(start)s AND o.paid_at < %(end)s AND o.status <> %(cancelled)s
+       AND o.member_id IS NOT NULL
+     GROUP BY 1, 2, 3
+), gone AS (
+    DELETE FROM orders_dailymemberchannels t
+     WHERE t.day >= %(first)s AND t.day <= %(last)s
+       AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.day = t.day AND f.member_id = t.member_id
+                                               AND coalesce(f.store_id, 0) = coalesce(t.store_id, 0))
+)
+INSERT INTO orders_dailymemberchannels (day, member_id, store_id, channels)
+SELECT day, member_id, store_id, channels FROM fresh
+ON CONFLICT (day, member_id, store_id) DO UPDATE SET channels = EXCLUDED.channels
+ WHERE orders_dailymemberchannels.channels <> EXCLUDED.channels
+"""
+
+# Rebuilt for every member with a day in the refreshed span (now or before), from ``first`` on:
+# a new or vanished day moves later days' ``last_<channel>`` and the previous day's ``next_day``.
+# Each member's last day before ``first`` carries their earlier history, so only their rows from
+# ``first`` on are recomputed, and only rows that changed are written (the rest stay all-visible).
+_LAST = {c: f"last_{c}" for c in CHANNEL_BITS}
+LAST_COLUMNS = tuple(_LAST.values())
+_COLUMNS = ", ".join(LAST_COLUMNS)
+MEMBER_ACTIVITY_SQL = f"""
+WITH affected AS (
+    SELECT member_id FROM orders_dailymemberchannels WHERE day >= %(first)s AND day <= %(last)s
+     UNION
+    SELECT member_id FROM orders_memberactivityday WHERE day >= %(first)s AND day <= %(last)s
+), base AS (
+    SELECT b.* FROM affected a
+     CROSS JOIN LATERAL (SELECT t.member_id, t.day, t.next_day, {", ".join(f"t.{c}" for c in LAST_COLUMNS)}
+                           FROM orders_memberactivityday t
+                          WHERE t.member_id = a.member_id AND t.day < %(first)s
+                          ORDER BY t.day DESC LIMIT 1) AS b
+), days AS (
+    SELECT m.member_id, m.day, bit_or(m.channels) AS channels
+      FROM orders_dailymemberchannels m
+     WHERE m.day >= %(first)s AND m.member_id IN (SELECT member_id FROM affected)
+     GROUP BY 1, 2
+), fresh AS (
+    SELECT d.member_id, d.day, lead(d.day) OVER w AS next_day,
+           {", ".join(f"greatest(b.{_LAST[c]}, max(d.day) FILTER (WHERE d.channels & {bit} <> 0) OVER w) AS {_LAST[c]}"
+                      for c, bit in CHANNEL_BITS.items())}
+      FROM days d LEFT JOIN base b ON b.member_id = d.member_id
+    WINDOW w AS (PARTITION BY d.member_id ORDER BY d.day)
+), gone AS (
+    DELETE FROM orders_memberactivityday t USING affected a
+     WHERE t.member_id = a.member_id AND t.day >= %(first)s
+       AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.member_id = t.member_id AND f.day = t.day)
+)
+, first_new AS (
+    SELECT member_id, min(day) AS day FROM days GROUP BY member_id
+), relinked AS (
+    UPDATE orders_memberactivityday t
+       SET next_day = n.day
+      FROM base b LEFT JOIN first_new n ON n.member_id = b.member_id
+     WHERE t.member_id = b.member_id AND t.day = b.day AND t.next_day IS DISTINCT FROM n.day
+)
+INSERT INTO orders_memberactivityday (member_id, day, next_day, {_COLUMNS})
+SELECT member_id, day, next_day, {_COLUMNS} FROM fresh
+ON CONFLICT (member_id, day) DO UPDATE SET
+       next_day = EXCLUDED.next_day, {", ".join(f"{c} = EXCLUDED.{c}" for c in LAST_COLUMNS)}
+ WHERE (orders_memberactivityday.next_day, {", ".join(f"orders_memberactivityday.{c}" for c in LAST_COLUMNS)})
+       IS DISTINCT FROM (EXCLUDED.next_day, {", ".join(f"EXCLUDED.{c}" for c in LAST_COLUMNS)})
+"""
+
+
+# Payment days before ``since`` whose orders (or coupon redemptions) changed since then.
+CHANGED_DAYS_SQL = """
+SELECT (o.paid_at AT TIME ZONE %(tz)s)::date FROM orders_order o
+ WHERE o.updated_at >= %(since)s AND o.paid_at < %(since)s
+UNION
+SELECT (r.redeemed_at AT TIME ZONE %(tz)s)::date FROM members_couponredemption r
+ WHERE r.restored_at >= %(since)s AND r.redeemed_at < %(since)s
+ ORDER BY 1
+"""
+
+
 def business_today() -> date:
     return timezone.localdate(timezone.now(), ZoneInfo(settings.TIME_ZONE))
 
@@ -64,7 +258,7 @@ def _day_start(day: date) -> datetime:
 
 
 def sales_rollup_refresh(*, first: date, last: date) -> int:
-    """Recompute the roll-up for business days ``first``..``last`` (inclusive).  Returns rows written.
+    """Recompute the roll-ups for business days ``first``..``last`` (inclusive).  Returns sales rows written.
 
     Takes row locks only on the roll-up rows it upserts; no side effects; idempotent.
     """
@@ -72,15 +266,42 @@ def sales_rollup_refresh(*, first: date, last: date) -> int:
         raise ValueError("last must not be before first")
     now = timezone.now()
     params = {"tz": settings.TIME_ZONE, "start": _day_start(first), "end": _day_start(last + timedelta(days=1)),
-              "cancelled": Status.CANCELLED.value, "now": now, "first": first, "last": last}
+              "cancelled": Status.CANCELLED.value, "now": now, "first": first, "last": last,
+              "sale": MoveReason.SALE.value, "pickup": Fulfillment.PICKUP.value}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(UPSERT_SQL, params)
         written = cursor.rowcount
         cursor.execute(DELETE_STALE_SQL, params)
+        cursor.execute(STOCK_SOLD_UPSERT_SQL, params)
+        cursor.execute(STOCK_SOLD_DELETE_STALE_SQL, params)
+        cursor.execute(COMMISSION_UPSERT_SQL, params)
+        cursor.execute(COMMISSION_DELETE_STALE_SQL, params)
+        cursor.execute(O2O_SQL, params)
+        cursor.execute(GUIDE_SALES_SQL, params)
+        cursor.execute(COUPON_SQL, params)
+        cursor.execute(MEMBER_CHANNELS_SQL, params)
+        cursor.execute(MEMBER_ACTIVITY_SQL, params)
     return written
 
 
+def rollup_changed_days(*, since: datetime) -> list[date]:
+    """Payment days before ``since`` of orders changed since then (handed over, cancelled, refunded)
+    and redemption days of coupons given back since then: the older days whose roll-ups moved."""
+    with connection.cursor() as cursor:
+        cursor.execute(CHANGED_DAYS_SQL, {"tz": settings.TIME_ZONE, "since": since})
+        return [row[0] for row in cursor.fetchall()]
+
+
 def sales_rollup_refresh_recent(*, days: int = 3) -> int:
-    """Refresh today and the ``days`` business days before it (late payments, cancellations, returns)."""
+    """Refresh today and the ``days`` business days before it (late payments, cancellations, returns),
+    then every older day whose orders changed within that window.
+
+    Looking back over the whole window rather than since the last run needs no bookkeeping and
+    still catches changes a missed run would have seen.
+    """
     today = business_today()
-    return sales_rollup_refresh(first=today - timedelta(days=days), last=today)
+    first = today - timedelta(days=days)
+    written = sales_rollup_refresh(first=first, last=today)
+    for day in rollup_changed_days(since=_day_start(first)):
+        written += sales_rollup_refresh(first=day, last=day)
+    return written

@@ -2,8 +2,9 @@
 
 Every function takes a ``Scope`` (date range plus the stores and warehouses the viewer may
 see, narrowed by the region / city / store filter) and returns plain dicts of Decimals and
-ints.  Sales come from the daily roll-up; the O2O, coupon and guide figures are range
-aggregates over indexed time columns; stock and member figures are current balances.
+ints.  Every period figure (sales, O2O, coupons, guide sales and commission, units sold out of stock,
+members active per channel) sums small daily roll-ups (``orders.dashboard.rollups``); stock and
+member figures are current balances.
 All of them read from the replica when one is configured.
 """
 
@@ -15,11 +16,10 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connections, transaction
 from django.db.models import (
-    Avg,
     Count,
     DecimalField,
-    DurationField,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -30,12 +30,20 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from inventory.models import Bucket, MoveReason, ReplenishmentProposal, ReplenishmentRule, StockLevel, StockMove
+from inventory.models import Bucket, ReplenishmentProposal, ReplenishmentRule, StockLevel
 from inventory.models import Transfer, TransferLine
-from members.models import CommissionEntry, CouponRedemption, GuideBinding, IssuedCoupon, Member, PointsConfig
+from members.models import GuideBinding, Member, PointsConfig
 from o2o.money import money
-from orders.dashboard.models import DailySalesRollup
-from orders.models import Channel, Fulfillment, Order, Return, Status
+from orders.dashboard import rollups
+from orders.dashboard.models import (
+    DailyCommissionRollup,
+    DailyCouponRollup,
+    DailyGuideSalesRollup,
+    DailyO2ORollup,
+    DailySalesRollup,
+    DailyStockSoldRollup,
+)
+from orders.models import Channel, Fulfillment
 from stores.models import Role, StaffProfile, Store, Warehouse
 from stores.selectors import staff_profile, user_role
 
@@ -146,40 +154,69 @@ def sales_summary(scope: Scope) -> dict:
 # --- O2O ---------------------------------------------------------------------------------------------
 
 
-def _paid_orders(scope: Scope):
-    return (Order.objects.using(report_db())
-            .filter(scope.stores_q(), paid_at__gte=scope.since, paid_at__lt=scope.until)
-            .exclude(status=Status.CANCELLED))
+def _rows(model, scope: Scope):
+    return model.objects.using(report_db()).filter(scope.stores_q(), day__gte=scope.start, day__lte=scope.end)
+
+
+def omni_member_counts(scope: Scope) -> dict:
+    """Members who bought in the range, and those of them who bought through more than one channel.
+
+    Distinct members cannot be added up across days.  Over every store each member who bought
+    in the range has one ``MemberActivityDay`` row there with no later day in it, which carries
+    the last day they used each channel: a filtered count over an index-only scan of the range.
+    Narrowed to some stores, each member's per-day channel bits in those stores are ORed over the
+    range instead (grouped by member) and the members with more than one bit set are counted
+    (``x & (x - 1)`` clears the lowest bit).
+    """
+    if scope.store_ids is None:
+        used = " + ".join(f"coalesce({column} >= %(start)s, false)::int" for column in rollups.LAST_COLUMNS)
+        sql = (f"SELECT count(*), count(*) FILTER (WHERE {used} > 1) FROM orders_memberactivityday "
+               "WHERE day >= %(start)s AND day <= %(end)s AND (next_day IS NULL OR next_day > %(end)s)")
+        params = {"start": scope.start, "end": scope.end}
+    elif not scope.store_ids:
+        return {"active": 0, "omni": 0}
+    else:
+        sql = ("SELECT count(*), count(*) FILTER (WHERE channels & (channels - 1) <> 0) "
+               "FROM (SELECT bit_or(channels) AS channels FROM orders_dailymemberchannels "
+               "WHERE day >= %(start)s AND day <= %(end)s AND store_id = ANY(%(stores)s) GROUP BY member_id) "
+               "AS per_member")
+        params = {"start": scope.start, "end": scope.end, "stores": sorted(scope.store_ids)}
+    with transaction.atomic(using=report_db()), connections[report_db()].cursor() as cursor:
+        if scope.store_ids is not None:
+            # One hash entry per member: at the default 4 MB a region's month spills to disk.
+            cursor.execute("SET LOCAL work_mem = '32MB'")
+        cursor.execute(sql, params)
+        active, omni = cursor.fetchone()
+    return {"active": active, "omni": omni}
 
 
 def o2o_metrics(scope: Scope) -> dict:
-    online = _paid_orders(scope).filter(channel__in=ONLINE).aggregate(
-        orders=Count("pk"),
-        by_store=Count("pk", filter=Q(fulfillment__in=[Fulfillment.PICKUP, Fulfillment.SHIP_STORE])),
-        pickup=Count("pk", filter=Q(fulfillment=Fulfillment.PICKUP)),
-        ship_store=Count("pk", filter=Q(fulfillment=Fulfillment.SHIP_STORE)),
-        picked_up=Count("pk", filter=Q(fulfillment=Fulfillment.PICKUP, handed_over_at__isnull=False)),
-        wait=Avg(ExpressionWrapper(F("handed_over_at") - F("paid_at"), output_field=DurationField()),
-                 filter=Q(fulfillment=Fulfillment.PICKUP, handed_over_at__isnull=False)),
+    online = _rows(DailyO2ORollup, scope).filter(channel__in=ONLINE)
+    by_store = [Fulfillment.PICKUP, Fulfillment.SHIP_STORE]
+    sums = online.aggregate(
+        n_orders=Coalesce(Sum("orders"), 0),
+        n_by_store=Coalesce(Sum("orders", filter=Q(fulfillment__in=by_store)), 0),
+        n_pickup=Coalesce(Sum("orders", filter=Q(fulfillment=Fulfillment.PICKUP)), 0),
+        n_ship_store=Coalesce(Sum("orders", filter=Q(fulfillment=Fulfillment.SHIP_STORE)), 0),
+        n_picked_up=Coalesce(Sum("picked_up"), 0),
+        n_wait=Sum("pickup_seconds"),
+        n_returns=Coalesce(Sum("returns"), 0),
+        n_returns_amount=Sum("returns_amount"),
     )
-    returns = (Return.objects.using(report_db())
-               .filter(scope.stores_q(), created_at__gte=scope.since, created_at__lt=scope.until,
-                       order__channel__in=ONLINE)
-               .aggregate(count=Count("pk"), amount=Sum("refund_total")))
-    members = (_paid_orders(scope).filter(member__isnull=False).values("member_id")
-               .annotate(channels=Count("channel", distinct=True)))
-    member_totals = {"active": members.count(), "omni": members.filter(channels__gt=1).count()}
-    wait = online.pop("wait")
+    totals = {k[2:]: v for k, v in sums.items()}
+    members = omni_member_counts(scope)
+    wait, picked = totals.pop("wait"), totals["picked_up"]
+    returns, returns_amount = totals.pop("returns"), totals.pop("returns_amount")
     return {
-        **online,
-        "store_share": _ratio(online["by_store"], online["orders"]),
-        "pickup_rate": _ratio(online["picked_up"], online["pickup"]),
-        "pickup_hours": (Decimal(wait.total_seconds()) / 3600).quantize(Decimal("0.1")) if wait else None,
-        "online_returns_in_store": returns["count"],
-        "online_returns_in_store_amount": _m(returns["amount"]),
-        "active_members": member_totals["active"],
-        "omni_members": member_totals["omni"],
-        "omni_share": _ratio(member_totals["omni"], member_totals["active"]),
+        **totals,
+        "store_share": _ratio(totals["by_store"], totals["orders"]),
+        "pickup_rate": _ratio(picked, totals["pickup"]),
+        "pickup_hours": (Decimal(wait) / picked / 3600).quantize(Decimal("0.1")) if picked else None,
+        "online_returns_in_store": returns,
+        "online_returns_in_store_amount": _m(returns_amount),
+        "active_members": members["active"],
+        "omni_members": members["omni"],
+        "omni_share": _ratio(members["omni"], members["active"]),
     }
 
 
@@ -187,15 +224,8 @@ def o2o_metrics(scope: Scope) -> dict:
 
 
 def coupon_funnel(scope: Scope) -> dict:
-    issued = IssuedCoupon.objects.using(report_db()).filter(issued_at__gte=scope.since, issued_at__lt=scope.until)
-    if scope.store_ids is not None:
-        issued = issued.filter(events__kind="issued", events__store__in=scope.store_ids).distinct()
-    redeemed = (CouponRedemption.objects.using(report_db())
-                .filter(scope.stores_q(), redeemed_at__gte=scope.since, redeemed_at__lt=scope.until,
-                        restored_at__isnull=True))
-    totals = redeemed.aggregate(count=Count("pk"), discount=Sum("discount"), ecommerce=Sum("ecommerce_amount"),
-                                store=Sum("store_amount"))
-    sums = {"n": Count("pk"), "n_discount": Sum("discount"), "n_ecommerce": Sum("ecommerce_amount"),
+    rows = _rows(DailyCouponRollup, scope)
+    sums = {"n": Sum("redeemed"), "n_discount": Sum("discount"), "n_ecommerce": Sum("ecommerce_amount"),
             "n_store": Sum("store_amount")}
 
     def row(r, label):
@@ -203,11 +233,15 @@ def coupon_funnel(scope: Scope) -> dict:
                 "ecommerce": _m(r["n_ecommerce"]), "store": _m(r["n_store"])}
 
     channels = dict(Channel.choices)
-    by_channel = [row(r, str(channels.get(r["channel"], r["channel"])))
-                  for r in redeemed.values("channel").annotate(**sums).order_by("channel")]
+    # Issued-only rows (no redemption) sum to zero redemptions and are left out, as the live
+    # grouping of redemptions never produced them.
+    per_channel = list(rows.values("channel").annotate(**sums).filter(n__gt=0).order_by("channel"))
+    by_channel = [row(r, str(channels.get(r["channel"], r["channel"]))) for r in per_channel]
+    totals = {"count": sum(r["n"] for r in per_channel),
+              **{k: sum((r[f"n_{k}"] or ZERO for r in per_channel), ZERO) for k in ("discount", "ecommerce", "store")}}
     by_store = [row(r, r["store__name"])
-                for r in redeemed.values("store__name").annotate(**sums).order_by("-n", "store__name")]
-    issued_count = issued.count()
+                for r in rows.values("store__name").annotate(**sums).filter(n__gt=0).order_by("-n", "store__name")]
+    issued_count = rows.aggregate(n=Coalesce(Sum("issued"), 0))["n"]
     return {"issued": issued_count, "redeemed": totals["count"],
             "redemption_rate": _ratio(totals["count"], issued_count), "discount": _m(totals["discount"]),
             "cost_ecommerce": _m(totals["ecommerce"]), "cost_store": _m(totals["store"]),
@@ -215,15 +249,13 @@ def coupon_funnel(scope: Scope) -> dict:
 
 
 def guide_leaderboard(scope: Scope, *, limit: int = 10) -> list[dict]:
-    sales = (_paid_orders(scope).filter(guide__isnull=False).values("guide_id")
-             .annotate(orders=Count("pk"), sales=Sum(F("total") - F("refunded_total"), output_field=MONEY_FIELD))
-             .order_by("-sales")[:limit])
-    sales = {r["guide_id"]: r for r in sales}
-    commission = dict(CommissionEntry.objects.using(report_db())
-                      .filter(guide_id__in=sales, created_at__gte=scope.since, created_at__lt=scope.until)
-                      .values("guide_id").annotate(total=Sum(F("frozen_delta") + F("released_delta"),
-                                                             output_field=MONEY_FIELD))
-                      .values_list("guide_id", "total"))
+    sales = (_rows(DailyGuideSalesRollup, scope).values("guide_id")
+             .annotate(n_orders=Sum("orders"), n_sales=Sum("sales"))
+             .order_by("-n_sales")[:limit])
+    sales = {r["guide_id"]: {"orders": r["n_orders"], "sales": r["n_sales"]} for r in sales}
+    commission = dict(DailyCommissionRollup.objects.using(report_db())
+                      .filter(guide_id__in=sales, day__gte=scope.start, day__lte=scope.end)
+                      .values("guide_id").annotate(total=Sum("amount")).values_list("guide_id", "total"))
     bound = dict(GuideBinding.objects.using(report_db()).filter(guide_id__in=sales, ended_reason="")
                  .values("guide_id").annotate(n=Count("pk")).values_list("guide_id", "n"))
     names = dict(StaffProfile.objects.using(report_db()).filter(pk__in=sales).values_list("pk", "display_name"))
@@ -242,21 +274,19 @@ def _value(qty_field: str = "on_hand", cost_field: str = "sku__cost_price"):
 def stock_metrics(scope: Scope, *, limit: int = 20) -> dict:
     db = report_db()
     levels = StockLevel.objects.using(db).filter(scope.warehouses_q())
-    sold = (StockMove.objects.using(db)
-            .filter(scope.warehouses_q(), reason=MoveReason.SALE, created_at__gte=scope.since,
-                    created_at__lt=scope.until))
+    sold = (DailyStockSoldRollup.objects.using(db)
+            .filter(scope.warehouses_q(), day__gte=scope.start, day__lte=scope.end))
 
     def turnover(group: str, label: str) -> list[dict]:
         held = {r[group]: r for r in levels.filter(bucket=Bucket.SELLABLE).values(group, label)
                 .annotate(units=Coalesce(Sum("on_hand"), 0), value=_value())}
         out = {r[group]: r for r in sold.values(group)
-               .annotate(units=Coalesce(Sum(-F("qty")), 0), cogs=Sum(ExpressionWrapper(
-                   -F("qty") * F("sku__cost_price"), output_field=MONEY_FIELD)))}
+               .annotate(sold=Coalesce(Sum("units"), 0), cogs=_value("units"))}
         rows = []
         for key, h in held.items():
-            s = out.get(key, {"units": 0, "cogs": ZERO})
-            per_day = Decimal(s["units"]) / scope.days
-            rows.append({"label": h[label], "units": h["units"], "value": _m(h["value"]), "sold": s["units"],
+            s = out.get(key, {"sold": 0, "cogs": ZERO})
+            per_day = Decimal(s["sold"]) / scope.days
+            rows.append({"label": h[label], "units": h["units"], "value": _m(h["value"]), "sold": s["sold"],
                          "cogs": _m(s["cogs"]),
                          "turnover": (_m(s["cogs"]) / _m(h["value"])).quantize(Decimal("0.01"))
                          if h["value"] else None,
@@ -295,12 +325,17 @@ def stock_metrics(scope: Scope, *, limit: int = 20) -> dict:
 def member_metrics() -> dict:
     db = report_db()
     members = Member.objects.using(db).filter(merged_into__isnull=True)
-    tiers = [{"label": r["tier__name"] or "", "count": r["n"]}
-             for r in members.values("tier__name", "tier__min_spend").annotate(n=Count("pk"))
-             .order_by("tier__min_spend")]
-    totals = members.aggregate(count=Count("pk"), available=Coalesce(Sum("points_available"), 0),
-                               frozen=Coalesce(Sum("points_frozen"), 0), principal=Sum("wallet_principal"),
-                               bonus=Sum("wallet_bonus"))
+    # One pass over the members: the totals are the sums of the per-tier rows.
+    by_tier = list(members.values("tier__name", "tier__min_spend")
+                   .annotate(n=Count("pk"), available=Coalesce(Sum("points_available"), 0),
+                             frozen=Coalesce(Sum("points_frozen"), 0), principal=Sum("wallet_principal"),
+                             bonus=Sum("wallet_bonus"))
+                   .order_by("tier__min_spend"))
+    tiers = [{"label": r["tier__name"] or "", "count": r["n"]} for r in by_tier]
+    totals = {"count": sum(r["n"] for r in by_tier), "available": sum(r["available"] for r in by_tier),
+              "frozen": sum(r["frozen"] for r in by_tier),
+              "principal": sum((r["principal"] or ZERO for r in by_tier), ZERO),
+              "bonus": sum((r["bonus"] or ZERO for r in by_tier), ZERO)}
     config = PointsConfig.objects.using(db).filter(pk=1).first() or PointsConfig()
     points = totals["available"] + totals["frozen"]
     return {"members": totals["count"], "tiers": tiers, "points_outstanding": points,

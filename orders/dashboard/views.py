@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy as _, pgettext_lazy
 
 from orders.dashboard import selectors
 from orders.dashboard.rollups import business_today
@@ -19,8 +19,11 @@ MAX_DAYS = 366
 
 
 class DashboardFilterForm(forms.Form):
-    start = forms.DateField(label=_("from"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label=_("to"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    # "from"/"to" also name a transfer's warehouses and an order event's statuses.
+    start = forms.DateField(label=pgettext_lazy("date range", "from"), required=False,
+                            widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=pgettext_lazy("date range", "to"), required=False,
+                          widget=forms.DateInput(attrs={"type": "date"}))
     region = forms.TypedChoiceField(label=_("region"), required=False, coerce=int, empty_value=None)
     city = forms.TypedChoiceField(label=_("city"), required=False, coerce=int, empty_value=None)
     store = forms.TypedChoiceField(label=_("store"), required=False, coerce=int, empty_value=None)
