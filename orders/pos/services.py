@@ -292,12 +292,7 @@ def pos_checkout(*, store: Store, actor, client_uuid, basket: Basket, payment: P
     if done is not None and done.store_id == store.pk:
         return CheckoutResult(order=done, created=False, change=selectors.sale_change(done))
     shifts.shift_hold(store)
-    if not basket.lines:
-        raise BasketEmpty(field="scan")
-    priced = basket_price(basket, store)
-    if priced.discount_error:
-        raise priced.discount_error
-    basket_approvals_check(basket=basket, priced=priced, store=store, actor=actor)
+    priced = _basket_checked(basket=basket, store=store, actor=actor)
     if basket.exchange:
         return _exchange(store=store, actor=actor, key=key, basket=basket, priced=priced, payment=payment)
     if priced.coupon_error:
@@ -314,6 +309,17 @@ def pos_checkout(*, store: Store, actor, client_uuid, basket: Basket, payment: P
         guide_id=basket.guide_id)
     _cash_record(result.payments, plan)
     return CheckoutResult(order=result.order, created=result.created, change=plan.change)
+
+
+def _basket_checked(*, basket: Basket, store: Store, actor):
+    """The basket priced, refused when empty, mispriced or short of a manager's approval."""
+    if not basket.lines:
+        raise BasketEmpty(field="scan")
+    priced = basket_price(basket, store)
+    if priced.discount_error:
+        raise priced.discount_error
+    basket_approvals_check(basket=basket, priced=priced, store=store, actor=actor)
+    return priced
 
 
 def _code_charged_check(plan: TenderPlan) -> None:
@@ -333,12 +339,7 @@ def checkout_precheck(*, store: Store, actor, basket: Basket, payment: PaymentIn
     """
     if shifts.shift_current(store) is None:
         raise shifts.ShiftNotOpen()
-    if not basket.lines:
-        raise BasketEmpty(field="scan")
-    priced = basket_price(basket, store)
-    if priced.discount_error:
-        raise priced.discount_error
-    basket_approvals_check(basket=basket, priced=priced, store=store, actor=actor)
+    priced = _basket_checked(basket=basket, store=store, actor=actor)
     due = priced.total
     if basket.exchange:
         if priced.discount_total > 0 or basket.coupon:

@@ -8,14 +8,12 @@ import uuid
 from collections import Counter
 from decimal import Decimal
 
-import pytest
 import redis
 from django.conf import settings
 from django.utils import timezone
 
 from bench import views
 from o2o import outbox
-from o2o.celery import app
 from o2o.models import OutboxMessage
 from orders import services as order_services
 from orders.models import Order
@@ -24,21 +22,6 @@ from stores.models import Store
 from django.contrib.auth import get_user_model
 from tests.faults.conftest import assert_ledgers_clean
 from tests.faults.redis_private import PrivateRedis
-
-
-@pytest.fixture
-def private_broker(tmp_path):
-    server = PrivateRedis(tmp_path)
-    server.start()
-    old = app.conf.broker_url
-    app.conf.broker_url = server.url
-    app._pool = None
-    app.amqp._producer_pool = None
-    yield server
-    server.stop()
-    app.conf.broker_url = old
-    app._pool = None
-    app.amqp._producer_pool = None
 
 
 def _queued_dispatch_ids(server: PrivateRedis) -> Counter:

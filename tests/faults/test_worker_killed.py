@@ -15,7 +15,6 @@ import pytest
 from django.db import connection
 
 from bench import consumers
-from o2o.celery import app
 from o2o.models import OutboxMessage, ProcessedMessage
 from o2o.outbox import outbox_redeliver, outbox_relay
 from tests.faults.conftest import assert_ledgers_clean
@@ -26,21 +25,6 @@ pytestmark = pytest.mark.faults
 MESSAGES = 3000
 QUEUE = "o2o-bench"
 SWEEP_SECONDS = 5
-
-
-@pytest.fixture
-def private_broker(tmp_path):
-    server = PrivateRedis(tmp_path)
-    server.start()
-    old = app.conf.broker_url
-    app.conf.broker_url = server.url
-    app._pool = None
-    app.amqp._producer_pool = None
-    yield server
-    server.stop()
-    app.conf.broker_url = old
-    app._pool = None
-    app.amqp._producer_pool = None
 
 
 def _worker(broker: PrivateRedis) -> subprocess.Popen:
