@@ -141,19 +141,20 @@ SELECT (o.paid_at AT TIME ZONE %(tz)s)::date, o.guide_id, o.store_id, count(*), 
  GROUP BY 1, 2, 3;
 """
 
-# A coupon counts against the store of its issue event (one per coupon; none for coupons issued
-# without a store).
+# A coupon counts against the store and channel of its issue event (one per coupon; no store for
+# coupons issued without one, no channel for head-office campaigns).
 COUPON_SQL = """
 DELETE FROM orders_dailycouponrollup WHERE day >= %(first)s AND day <= %(last)s;
 INSERT INTO orders_dailycouponrollup
        (day, store_id, channel, issued, redeemed, discount, ecommerce_amount, store_amount)
 SELECT day, store_id, channel, sum(issued), sum(redeemed), sum(discount), sum(ecommerce_amount), sum(store_amount)
-  FROM (SELECT (c.issued_at AT TIME ZONE %(tz)s)::date AS day,
-               (SELECT min(e.store_id) FROM members_couponevent e
-                 WHERE e.coupon_id = c.id AND e.kind = 'issued') AS store_id,
-               '' AS channel, count(*) AS issued, 0 AS redeemed, 0::numeric AS discount,
+  FROM (SELECT (c.issued_at AT TIME ZONE %(tz)s)::date AS day, ie.store_id,
+               COALESCE(ie.channel, '') AS channel, count(*) AS issued, 0 AS redeemed, 0::numeric AS discount,
                0::numeric AS ecommerce_amount, 0::numeric AS store_amount
           FROM members_issuedcoupon c
+          LEFT JOIN LATERAL (SELECT e.store_id, e.channel FROM members_couponevent e
+                              WHERE e.coupon_id = c.id AND e.kind = 'issued'
+                              ORDER BY e.id LIMIT 1) AS ie ON true
          WHERE c.issued_at >= %(start)s AND c.issued_at < %(end)s
          GROUP BY 1, 2, 3
          UNION ALL

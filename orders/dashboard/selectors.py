@@ -29,6 +29,7 @@ from django.db.models import (
     Sum,
 )
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
 
 from inventory.models import Bucket, ReplenishmentProposal, ReplenishmentRule, StockLevel
 from inventory.models import Transfer, TransferLine
@@ -241,8 +242,12 @@ def coupon_funnel(scope: Scope) -> dict:
               **{k: sum((r[f"n_{k}"] or ZERO for r in per_channel), ZERO) for k in ("discount", "ecommerce", "store")}}
     by_store = [row(r, r["store__name"])
                 for r in rows.values("store__name").annotate(**sums).filter(n__gt=0).order_by("-n", "store__name")]
-    issued_count = rows.aggregate(n=Coalesce(Sum("issued"), 0))["n"]
-    return {"issued": issued_count, "redeemed": totals["count"],
+    issued_by_channel = [
+        {"label": str(channels.get(r["channel"], r["channel"])) if r["channel"] else str(_("Head-office campaigns")),
+         "count": r["n"]}
+        for r in rows.values("channel").annotate(n=Sum("issued")).filter(n__gt=0).order_by("channel")]
+    issued_count = sum(r["count"] for r in issued_by_channel)
+    return {"issued": issued_count, "redeemed": totals["count"], "issued_by_channel": issued_by_channel,
             "redemption_rate": _ratio(totals["count"], issued_count), "discount": _m(totals["discount"]),
             "cost_ecommerce": _m(totals["ecommerce"]), "cost_store": _m(totals["store"]),
             "by_channel": by_channel, "by_store": by_store}

@@ -363,3 +363,26 @@ def test_each_member_day_knows_the_next_day_and_the_last_day_of_each_channel(old
     rollups.sales_rollup_refresh(first=today, last=today)
     assert {r.day: (r.next_day, r.last_web, r.last_pos) for r in MemberActivityDay.objects.filter(member_id=p)} == {
         day: (None, None, day)}
+
+
+def test_coupons_issued_are_counted_by_the_channel_they_were_issued_through(fixture_day, hq_user, store_a):
+    from django.utils import translation
+
+    from members.services.coupons import coupon_claim
+
+    today = fixture_day["day"]
+    at = rollups._day_start(today) + timedelta(hours=9)
+    template = CouponTemplate.objects.create(code="MP5", name="小程序券", kind="fixed", amount=Decimal("5.00"),
+                                             validity="days", valid_days=30, claimable_online=True)
+    members = [member_register(phone=f"+86138000000{n}", channel=Channel.POS, store_id=store_a.pk)
+               for n in (31, 32, 33)]
+    coupon_claim(template=template, member=members[0], channel=Channel.MINI_PROGRAM, at=at)
+    coupon_claim(template=template, member=members[1], channel=Channel.MINI_PROGRAM, at=at)
+    coupon_issue(template=template, member=members[2], at=at)  # head office, no channel
+    rollups.sales_rollup_refresh(first=today, last=today)
+
+    with translation.override("en"):
+        coupons = selectors.coupon_funnel(selectors.scope_for(hq_user, start=today, end=today))
+    issued = {r["label"]: r["count"] for r in coupons["issued_by_channel"]}
+    assert issued == {"WeChat mini-program": 2, "Head-office campaigns": 1}
+    assert coupons["issued"] == 3 == IssuedCoupon.objects.count()
