@@ -72,32 +72,28 @@ def coupon_restore(order: Order, *, actor, store_id: int | None = None) -> None:
         coupons.coupon_restore(order_number=order.number, actor=actor, store_id=store_id)
 
 
+def money_paid(payments) -> Decimal:
+    """What the customer paid in money (points excluded) in ``payments``, net of nothing refunded yet."""
+    return money(sum((p.amount for p in payments
+                      if p.status == Payment.Status.CAPTURED and p.tender not in NON_MONEY_TENDERS), ZERO))
+
+
 def _money_paid(order: Order) -> Decimal:
-    """What the customer paid in money (points excluded), net of nothing refunded yet.
-
-    Kept on the order object for its paid total: a sale asks twice in a row (spend, then points).
-    """
-    key = (order.number, order.paid_total)
-    cached = getattr(order, "_money_paid_cache", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    paid = money(sum((amount for tender, amount in Payment.objects.filter(
-        reference=order.number, status=Payment.Status.CAPTURED).values_list("tender", "amount")
-        if tender not in NON_MONEY_TENDERS), ZERO))
-    order._money_paid_cache = (key, paid)
-    return paid
+    return money_paid(Payment.objects.filter(reference=order.number, status=Payment.Status.CAPTURED)
+                      .only("tender", "amount", "status"))
 
 
-def on_paid(order: Order) -> None:
+def on_paid(order: Order, *, paid: Decimal | None = None) -> None:
+    """Record the member's spend.  ``paid``: the money paid, when the caller already knows it."""
     if order.member_id:
         members.member_spend_record(member=order.member_id, order_number=order.number, channel=order.channel,
-                                    amount=_money_paid(order), at=timezone.now())
+                                    amount=_money_paid(order) if paid is None else paid, at=timezone.now())
 
 
-def on_handed_over(order: Order, lines: list[OrderLine], *, frozen_until) -> None:
+def on_handed_over(order: Order, lines: list[OrderLine], *, frozen_until, paid: Decimal | None = None) -> None:
     """Earn points on the money paid and accrue the guide's commission, frozen until ``frozen_until``."""
     if order.member_id:
-        paid = _money_paid(order)
+        paid = _money_paid(order) if paid is None else paid
         bases = allocate(paid, [ln.line_total for ln in lines]) if order.total > 0 else [ZERO] * len(lines)
         points.points_earn(member=order.member_id, order_number=order.number, channel=order.channel,
                            store_id=order.store_id, frozen_until=frozen_until,

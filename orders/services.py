@@ -488,8 +488,9 @@ def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, lines: Sequen
                                              handed_over_at=order.paid_at)
     order.status = ""
     order_transition(order, Status.COMPLETED, actor=actor, store=store, emit="order.paid")
-    membership.on_paid(order)
-    membership.on_handed_over(order, lines_made, frozen_until=return_window_end(order))
+    paid = membership.money_paid(payments)  # the payments just taken: no need to read them back
+    membership.on_paid(order, paid=paid)
+    membership.on_handed_over(order, lines_made, frozen_until=return_window_end(order), paid=paid)
     return PlaceResult(order, created=True, payments=payments)
 
 

@@ -262,6 +262,14 @@ def _capture_apply(payment: Payment, provider_txn_id: str) -> None:
     _payment_emit("payment.captured", payment, after_cancel=late)
 
 
+def _fail_apply(payment: Payment, **event) -> None:
+    """Close a (locked) pending payment the provider declined: nothing was taken."""
+    payment.status = Payment.Status.FAILED
+    payment.closed_at = timezone.now()
+    payment.save(update_fields=["status", "closed_at"])
+    _payment_emit("payment.failed", payment, **event)
+
+
 @service
 def payment_capture(*, provider: str, provider_txn_id: str, reference: str,
                     amount: Decimal | int | str) -> tuple[Payment, bool]:
@@ -353,10 +361,7 @@ def payment_answer_apply(*, payment: Payment | int, captured: bool, provider_txn
         return payment, False
     if payment.status != Payment.Status.PENDING:
         raise PaymentNotPending(params={"status": payment.status})
-    payment.status = Payment.Status.FAILED
-    payment.closed_at = timezone.now()
-    payment.save(update_fields=["status", "closed_at"])
-    _payment_emit("payment.failed", payment, failure=str(failure or "")[:200])
+    _fail_apply(payment, failure=str(failure or "")[:200])
     return payment, False
 
 
@@ -458,10 +463,7 @@ def _notification_apply(payment: Payment, note: Notification) -> tuple[str, str]
         return outcome.OUT_OF_ORDER, f"success for a {payment.status} payment"
     if note.status == NotificationStatus.FAILED:
         if payment.status == Payment.Status.PENDING:
-            payment.status = Payment.Status.FAILED
-            payment.closed_at = timezone.now()
-            payment.save(update_fields=["status", "closed_at"])
-            _payment_emit("payment.failed", payment)
+            _fail_apply(payment)
             return outcome.APPLIED, "closed by the provider"
         if payment.status == Payment.Status.FAILED:
             return outcome.DUPLICATE, ""

@@ -288,8 +288,8 @@ def pos_checkout(*, store: Store, actor, client_uuid, basket: Basket, payment: P
     inactive SKU, insufficient stock, a card slip already used…).
     """
     key = _sale_uuid(client_uuid)
-    done = Order.objects.filter(client_uuid=key).first()
-    if done is not None and done.store_id == store.pk:
+    done = sale_already_made(store=store, client_uuid=key)
+    if done is not None:
         return CheckoutResult(order=done, created=False, change=selectors.sale_change(done))
     shifts.shift_hold(store)
     priced = _basket_checked(basket=basket, store=store, actor=actor)
