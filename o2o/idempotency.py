@@ -163,17 +163,13 @@ def idempotent(handler=None, *, atomic: bool = True):
 
         def handle_and_complete():
             response = handler(view, request, *args, **kwargs)
-            if _kept(response.status_code):
-                _complete(claimed, response)
+            _complete(claimed, response)  # stores the response, or releases the key, with the writes
             return response
 
         try:
             if atomic:
-                response = atomic_with_retry(handle_and_complete)
-                if _kept(response.status_code):
-                    return response
-            else:
-                response = handler(view, request, *args, **kwargs)
+                return atomic_with_retry(handle_and_complete)
+            response = handler(view, request, *args, **kwargs)
         except Exception as exc:  # a domain error rolled the handler's writes back
             try:
                 response = view.handle_exception(exc)
