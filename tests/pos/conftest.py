@@ -1,9 +1,11 @@
 """POS fixtures: two stores with clerks and a manager, stocked SKUs, an open shift, logged-in clients."""
 
+import threading
 import uuid
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from catalog.tests.factories import SkuFactory
@@ -154,3 +156,22 @@ def coupon(member):
 @pytest.fixture
 def guide_a(store_a):
     return StaffFactory(role=Role.GUIDE, store=store_a, display_name="刘洋", guide_code="G-HZ001-01")
+
+
+def at_once(submit, n: int = 2) -> list:
+    """Run ``submit`` in ``n`` threads released together (a double click); returns their results."""
+    barrier, results = threading.Barrier(n), []
+
+    def run():
+        try:
+            barrier.wait()
+            results.append(submit())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results

@@ -6,7 +6,6 @@ and voids give the money back to the customer's wallet.
 """
 
 import io
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,7 +13,6 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -29,7 +27,7 @@ from payments.exceptions import PaymentNotHeld
 from payments.models import Payment, Refund
 from payments.services import refund_process
 
-from .conftest import MANAGER_PIN, htmx, login
+from .conftest import MANAGER_PIN, at_once, htmx, login
 from .test_sale import complete, on_hand, sale_uuid, scan
 
 pytestmark = pytest.mark.django_db
@@ -255,20 +253,7 @@ def test_two_concurrent_submits_with_a_code_charge_once(store_a, stocked, clerk_
     client = login(clerk_a)
     uid = sale_uuid(client)
     scan(client, shirt.barcode)
-    barrier, results = threading.Barrier(2), []
-
-    def submit():
-        try:
-            barrier.wait()
-            results.append(complete(client, uid, payment_code=WECHAT))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = at_once(lambda: complete(client, uid, payment_code=WECHAT))
     order = Order.objects.get(client_uuid=uid)
     assert [r.get("HX-Redirect") for r in results] == [reverse("pos:receipt", args=[order.number])] * 2
     assert list(Payment.objects.values_list("reference", "status")) == [(order.number, "captured")]

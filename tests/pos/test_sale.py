@@ -1,12 +1,10 @@
 """The sale screen: scanning, quantities, errors next to their cause, tenders and the idempotent submit."""
 
 import re
-import threading
 import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 
 from inventory.models import StockLevel
@@ -14,7 +12,7 @@ from members.models import Member
 from orders.models import Order
 from payments.models import CashTendered, Payment
 
-from .conftest import htmx, login
+from .conftest import at_once, htmx, login
 
 pytestmark = pytest.mark.django_db
 
@@ -155,20 +153,7 @@ def test_two_concurrent_submits_of_one_sale_make_one_order(store_a, stocked, cle
     client = login(clerk_a)
     uid = sale_uuid(client)
     scan(client, shirt.barcode)
-    barrier, results = threading.Barrier(2), []
-
-    def submit():
-        try:
-            barrier.wait()
-            results.append(complete(client, uid, cash_tendered="99"))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = at_once(lambda: complete(client, uid, cash_tendered="99"))
     order = Order.objects.get(client_uuid=uid)
     assert [r.get("HX-Redirect") for r in results] == [reverse("pos:receipt", args=[order.number])] * 2
     assert Payment.objects.filter(reference=order.number).count() == 1
