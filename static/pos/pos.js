@@ -79,6 +79,12 @@
     return (event.altKey ? "Alt+" : "") + (event.key.length === 1 ? event.key.toUpperCase() : event.key);
   }
 
+  // The field the clerk jumped to with a hotkey since the last request went out.  A response that
+  // lands afterwards must not pull the focus back to where the server pointed (the clerk would type
+  // a phone number into the scan field).
+  var pendingHotkey = null;
+  document.addEventListener("htmx:beforeRequest", function () { pendingHotkey = null; });
+
   document.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && event.target.form && event.target.form.hasAttribute("data-scan-form") &&
         window.htmx) {
@@ -94,7 +100,10 @@
     var target = document.querySelector('[data-hotkey="' + name + '"]');
     if (target) {
       event.preventDefault();
-      if (target.matches("input, select, textarea")) { target.focus(); target.select && target.select(); }
+      if (target.matches("input, select, textarea")) {
+        target.focus(); target.select && target.select();
+        pendingHotkey = name;  // kept if a request in flight swaps the page under the clerk
+      }
       else { target.click(); }
       return;
     }
@@ -138,6 +147,12 @@
   });
 
   document.addEventListener("htmx:afterSettle", function () {
+    var jumped = pendingHotkey && document.querySelector('[data-hotkey="' + pendingHotkey + '"]');
+    if (jumped && jumped.matches("input, select, textarea") && !jumped.disabled) {
+      if (document.activeElement !== jumped) { jumped.focus(); jumped.select && jumped.select(); }
+      updateChange();
+      return;
+    }
     var active = document.activeElement;
     // Keep the clerk where they are typing; otherwise go where the server pointed, or to the scan field.
     if (active && active.id === "scan" && !document.querySelector("#workspace [data-autofocus]")) { return; }
