@@ -1,10 +1,11 @@
-"""Shared fixtures: a small city with a central warehouse, two stores and a few SKUs."""
+"""Shared fixtures: a small city with a central warehouse, two stores, a few SKUs in stock and a clerk each."""
 
 import pytest
 
 from catalog.tests.factories import SkuFactory
-from stores.models import Warehouse
-from stores.tests.factories import StoreFactory, UserFactory, WarehouseFactory
+from inventory import services as stock
+from stores.models import Role, Warehouse
+from stores.tests.factories import StaffFactory, StoreFactory, UserFactory, WarehouseFactory
 
 
 @pytest.fixture
@@ -35,3 +36,21 @@ def skus(db):
 @pytest.fixture
 def hq_user(db):
     return UserFactory(username="hq", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def stocked(central, store_a, store_b, skus):
+    """Central has 50 of each SKU, store A 5 of each, store B none."""
+    stock.stock_receive(warehouse=central, lines=[(s.id, 50) for s in skus])
+    stock.stock_receive(warehouse=store_a.warehouse, lines=[(s.id, 5) for s in skus])
+    return skus
+
+
+@pytest.fixture
+def clerk_a(store_a):
+    return StaffFactory(role=Role.CLERK, store=store_a).user
+
+
+@pytest.fixture
+def clerk_b(store_b):
+    return StaffFactory(role=Role.CLERK, store=store_b).user

@@ -33,7 +33,7 @@ from inventory import services as stock  # noqa: E402
 from inventory.models import StockLevel  # noqa: E402
 from members.services.members import member_register  # noqa: E402
 from o2o.apiauth import ORDERS_READ, ORDERS_WRITE, partner_key_create  # noqa: E402
-from orders.pos.errors import CODE_MESSAGES  # noqa: E402
+from pos.errors import CODE_MESSAGES  # noqa: E402
 from payments import shifts  # noqa: E402
 from stores.models import Role, Warehouse  # noqa: E402
 from stores.tests.factories import StaffFactory, StoreFactory, WarehouseFactory  # noqa: E402
@@ -123,7 +123,7 @@ def _session_for(user, store_id: int, key: str | None = None) -> str:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
 
-    from orders.pos.views import SEEN_KEY, STORE_KEY
+    from pos.views import SEEN_KEY, STORE_KEY
 
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)

@@ -2,7 +2,7 @@
 client-retry fault test (tests/faults/test_client_retries.py); the benchmarks themselves load
 the POS pages and the partner API.
 
-``pos_sale`` does what the POS page's checkout does (orders.pos.services.pos_checkout):
+``pos_sale`` does what the POS page's checkout does (pos.services.pos_checkout):
 in one transaction it holds the open shift FOR SHARE, calls
 ``orders.services.pos_sale_create`` and records the cash handed over.  Unlike the page
 (which today passes only the member's phone), it passes the member, so points are earned.

@@ -2,7 +2,7 @@
 
 Columns (the first row names them): ``warehouse`` (warehouse code), ``sku`` (SKU code or
 barcode) and ``qty``; ``warehouse_code``, ``sku_code``, ``barcode`` and ``quantity`` are read
-as the same columns.  Reading the file is ``catalog.importers.table_rows``.
+as the same columns.  Reading the file is ``o2o.tables.table_rows``.
 """
 
 from __future__ import annotations

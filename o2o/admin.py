@@ -1,9 +1,7 @@
-"""Admin for the partner API: keys (the raw key is shown once, on creation), webhook
-subscriptions, and deliveries with their attempt log, dead-letter filter and replay."""
+"""Admin for the partner API keys (the raw key is shown once, on creation) and idempotency records."""
 
 from __future__ import annotations
 
-import secrets
 
 from django import forms
 from django.contrib import admin, messages
@@ -11,9 +9,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from o2o.apiauth import SCOPES, key_generate, key_hash, partner_key_revoke, scopes_clean
-from o2o.models import IdempotencyRecord, PartnerKey, WebhookAttempt, WebhookDelivery, WebhookSubscription
-from o2o.webhooks import deliveries_replay
-from orders.models import Channel  # the project core names the channels a key may act for
+from o2o.channels import Channel
+from o2o.models import IdempotencyRecord, PartnerKey
 
 
 class PartnerKeyForm(forms.ModelForm):
@@ -63,55 +60,6 @@ class PartnerKeyAdmin(admin.ModelAdmin):
             partner_key_revoke(key=key)
         self.message_user(request, ngettext("%(n)d key revoked.", "%(n)d keys revoked.", queryset.count())
                           % {"n": queryset.count()})
-
-
-@admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(admin.ModelAdmin):
-    list_display = ["url", "partner_key", "events", "is_active", "created_at"]
-    list_filter = ["is_active"]
-    search_fields = ["url", "partner_key__name"]
-    readonly_fields = ["created_at"]
-    fields = ["partner_key", "url", "events", "is_active", "created_at"]
-
-    def save_model(self, request, obj, form, change):
-        if not change and not obj.secret:
-            obj.secret = f"whsec_{secrets.token_urlsafe(32)}"
-            messages.warning(request, _("The signing secret is shown only now; copy it: %(secret)s")
-                             % {"secret": obj.secret})
-        super().save_model(request, obj, form, change)
-
-
-class WebhookAttemptInline(admin.TabularInline):
-    model = WebhookAttempt
-    extra = 0
-    can_delete = False
-    fields = ["attempted_at", "status_code", "duration_ms", "succeeded", "error", "response_excerpt"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ["event_id", "topic", "subscription", "status", "attempts", "last_status_code",
-                    "next_attempt_at", "created_at", "delivered_at"]
-    list_filter = ["status", "topic"]
-    search_fields = ["event_id", "subscription__url"]
-    readonly_fields = ["subscription", "event_id", "topic", "body", "status", "attempts", "next_attempt_at",
-                       "give_up_at", "last_status_code", "last_error", "created_at", "delivered_at"]
-    inlines = [WebhookAttemptInline]
-    actions = ["replay"]
-
-    def has_add_permission(self, request):
-        return False
-
-    @admin.action(description=_("Replay the selected deliveries"))
-    def replay(self, request, queryset):
-        count = deliveries_replay(ids=list(queryset.values_list("id", flat=True)))
-        self.message_user(request, ngettext("%(n)d delivery queued again.", "%(n)d deliveries queued again.",
-                                            count)
-                          % {"n": count})
 
 
 @admin.register(IdempotencyRecord)

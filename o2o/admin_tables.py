@@ -30,9 +30,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
-from catalog.importers import table_rows
-from o2o.errors import DomainError
-from stores.admin import domain_error_text
+from o2o.errors import DomainError, domain_error_text
+from o2o.tables import table_rows
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 # Parsed rows are kept in the session between preview and apply; JSON of a 2 MB CSV is

@@ -6,7 +6,6 @@ Any other path under /api/v1/ answers the API's JSON 404 (never the HTML page).
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from o2o import webhooks_api
 from o2o.api import api_not_found
 
 app_name = "api"
@@ -21,10 +20,6 @@ urlpatterns = [
     path("", include("inventory.api.urls")),
     path("", include("orders.api.urls")),
     path("", include("members.api.urls")),
-    path("webhooks/subscriptions/", webhooks_api.SubscriptionListCreate.as_view(),
-         name="webhook-subscription-list"),
-    path("webhooks/subscriptions/<int:pk>/", webhooks_api.SubscriptionDetail.as_view(),
-         name="webhook-subscription-detail"),
-    path("webhooks/deliveries/", webhooks_api.DeliveryList.as_view(), name="webhook-delivery-list"),
+    path("", include("integrations.urls")),
     re_path(r"^[\s\S]*$", api_not_found),  # any path, newlines included
 ]

@@ -8,7 +8,8 @@ database leak does not leak usable keys.  A key carries scopes, a channel
 
 Staff use their POS session.  They get the read scopes, ``orders:write`` and
 ``members:write`` (registering members at the counter), always limited to
-their stores (``stores.selectors.staff_store_ids``).
+their stores.  Which users are staff and which stores they see is the stores app's rule; it
+registers it here (``staff_scope_register``) when it loads, so the platform imports no app.
 
 Every view reads the caller as a :class:`Principal` (``principal_of``), and
 filters its querysets with it, so an object outside the caller's reach is
@@ -21,6 +22,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Callable
 from datetime import timedelta
 
 from django.db import transaction
@@ -32,7 +34,16 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import BasePermission
 
 from o2o.models import PartnerKey
-from stores import selectors as store_read
+
+# (user) -> None when the user is not staff; else the ids of the stores they may see (None: all).
+StaffScope = Callable[[object], "tuple[bool, frozenset[int] | None]"]
+_staff_scope: list[StaffScope] = []
+
+
+def staff_scope_register(func: StaffScope) -> StaffScope:
+    """Register the rule that says whether a user is staff and which stores they see."""
+    _staff_scope[:] = [func]
+    return func
 
 CATALOG_READ = "catalog:read"
 STOCK_READ = "stock:read"
@@ -162,10 +173,11 @@ def principal_of(request) -> Principal | None:
         principal = Principal(kind=PARTNER, owner=f"key:{auth.pk}", scopes=frozenset(auth.scopes or []),
                               key=auth, channel=auth.channel, partner=auth.partner,
                               store_ids=store_ids or None)
-    elif user is not None and getattr(user, "is_authenticated", False) and store_read.user_role(user):
-        store_ids = None if store_read.staff_sees_all(user) else frozenset(store_read.staff_store_ids(user))
-        principal = Principal(kind=STAFF, owner=f"user:{user.pk}", scopes=STAFF_SCOPES, user=user,
-                              store_ids=store_ids)
+    elif user is not None and getattr(user, "is_authenticated", False) and _staff_scope:
+        is_staff, store_ids = _staff_scope[0](user)
+        if is_staff:
+            principal = Principal(kind=STAFF, owner=f"user:{user.pk}", scopes=STAFF_SCOPES, user=user,
+                                  store_ids=store_ids)
     request._o2o_principal = principal
     return principal
 

@@ -7,7 +7,5 @@ class O2OConfig(AppConfig):
     verbose_name = _("Core")
 
     def ready(self) -> None:
-        # Registers the outbox consumers and Celery tasks of the partner API (webhooks, stock sync,
-        # marketplace import, idempotency purge) in every process, the worker included.
-        from o2o import idempotency, webhooks  # noqa: F401
-        from orders.api import imports, stocksync  # noqa: F401
+        # Registers the idempotency purge task in every process, the worker included.
+        from o2o import idempotency  # noqa: F401

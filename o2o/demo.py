@@ -125,24 +125,10 @@ def _known_pages() -> list[tuple[str, str]]:
     return pages
 
 
-def _demo_data_present() -> bool:
-    from django.db import connections
-
-    from stores.models import Store
-
-    try:
-        return Store.objects.exists()
-    finally:
-        connections.close_all()
-
-
 def _seed(env: dict[str, str]) -> int:
-    if _demo_data_present():
-        _say("demo data found: not loading it again (`python manage.py seed_demo` tops it up; "
-             "the logins are listed in README.md)")
-        return 0
-    _say("loading demo data (manage.py seed_demo) ...")
-    return subprocess.run([sys.executable, "manage.py", "seed_demo"], cwd=BASE_DIR, env=env).returncode
+    _say("loading demo data unless it is there (manage.py seed_demo --if-empty) ...")
+    return subprocess.run([sys.executable, "manage.py", "seed_demo", "--if-empty"], cwd=BASE_DIR,
+                          env=env).returncode
 
 
 def _children(args: argparse.Namespace) -> list[Child]:

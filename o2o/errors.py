@@ -57,3 +57,12 @@ class PermissionDenied(DomainError):
     status = 403
     code = "permission_denied"
     default_message = _("You may not do this.")
+
+
+def domain_error_text(exc: DomainError) -> str:
+    """The error's message in the active language, naming the SKUs it is about when known."""
+    text = str(exc.message)
+    skus = exc.params.get("skus")
+    if skus:
+        text = f"{text} ({', '.join(str(s) for s in skus)})"
+    return text

@@ -16,6 +16,7 @@ import logging
 from datetime import timedelta
 from typing import Any, Callable
 
+from celery import shared_task
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
@@ -72,10 +73,8 @@ def _kick_queued() -> bool:
 
 
 def _kick_relay() -> None:
-    from o2o.tasks import outbox_relay
-
     try:
-        outbox_relay.apply_async(expires=30)
+        outbox_relay_task.apply_async(expires=30)
     except Exception as exc:  # the broker is down: beat's relay run picks the rows up later
         log.warning("outbox relay kick failed, messages stay pending: %s", exc)
 
@@ -119,9 +118,7 @@ def outbox_relay(*, batch_size: int = 200, publish: Callable[[OutboxMessage], No
 
 
 def _publish_to_broker(message: OutboxMessage) -> None:
-    from o2o.tasks import outbox_dispatch
-
-    outbox_dispatch.apply_async(args=[message.id], retry=False)
+    outbox_dispatch_task.apply_async(args=[message.id], retry=False)
 
 
 REDELIVER_AFTER_SECONDS = 300
@@ -206,3 +203,31 @@ def outbox_dispatch(*, message_id: int) -> int:
             continue
         ran += 1
     return ran
+
+
+# --- Celery tasks ----------------------------------------------------------------------------------
+# Their names are what the broker and beat carry; they keep the names they were published under.
+
+
+@shared_task(name="o2o.tasks.outbox_relay", ignore_result=True)
+def outbox_relay_task() -> int:
+    return outbox_relay()
+
+
+@shared_task(name="o2o.tasks.outbox_redeliver", ignore_result=True)
+def outbox_redeliver_task() -> int:
+    return outbox_redeliver()
+
+
+@shared_task(
+    name="o2o.tasks.outbox_dispatch",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,  # consumers are idempotent (ProcessedMessage)
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=10,
+)
+def outbox_dispatch_task(message_id: int) -> int:
+    return outbox_dispatch(message_id=message_id)

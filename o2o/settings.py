@@ -70,6 +70,10 @@ INSTALLED_APPS = [
     "payments",
     "members",
     "orders",
+    "settlement",
+    "reporting",
+    "integrations",
+    "pos",
 ]
 
 MIDDLEWARE = [

@@ -9,7 +9,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("o2o.api_urls")),
-    path("pos/", include("orders.pos.urls")),
-    path("dashboard/", include("orders.dashboard.urls")),
+    path("pos/", include("pos.urls")),
+    path("dashboard/", include("reporting.urls")),
     path("healthz", healthz, name="healthz"),
 ]

@@ -184,7 +184,3 @@ class PaymentAdmin(payments_admin.PaymentAdmin):
 class RefundAdmin(payments_admin.RefundAdmin):
     def store_scope_q(self, request):
         return super().store_scope_q(request) | _orders_of_stores_q(request, "payment__reference")
-
-
-# Settlement keeps its admin with it; importing it here registers it.
-from orders.settlement import admin as settlement_admin  # noqa: E402,F401

@@ -14,17 +14,11 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Sku
+from o2o.channels import Channel  # noqa: F401  (the order book's channels; re-exported for its callers)
 from members.models import Member
 from stores.models import City, StaffProfile, Store, Warehouse
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
-
-
-class Channel(models.TextChoices):
-    WEB = "web", _("Web shop")
-    MINI_PROGRAM = "mini_program", _("WeChat mini-program")
-    MARKETPLACE = "marketplace", _("Marketplace partner")
-    POS = "pos", _("Store POS")
 
 
 class Fulfillment(models.TextChoices):
@@ -294,5 +288,3 @@ class ReturnLine(models.Model):
         verbose_name = _("return line")
         verbose_name_plural = _("return lines")
         constraints = [models.CheckConstraint(condition=Q(qty__gt=0), name="return_line_qty_positive")]
-from orders.dashboard.models import *  # noqa: E402,F401,F403
-from orders.settlement.models import *  # noqa: E402,F401,F403

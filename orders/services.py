@@ -33,7 +33,7 @@ from o2o.errors import InvalidInput
 from o2o.ids import number_next
 from o2o.money import ZERO, allocate, money
 from orders import allocation, locks, membership
-from orders.events import order_emit, order_event, order_transition
+from orders.events import order_event, order_transition
 from orders.exceptions import (
     DuplicateDifferentPayload,
     GoodsInTransit,

@@ -24,7 +24,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext, gettext_lazy as _
 
-from o2o.errors import DomainError
+from o2o.errors import DomainError, domain_error_text
 from stores.models import City, Region, Role, StaffProfile, Store, StoreMembership, Warehouse
 from stores.selectors import staff_sees_all, staff_store_ids, staff_warehouse_ids
 from stores.services import staff_create
@@ -71,15 +71,6 @@ FORM_PAGE = engines["django"].from_string("""{% extends "admin/base_site.html" %
 <a href="{% url opts|admin_urlname:'changelist' %}" class="closelink">{% translate 'Cancel' %}</a></div>
 </form></div>{% endblock %}
 """)
-
-
-def domain_error_text(exc: DomainError) -> str:
-    """The error's message in the active language, naming the SKUs it is about when known."""
-    text = str(exc.message)
-    skus = exc.params.get("skus")
-    if skus:
-        text = f"{text} ({', '.join(str(s) for s in skus)})"
-    return text
 
 
 def form_page(modeladmin: admin.ModelAdmin, request, *, title, form, submit_label, formset=None,

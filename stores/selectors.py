@@ -61,3 +61,10 @@ def staff_warehouse_ids(user) -> set[int]:
     if role == Role.REGIONAL_MANAGER:
         return set(Warehouse.objects.filter(city__region_id=profile.region_id).values_list("id", flat=True))
     return set(Warehouse.objects.filter(store__memberships__staff=profile).values_list("id", flat=True))
+
+
+def staff_api_scope(user) -> tuple[bool, frozenset[int] | None]:
+    """Whether ``user`` is store staff, and the stores they see (None: every store)."""
+    if not user_role(user):
+        return False, None
+    return True, (None if staff_sees_all(user) else frozenset(staff_store_ids(user)))

@@ -17,7 +17,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 
 from o2o.celery import app  # noqa: E402,F401
-from orders.settlement import services  # noqa: E402
+from settlement import services  # noqa: E402
 
 settings.SETTLEMENT_WORKERS = 1
 FLAG = os.environ["SETTLEMENT_CRASH_FLAG"]

@@ -6,7 +6,7 @@ from io import BytesIO
 import openpyxl
 import pytest
 
-from catalog.importers import table_rows
+from o2o.tables import table_rows
 from catalog.models import Product, Sku
 from catalog.services import catalog_import
 from catalog.tests.factories import BrandFactory, CategoryFactory, SkuFactory, ean13
@@ -52,9 +52,9 @@ def test_bad_rows_are_reported_per_row_and_nothing_is_written(refs):
     SkuFactory(code="OLD-1", barcode=ean13(555))
     bad_barcode = GOOD[0].replace(ean13(101), "6901234567890")  # wrong check digit
     unknown_category = GOOD[1].replace(",tshirts,", ",nosuch,")
-    negative = f"P002,帆布鞋,tshirts,,P002-WH-40,,帆布鞋 白色 40,白色,40,-5.00,"
+    negative = "P002,帆布鞋,tshirts,,P002-WH-40,,帆布鞋 白色 40,白色,40,-5.00,"
     taken = f"P003,袜子,tshirts,,P003-OS,{ean13(555)},袜子 均码,,均码,29.00,"
-    good = f"P004,腰带,tshirts,,P004-105,,腰带 105cm,,105cm,99.00,"
+    good = "P004,腰带,tshirts,,P004-105,,腰带 105cm,,105cm,99.00,"
     result = catalog_import(rows=table_rows(csv_bytes(bad_barcode, unknown_category, negative, taken, good)),
                             dry_run=False)
     assert not result.ok

@@ -9,7 +9,7 @@ from django.db.models import Count, Sum
 from catalog.models import Category, Product, Sku
 from catalog.validators import barcode_normalize
 from inventory.models import MoveReason, ReplenishmentProposal, ReplenishmentRule, StockLevel, StockMove
-from o2o.management.commands.seed_demo import DEMO_PASSWORD, OPENING_REFERENCE, PRODUCT_PREFIX
+from reporting.management.commands.seed_demo import DEMO_PASSWORD, OPENING_REFERENCE, PRODUCT_PREFIX
 from stores.models import Role, StaffProfile, Store, StoreMembership, Warehouse
 from stores.selectors import staff_store_ids, user_role
 
@@ -122,7 +122,7 @@ def test_seed_rejects_nonsense_options():
 
 
 def test_history_days_rings_up_orders_through_the_services_and_stays_consistent():
-    from orders.dashboard.models import DailySalesRollup
+    from reporting.models import DailySalesRollup
     from orders.models import Order
 
     seed(history_days=2)

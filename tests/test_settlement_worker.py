@@ -29,10 +29,10 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from o2o.celery import app
-from orders.settlement import services
-from orders.settlement.models import SettlementDay, SettlementStatement, SplitLine, StoreSettlement, TenderLine
-from orders.settlement.tasks import settlement_day
-from orders.settlement.tests.scenario import build_day, shift_days, shop
+from settlement import services
+from settlement.models import SettlementDay, SettlementStatement, SplitLine, StoreSettlement, TenderLine
+from settlement.tasks import settlement_day
+from settlement.tests.scenario import build_day, shift_days, shop
 from payments.models import Payment, Refund
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

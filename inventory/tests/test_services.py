@@ -40,7 +40,7 @@ from inventory.models import (
     Transfer,
     TransferLine,
 )
-from inventory.exceptions import InvalidQuantity, UnknownSku
+from inventory.exceptions import UnknownSku
 from o2o.errors import DomainError
 from o2o.models import OutboxMessage
 from stores.models import Warehouse

@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from rest_framework.test import APIClient
 
-from inventory import services as stock
 from o2o.apiauth import SCOPES, partner_key_create
 from o2o.ratelimit import redis_client
 from payments.models import Payment
@@ -59,14 +58,6 @@ def other_partner(make_key):
     """Another partner system: the web shop."""
     key, raw = make_key(channel="web", name="web shop")
     return key, bearer(raw)
-
-
-@pytest.fixture
-def stocked(central, store_a, store_b, skus):
-    """Central has 50 of each SKU, store A 5 of each, store B none."""
-    stock.stock_receive(warehouse=central, lines=[(s.id, 50) for s in skus])
-    stock.stock_receive(warehouse=store_a.warehouse, lines=[(s.id, 5) for s in skus])
-    return skus
 
 
 def staff_client(store, role=Role.CLERK) -> tuple:
@@ -171,7 +162,7 @@ class FakeMarketplace:
         return f"http://127.0.0.1:{self.server.server_port}"
 
     def settings_entry(self) -> dict:
-        return {"adapter": "o2o.marketplaces.HttpJsonMarketplace", "base_url": self.base_url,
+        return {"adapter": "integrations.marketplaces.HttpJsonMarketplace", "base_url": self.base_url,
                 "token": self.token,
                 "timeout": 5}
 

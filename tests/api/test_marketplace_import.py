@@ -8,10 +8,10 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from inventory.models import StockLevel
-from o2o.marketplaces import HttpJsonMarketplace, MarketplaceError, remote_order_parse
+from integrations.marketplaces import HttpJsonMarketplace, MarketplaceError, remote_order_parse
 from o2o.ratelimit import redis_client
 from orders import services
-from orders.api.imports import marketplace_orders_import, marketplace_orders_import_task
+from integrations.imports import marketplace_orders_import, marketplace_orders_import_task
 from orders.models import Order
 from payments.exceptions import DuplicateTransaction, InvalidPaymentInput
 from payments.models import Payment

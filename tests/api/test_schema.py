@@ -25,8 +25,8 @@ from inventory import services as stock
 from members.models.coupons import CouponKind, CouponTemplate, CouponValidity
 from members.services import coupons, members
 from o2o.apiauth import partner_key_create, SCOPES
-from o2o.models import WebhookDelivery
-from o2o.webhooks import subscription_create
+from integrations.models import WebhookDelivery
+from integrations.webhooks import subscription_create
 from o2o.wsgi import application
 from orders import services
 from orders.services import LineIn, ReturnLineIn

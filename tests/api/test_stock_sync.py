@@ -9,11 +9,12 @@ from django.db import transaction
 
 from inventory import services as stock
 from o2o.apiauth import STOCK_READ
-from o2o.models import OutboxMessage, WebhookDelivery
+from integrations.models import WebhookDelivery
+from o2o.models import OutboxMessage
 from o2o.outbox import outbox_dispatch
 from o2o.ratelimit import redis_client
-from o2o.webhooks import subscription_create
-from orders.api import stocksync
+from integrations.webhooks import subscription_create
+from integrations import stocksync
 from tests.api.conftest import FakeMarketplace
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,9 +11,10 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from o2o import webhooks
+from integrations import webhooks
 from o2o.apiauth import ORDERS_READ, STOCK_READ
-from o2o.models import OutboxMessage, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from integrations.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from o2o.models import OutboxMessage
 from o2o.outbox import outbox_dispatch, outbox_emit
 from tests.api.conftest import bearer, idem, pay, place
 

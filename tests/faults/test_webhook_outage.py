@@ -22,10 +22,11 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from o2o import webhooks
+from integrations import webhooks
 from o2o.apiauth import ORDERS_READ, partner_key_create
 from o2o.celery import app
-from o2o.models import OutboxMessage, WebhookAttempt, WebhookDelivery
+from integrations.models import WebhookAttempt, WebhookDelivery
+from o2o.models import OutboxMessage
 from o2o.outbox import outbox_dispatch, outbox_emit
 from tests.faults.conftest import assert_ledgers_clean
 from tests.faults.procs import kill, process_env, worker_start

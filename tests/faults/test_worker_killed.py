@@ -40,7 +40,7 @@ def _worker(broker: PrivateRedis) -> subprocess.Popen:
 
 
 def _publish(message) -> None:
-    from o2o.tasks import outbox_dispatch
+    from o2o.outbox import outbox_dispatch_task as outbox_dispatch
 
     outbox_dispatch.apply_async(args=[message.id], queue=QUEUE, retry=False)
 

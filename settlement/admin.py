@@ -1,0 +1,294 @@
+"""Head-office admin for settlement: split rules, settled days and their statements down to the order
+lines and the rule applied, CSV/XLSX exports, and the beat schedule.  Everything settled is
+read-only here (and immutable in the database)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from o2o.exports import export_response
+from o2o.schedule import BEAT_SCHEDULE
+from settlement import selectors
+from settlement.models import (
+    ScheduledJob,
+    SettlementDay,
+    SettlementStatement,
+    SplitLine,
+    SplitRule,
+    StatementTender,
+    StoreSettlement,
+    TenderLine,
+    WalletTransfer,
+)
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyTabular(ReadOnlyMixin, admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+
+def _store(store) -> str:
+    return str(store) if store is not None else str(_("no store"))
+
+
+@admin.register(SplitRule)
+class SplitRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "priority", "channel", "fulfillment", "store", "guide_condition", "ecommerce_percent",
+                    "guide_store_percent", "valid_from", "valid_until", "is_active", "first_used_on"]
+    list_filter = ["is_active", "channel", "fulfillment"]
+    search_fields = ["name", "note"]
+    fieldsets = [
+        (None, {"fields": ["name", "priority", "is_active", "note"]}),
+        (_("Applies to"), {"fields": ["channel", "fulfillment", "store", "guide_condition", "valid_from",
+                                      "valid_until"]}),
+        (_("Shares of the net"), {"fields": ["ecommerce_percent", "guide_store_percent"],
+                                  "description": _("The fulfilling store keeps the rest; without one (shipped "
+                                                   "from a warehouse) the e-commerce department does.")}),
+    ]
+    TERMS = ["channel", "fulfillment", "store", "guide_condition", "ecommerce_percent", "guide_store_percent"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Split lines name the rule: its terms must keep explaining them.
+        return self.TERMS if obj is not None and obj.first_used_on else []
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not (obj and obj.first_used_on)
+
+
+class StoreSettlementInline(ReadOnlyTabular):
+    model = StoreSettlement
+    fields = ["store_link", "cash_payments", "cash_refunds", "shifts_closed", "shifts_expected_cash",
+              "shifts_counted_cash", "shifts_over_short", "wallet_recharged_principal", "wallet_spent_principal",
+              "wallet_cross_in_principal", "wallet_cross_out_principal", "commission_released_amount", "late_lines"]
+    readonly_fields = fields
+
+    @admin.display(description=_("store"))
+    def store_link(self, obj):
+        url = reverse("admin:orders_storesettlement_change", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _store(obj.store))
+
+
+@admin.register(SettlementDay)
+class SettlementDayAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["day", "status", "window_start", "window_end", "stores_settled", "sales_net", "returns_net",
+                    "cancelled_net", "net", "payments_total", "refunds_total", "commission_released_amount",
+                    "statements_link", "closed_at"]
+    list_filter = ["status"]
+    date_hierarchy = "day"
+    inlines = [StoreSettlementInline]
+    readonly_fields = ["day", "status", "window_start", "window_end", "cutoff_hour", "started_at", "closed_at",
+                       "stores_settled", "sales_net", "returns_net", "cancelled_net", "net", "adjustments_net",
+                       "payments_total", "refunds_total", "commission_released", "commission_released_amount",
+                       "tenders", "party_shares", "wallet_transfers"]
+
+    @admin.display(description=_("statements"))
+    def statements_link(self, obj):
+        url = reverse("admin:orders_settlementstatement_changelist") + f"?business_day={obj.day.isoformat()}"
+        return format_html('<a href="{}">{}</a>', url, _("statements"))
+
+    @admin.display(description=_("money by tender"))
+    def tenders(self, obj):
+        rows = selectors.day_tenders(obj)
+        return format_html('<table><tr><th>{}</th><th>{}</th><th>{}</th></tr>{}</table>', _("tender"),
+                           _("payments taken"), _("refunds given"),
+                           format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                                            ((r["tender"], r["payments"], r["refunds"]) for r in rows)))
+
+    @admin.display(description=_("split by party"))
+    def party_shares(self, obj):
+        rows = selectors.day_party_shares(obj)
+        return format_html(
+            '<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{}</table>', _("party"),
+            _("share as fulfilling store / e-commerce"), _("share as the guide's store"), _("total"),
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+                (f"{r['store__code']} {r['store__name']}" if r["store_id"] else _("E-commerce department"),
+                 r["fulfilment"], r["guide"], r["total"]) for r in rows)))
+
+    @admin.display(description=_("cross-store wallet spending"))
+    def wallet_transfers(self, obj):
+        rows = selectors.day_wallet_transfers(obj)
+        return format_html(
+            '<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{}</table>', _("spent at"),
+            _("recharge sold by"), _("principal"), _("bonus"),
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+                (r["store_settlement__store__code"] or _("no store"), r["sold_store__code"] or _("no store"),
+                 r["principal"], r["bonus"]) for r in rows)))
+
+
+class WalletTransferInline(ReadOnlyTabular):
+    model = WalletTransfer
+    fields = ["sold_store", "principal", "bonus"]
+    readonly_fields = fields
+
+
+@admin.register(StoreSettlement)
+class StoreSettlementAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["day", "store_label", "cash_payments", "cash_refunds", "shifts_closed", "shifts_expected_cash",
+                    "shifts_counted_cash", "shifts_over_short", "wallet_cross_in_principal",
+                    "wallet_cross_out_principal", "commission_released_amount", "closed_at"]
+    list_filter = ["store"]
+    list_select_related = ["day", "store"]
+    inlines = [WalletTransferInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in StoreSettlement._meta.fields] + ["cash_net", "cash_difference"]
+
+    @admin.display(description=_("store"), ordering="store__code")
+    def store_label(self, obj):
+        return _store(obj.store)
+
+
+class StatementTenderInline(ReadOnlyTabular):
+    model = StatementTender
+    fields = ["tender", "payments_count", "payments_amount", "refunds_count", "refunds_amount"]
+    readonly_fields = fields
+
+
+class ExportActions:
+    """Statements (or their split lines) as CSV or XLSX."""
+
+    actions = ["export_csv", "export_xlsx", "export_lines_csv", "export_lines_xlsx"]
+
+    def _statements(self, request, queryset, fmt):
+        return export_response(fmt, "settlement-statements", selectors.statement_headers(),
+                               selectors.statement_rows(queryset))
+
+    def _lines(self, request, queryset, fmt):
+        lines = selectors.statement_lines(queryset.values_list("pk", flat=True))
+        return export_response(fmt, "settlement-lines", [str(h) for h in selectors.LINE_COLUMNS],
+                               selectors.line_rows(lines))
+
+    @admin.action(description=_("Export selected statements (CSV)"))
+    def export_csv(self, request, queryset):
+        return self._statements(request, queryset, "csv")
+
+    @admin.action(description=_("Export selected statements (XLSX)"))
+    def export_xlsx(self, request, queryset):
+        return self._statements(request, queryset, "xlsx")
+
+    @admin.action(description=_("Export the split lines of selected statements (CSV)"))
+    def export_lines_csv(self, request, queryset):
+        return self._lines(request, queryset, "csv")
+
+    @admin.action(description=_("Export the split lines of selected statements (XLSX)"))
+    def export_lines_xlsx(self, request, queryset):
+        return self._lines(request, queryset, "xlsx")
+
+
+@admin.register(SettlementStatement)
+class SettlementStatementAdmin(ExportActions, ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["business_day", "store_label", "channel", "orders_count", "sales_net", "returns_net",
+                    "cancelled_net", "net", "coupon_cost_ecommerce", "coupon_cost_store", "split_ecommerce",
+                    "split_store", "split_guide_store", "payments_total", "refunds_total", "lines_link"]
+    list_filter = ["channel", "store", "business_day"]
+    date_hierarchy = "business_day"
+    list_select_related = ["store"]
+    inlines = [StatementTenderInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in SettlementStatement._meta.fields] + ["lines_link", "tender_lines_link"]
+
+    @admin.display(description=_("store"), ordering="store__code")
+    def store_label(self, obj):
+        return _store(obj.store)
+
+    @admin.display(description=_("order lines"))
+    def lines_link(self, obj):
+        url = reverse("admin:orders_splitline_changelist") + f"?statement__id__exact={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, _("split lines"))
+
+    @admin.display(description=_("payments and refunds"))
+    def tender_lines_link(self, obj):
+        url = reverse("admin:orders_tenderline_changelist") + f"?statement__id__exact={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, _("tender lines"))
+
+
+@admin.register(SplitLine)
+class SplitLineAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["kind", "order_number", "line_no", "event_at", "adjustment", "net", "rule_label",
+                    "ecommerce_amount", "store", "store_amount", "guide_store", "guide_store_amount"]
+    list_filter = ["kind", "adjustment", "statement__channel", "rule"]
+    search_fields = ["=order__number"]
+    list_select_related = ["order", "order_line", "rule", "store", "guide_store"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in SplitLine._meta.fields] + ["rule_terms"]
+
+    @admin.display(description=_("order"), ordering="order__number")
+    def order_number(self, obj):
+        return obj.order.number
+
+    @admin.display(description=_("line"))
+    def line_no(self, obj):
+        return obj.order_line.line_no
+
+    @admin.display(description=_("split rule"))
+    def rule_label(self, obj):
+        return obj.rule.name if obj.rule_id else _("no rule: all to the fulfilling store")
+
+    @admin.display(description=_("rule applied"))
+    def rule_terms(self, obj):
+        if not obj.rule_id:
+            return _("No rule matched: the fulfilling store keeps the net (the e-commerce department when "
+                     "shipped from a warehouse).")
+        rule = obj.rule
+        return _("%(name)s: e-commerce %(ecom)s%%, guide's store %(guide)s%%, the fulfilling store the rest") % {
+            "name": rule.name, "ecom": rule.ecommerce_percent, "guide": rule.guide_store_percent}
+
+
+@admin.register(TenderLine)
+class TenderLineAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["kind", "tender", "amount", "payment", "refund", "event_at", "adjustment"]
+    list_filter = ["kind", "tender", "adjustment"]
+    search_fields = ["=payment__number", "=payment__reference", "=refund__number"]
+    list_select_related = ["payment", "refund"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in TenderLine._meta.fields]
+
+
+def _schedule_text(schedule) -> str:
+    if isinstance(schedule, (int, float)):
+        return str(_("every %(seconds)s seconds") % {"seconds": f"{schedule:g}"})
+    orig = {k: getattr(schedule, f"_orig_{k}", None) for k in ("minute", "hour", "day_of_month",
+                                                              "month_of_year", "day_of_week")}
+    if all(v is not None for v in orig.values()):
+        return "cron: {minute} {hour} {day_of_month} {month_of_year} {day_of_week}".format(**orig)
+    return str(schedule)
+
+
+@admin.register(ScheduledJob)
+class ScheduledJobAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The beat schedule from ``o2o/schedule.py``: there is no table, the page lists the code's entries."""
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [path("", self.admin_site.admin_view(self.changelist_view), name="%s_%s_changelist" % info)]
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        jobs = [{"name": name, "task": entry["task"], "schedule": _schedule_text(entry["schedule"]),
+                 "options": entry.get("options", {})} for name, entry in sorted(BEAT_SCHEDULE.items())]
+        context = {**self.admin_site.each_context(request), "title": _("Scheduled jobs (Celery beat)"),
+                   "opts": self.opts, "jobs": jobs, **(extra_context or {})}
+        return TemplateResponse(request, "admin/settlement/beat_schedule.html", context)
