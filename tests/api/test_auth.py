@@ -233,16 +233,16 @@ def test_admin_shows_a_new_key_once(hq_user, client):
     assert raw not in page.content.decode()
 
 
-@pytest.mark.parametrize("page", ["partnerkey", "webhooksubscription", "webhookdelivery",
-                                  "idempotencyrecord"])
+@pytest.mark.parametrize("page", ["o2o/partnerkey", "integrations/webhooksubscription",
+                                  "integrations/webhookdelivery", "o2o/idempotencyrecord"])
 def test_admin_pages_of_the_partner_api_render(hq_user, client, make_key, page):
     key, _raw = make_key()
     client.force_login(hq_user)
 
-    listing = client.get(f"/admin/o2o/{page}/")
+    listing = client.get(f"/admin/{page}/")
 
     assert listing.status_code == 200
-    if page == "partnerkey":
+    if page == "o2o/partnerkey":
         assert key.prefix in listing.content.decode()
         revoke = client.post("/admin/o2o/partnerkey/", {"action": "revoke", "_selected_action": [key.pk]})
         assert revoke.status_code == 302
