@@ -1,8 +1,8 @@
 """What an order does to its member, coupon and guide, in the order's own transaction.
 
-* At placement/sale: the coupon is evaluated on the priced lines and redeemed
-  (atomic; a code used twice at once succeeds once); the guide is the one
-  chosen at the POS or else the member's bound guide.
+* At placement/sale: the coupon the sale was priced with (``orders.pricing``) is
+  redeemed with that quote (atomic; a code used twice at once succeeds once); the
+  guide is the one chosen at the POS or else the member's bound guide.
 * When paid: the paid amount (points excluded: points are not money) counts
   toward the member's tier.
 * When the goods are handed over: points are earned on the money paid and the
@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 
 from django.utils import timezone
@@ -25,19 +24,11 @@ from members import selectors as member_read
 from members.services import coupons, guides, members, points
 from o2o.money import ZERO, allocate, money
 from orders.models import Order, OrderLine
+from orders.pricing import PricedSale
 from payments.models import Payment
 from stores.models import StaffProfile
 
 NON_MONEY_TENDERS = {"points"}
-
-
-@dataclass(frozen=True)
-class CouponQuote:
-    code: str
-    discount: Decimal
-    line_discounts: tuple[Decimal, ...]
-    ecommerce: Decimal
-    store: Decimal
 
 
 def member_resolve(member) -> object | None:
@@ -48,23 +39,13 @@ def guide_resolve(*, member, chosen_guide_id: int | None) -> StaffProfile | None
     return guides.guide_for_order(member=member, chosen_guide_id=chosen_guide_id, at=timezone.now())
 
 
-def coupon_quote(*, code: str, member, channel: str, store_id: int | None, rows: list[dict]) -> CouponQuote | None:
-    """Evaluate ``code`` on priced rows (each with sku, category_id and its amount after other discounts)."""
-    if not code:
-        return None
-    quote = coupons.coupon_evaluate(code=code, member=member, channel=channel, store_id=store_id,
-                                    lines=[(r["sku"].id, r["category_id"], r["net"]) for r in rows])
-    return CouponQuote(code=quote.code, discount=quote.discount, line_discounts=tuple(quote.line_discounts),
-                       ecommerce=quote.ecommerce_amount, store=quote.store_amount)
-
-
-def coupon_redeem(order: Order, lines: list[OrderLine], *, actor, partner: str = "") -> None:
-    if not order.coupon_code:
+def coupon_redeem(order: Order, priced: PricedSale, *, actor, partner: str = "") -> None:
+    """Redeem the coupon the sale was priced with, recording that very quote (nothing re-priced)."""
+    if not priced.coupon:
         return
-    coupons.coupon_redeem(code=order.coupon_code, member=order.member_id, order_number=order.number,
+    coupons.coupon_redeem(code=priced.coupon.code, member=order.member_id, order_number=order.number,
                           channel=order.channel, store_id=order.store_id, actor=actor, partner=partner,
-                          lines=[(ln.sku_id, ln.category_id_snapshot, money(ln.unit_price * ln.qty))
-                                 for ln in lines])
+                          lines=priced.coupon_lines(), quote=priced.coupon)
 
 
 def coupon_restore(order: Order, *, actor, store_id: int | None = None) -> None:

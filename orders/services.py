@@ -23,7 +23,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from catalog.models import Sku
 from inventory import services as stock
 from inventory.models import Bucket
 from members.exceptions import PointsCapExceeded
@@ -37,7 +36,6 @@ from orders.events import order_event, order_transition
 from orders.exceptions import (
     DuplicateDifferentPayload,
     GoodsInTransit,
-    InvalidDiscount,
     InvalidFulfillment,
     InvalidOrderTransition,
     OrderNotPayable,
@@ -50,6 +48,7 @@ from orders.exceptions import (
     UnknownOrderLine,
     WrongStore,
 )
+from orders.pricing import PricedSale, sale_price
 from orders.models import (
     Channel,
     Fulfillment,
@@ -113,49 +112,21 @@ def _demand(lines: Sequence[LineIn]) -> dict[int, int]:
     return demand
 
 
-def _priced_lines(demand: dict[int, int], discount: Decimal, *, coupon_code: str = "", member=None,
-                  channel: str = "", store_id: int | None = None
-                  ) -> tuple[list[dict], Decimal, Decimal, membership.CouponQuote | None]:
-    """Server-side pricing: list prices snapshot, then the order discount and the coupon allocated
-    to lines to the fen.  Returns (rows, subtotal, total discount, coupon quote)."""
-    skus = stock.skus_check(demand)
-    full = {s.id: s for s in Sku.objects.filter(id__in=list(demand)).select_related("product")
-            .only("id", "code", "name", "list_price", "product__category_id")}
-    rows = [{"sku": full[sku_id], "qty": qty, "unit_price": money(full[sku_id].list_price),
-             "category_id": full[sku_id].product.category_id}
-            for sku_id, qty in demand.items() if sku_id in skus]
-    subtotal = money(sum((r["unit_price"] * r["qty"] for r in rows), ZERO))
-    discount = money(discount)
-    if discount < 0 or discount > subtotal:
-        raise InvalidDiscount(params={"discount": str(discount), "subtotal": str(subtotal)})
-    shares = allocate(discount, [r["unit_price"] * r["qty"] for r in rows])
-    for row, share in zip(rows, shares):
-        row["discount"] = share
-        row["net"] = money(row["unit_price"] * row["qty"] - share)
-    quote = membership.coupon_quote(code=coupon_code, member=member, channel=channel, store_id=store_id, rows=rows)
-    for i, row in enumerate(rows):
-        row["coupon"] = quote.line_discounts[i] if quote else ZERO
-        row["discount"] = money(row["discount"] + row["coupon"])
-        row["line_total"] = money(row["unit_price"] * row["qty"] - row["discount"])
-    total_discount = money(discount + (quote.discount if quote else ZERO))
-    return rows, subtotal, total_discount, quote
-
-
-def _lines_create(order: Order, rows: list[dict], plan: dict[int, dict[int, int]] | None,
+def _lines_create(order: Order, priced: PricedSale, plan: dict[int, dict[int, int]] | None,
                   warehouse_id: int | None, handed_over: bool = False) -> list[OrderLine]:
     """One OrderLine per SKU and warehouse; a split SKU's discount is re-allocated across its parts."""
     lines, line_no = [], 0
-    for row in rows:
-        sku = row["sku"]
-        parts = [(w, q[sku.id]) for w, q in plan.items() if sku.id in q] if plan else [(warehouse_id, row["qty"])]
-        discounts = allocate(row["discount"], [Decimal(q) for _, q in parts])
-        coupon_parts = allocate(row["coupon"], [Decimal(q) for _, q in parts])
+    for row in priced.lines:
+        sku = row.sku
+        parts = [(w, q[sku.id]) for w, q in plan.items() if sku.id in q] if plan else [(warehouse_id, row.qty)]
+        discounts = allocate(row.discount, [Decimal(q) for _, q in parts])
+        coupon_parts = allocate(row.coupon, [Decimal(q) for _, q in parts])
         for (wid, qty), disc, coupon in zip(parts, discounts, coupon_parts):
             line_no += 1
             lines.append(OrderLine(order=order, line_no=line_no, sku=sku, sku_code=sku.code, name=sku.name,
-                                   unit_price=row["unit_price"], qty=qty, discount=disc, warehouse_id=wid,
-                                   coupon_discount=coupon, category_id_snapshot=row["category_id"],
-                                   line_total=money(row["unit_price"] * qty - disc),
+                                   unit_price=row.unit_price, qty=qty, discount=disc, warehouse_id=wid,
+                                   coupon_discount=coupon, category_id_snapshot=row.category_id,
+                                   line_total=money(row.unit_price * qty - disc),
                                    qty_shipped=qty if handed_over else 0))
     return OrderLine.objects.bulk_create(lines)
 
@@ -191,8 +162,8 @@ def _member_fields(member, quote, *, chosen_guide_id: int | None) -> dict[str, A
         member is not None or chosen_guide_id) else None
     return {"member": member, "guide": guide, "coupon_code": quote.code if quote else "",
             "coupon_discount": quote.discount if quote else ZERO,
-            "coupon_cost_ecommerce": quote.ecommerce if quote else ZERO,
-            "coupon_cost_store": quote.store if quote else ZERO}
+            "coupon_cost_ecommerce": quote.ecommerce_amount if quote else ZERO,
+            "coupon_cost_store": quote.store_amount if quote else ZERO}
 
 
 # --- online orders ----------------------------------------------------------------------------
@@ -229,8 +200,8 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
         existing = _existing(lookup=lookup, request_hash=request_hash)
         if existing is not None:
             return PlaceResult(existing, created=False)
-    rows, subtotal, discount, quote = _priced_lines(demand, discount, coupon_code=coupon_code, member=member,
-                                                    channel=channel, store_id=store.pk if store else None)
+    priced = sale_price(demand=demand, channel=channel, store_id=store.pk if store else None,
+                        order_discount=discount, coupon_code=coupon_code, member=member)
     config = allocation.channel_config(channel)
     warehouses = allocation.candidates(channel=channel, fulfillment=fulfillment, store=store,
                                        ship_city_id=ship_city_id, config=config)
@@ -242,17 +213,17 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
     order = Order(number=number_next("SO"), channel=channel, partner=partner, external_id=external_id,
                   request_hash=request_hash, store=store, fulfillment=fulfillment, status=Status.PENDING_PAYMENT,
                   customer_name=customer_name, customer_phone=customer_phone, ship_city_id=ship_city_id,
-                  ship_address=ship_address, subtotal=subtotal, discount_total=discount,
-                  total=money(subtotal - discount), created_by=_user(actor),
+                  ship_address=ship_address, subtotal=priced.subtotal, discount_total=priced.discount_total,
+                  total=priced.total, created_by=_user(actor),
                   expires_at=timezone.now() + timedelta(minutes=settings.O2O_RESERVATION_TTL_MINUTES),
                   needs_transfer=fulfillment == Fulfillment.PICKUP and store.warehouse_id not in plan,
                   pickup_code=_new_pickup_code() if fulfillment == Fulfillment.PICKUP else None,
-                  **_member_fields(member, quote, chosen_guide_id=None))
+                  **_member_fields(member, priced.coupon, chosen_guide_id=None))
     order, created = _insert_order(order, lookup=lookup, request_hash=request_hash)
     if not created:
         return PlaceResult(order, created=False)
-    made = _lines_create(order, rows, plan, None)
-    membership.coupon_redeem(order, made, actor=actor, partner=partner)
+    _lines_create(order, priced, plan, None)
+    membership.coupon_redeem(order, priced, actor=actor, partner=partner)
     for warehouse_id, skus in sorted(plan.items()):
         stock.stock_reserve(warehouse=warehouse_id, lines=list(skus.items()), reference=order.number,
                             expires_at=order.expires_at, actor=actor)
@@ -425,15 +396,17 @@ def _order_expire(order_id: int) -> int:
 
 
 @service
-def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, lines: Sequence[LineIn],
-                    tenders: Sequence[TenderIn], actor=None, discount: Decimal = ZERO,
-                    customer_phone: str = "", member=None, coupon_code: str = "",
+def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, tenders: Sequence[TenderIn],
+                    lines: Sequence[LineIn] = (), priced: PricedSale | None = None, actor=None,
+                    discount: Decimal = ZERO, customer_phone: str = "", member=None, coupon_code: str = "",
                     guide_id: int | None = None) -> PlaceResult:
     """Ring up a store sale: stock leaves the store's stockroom now, the payments are captured.
 
     With a ``member``: their coupon is verified (核销) and redeemed, wallet and points
     tenders draw on their ledgers, points are earned (frozen for the return window) and
     the guide chosen here — or else the member's bound guide — accrues commission.
+    ``priced``: the sale as the counter priced it (``orders.pricing.sale_price``), taken as it is;
+    without it, ``lines``, ``discount``, ``coupon_code`` and ``member`` are priced here, once.
     Idempotent on the client-generated sale UUID: a retried submit returns the first sale.
     A tender with ``payment_id`` is a payment-code payment captured for this sale before
     its transaction (``payments.micropay``): it is taken over, not charged again.
@@ -445,8 +418,11 @@ def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, lines: Sequen
         client_uuid = uuid.UUID(str(client_uuid))
     except ValueError:
         raise InvalidInput(message="Invalid sale id.", code="invalid_sale_id", field="client_uuid")
-    demand = _demand(lines)
-    member = membership.member_resolve(member)
+    if priced is not None:
+        demand, member = priced.demand(), priced.member
+        discount, coupon_code = priced.order_discount, priced.coupon_code
+    else:
+        demand, member = _demand(lines), membership.member_resolve(member)
     request_hash = _payload_hash({"store": store.pk, "lines": sorted(demand.items()),
                                   "tenders": [(t.tender, str(money(t.amount))) for t in tenders],
                                   "discount": str(money(discount)), "member": member.pk if member else None,
@@ -455,23 +431,25 @@ def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, lines: Sequen
     existing = _existing(lookup=lookup, request_hash=request_hash)
     if existing is not None:
         return PlaceResult(existing, created=False)
-    rows, subtotal, discount, quote = _priced_lines(demand, discount, coupon_code=coupon_code, member=member,
-                                                    channel=Channel.POS, store_id=store.pk)
-    total = money(subtotal - discount)
+    if priced is None:
+        priced = sale_price(demand=demand, channel=Channel.POS, store_id=store.pk, order_discount=discount,
+                            coupon_code=coupon_code, member=member)
+    total = priced.total
     if money(sum((t.amount for t in tenders), ZERO)) != total:
         raise PaymentMismatch(params={"due": str(total)})
     _check_points_cap(total, tenders)
     order = Order(number=number_next("PS"), channel=Channel.POS, client_uuid=client_uuid, request_hash=request_hash,
-                  store=store, fulfillment=Fulfillment.IN_STORE, status=Status.COMPLETED, subtotal=subtotal,
-                  discount_total=discount, total=total, created_by=_user(actor), customer_phone=customer_phone,
-                  **_member_fields(member, quote, chosen_guide_id=guide_id))
+                  store=store, fulfillment=Fulfillment.IN_STORE, status=Status.COMPLETED,
+                  subtotal=priced.subtotal, discount_total=priced.discount_total, total=total,
+                  created_by=_user(actor), customer_phone=customer_phone,
+                  **_member_fields(member, priced.coupon, chosen_guide_id=guide_id))
     order, created = _insert_order(order, lookup=lookup, request_hash=request_hash)
     if not created:
         return PlaceResult(order, created=False)
-    lines_made = _lines_create(order, rows, None, store.warehouse_id, handed_over=True)
+    lines_made = _lines_create(order, priced, None, store.warehouse_id, handed_over=True)
     stock.stock_sell(warehouse=store.warehouse_id, lines=[(ln.sku_id, ln.qty) for ln in lines_made],
                      reference=order.number, actor=actor)
-    membership.coupon_redeem(order, lines_made, actor=actor)
+    membership.coupon_redeem(order, priced, actor=actor)
     payments = [pay.payment_create(reference=order.number, tender=t.tender, amount=t.amount, store=store,
                                    actor=actor, card_reference=t.card_reference, member=member)
                 if t.payment_id is None else
@@ -775,8 +753,9 @@ class ExchangeResult:
 
 @service
 def exchange_create(*, order: Order | int, store: Store, return_lines: Sequence[ReturnLineIn],
-                    new_lines: Sequence[LineIn], tenders: Sequence[TenderIn], client_uuid: uuid.UUID | str,
-                    actor=None, reason: str = "exchange", approved_by=None) -> ExchangeResult:
+                    tenders: Sequence[TenderIn], client_uuid: uuid.UUID | str, new_lines: Sequence[LineIn] = (),
+                    priced: PricedSale | None = None, actor=None, reason: str = "exchange",
+                    approved_by=None) -> ExchangeResult:
     """Return goods and sell new ones in one operation; only the price difference changes hands.
 
     The returned value R pays for the new sale (total N) as exchange credit up to
@@ -784,16 +763,16 @@ def exchange_create(*, order: Order | int, store: Store, return_lines: Sequence[
     (no money moves) and the new sale takes it as an ``exchange_credit`` payment.
     If N > R the customer pays N − R with ``tenders``; if N < R the rest, R − N,
     is refunded to the original tenders as in any return.  Idempotent on the new
-    sale's ``client_uuid``.  Raises what return_create and pos_sale_create raise.
+    sale's ``client_uuid``.  ``priced``: the new goods as the counter priced them (else ``new_lines``
+    are priced here).  Raises what return_create and pos_sale_create raise.
     """
     order = locks.order_for_update(order)
     ret = _return_goods(order, store=store, lines=return_lines, actor=actor, reason=reason, client_uuid=None,
                         approved_by=approved_by)
-    demand = _demand(new_lines)
-    rows, subtotal, _, _ = _priced_lines(demand, ZERO)
-    credit = min(ret.refund_total, subtotal)
+    priced = priced or sale_price(demand=_demand(new_lines), channel=Channel.POS, store_id=store.pk)
+    credit = min(ret.refund_total, priced.total)
     sale_tenders = ([TenderIn("exchange_credit", credit)] if credit > 0 else []) + list(tenders)
-    sale = pos_sale_create(store=store, client_uuid=client_uuid, lines=new_lines, tenders=sale_tenders,
+    sale = pos_sale_create(store=store, client_uuid=client_uuid, priced=priced, tenders=sale_tenders,
                            actor=actor, customer_phone=order.customer_phone)
     if not sale.created:
         raise DuplicateDifferentPayload(message="This sale id was already used.", params={"order": sale.order.number})

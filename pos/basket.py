@@ -1,8 +1,8 @@
 """The counter basket: what the clerk has scanned, kept in the session until the sale completes.
 
 The session holds only ids, quantities and the clerk's choices; every amount
-shown or charged is computed here from the catalog on the server
-(``basket_price``), and the sale service prices the lines again itself.
+shown or charged is computed on the server by ``basket_price``, once per
+request, into the priced sale (``orders.pricing``) that the checkout takes as is.
 Each basket carries the sale's client id (a UUID made when the sale screen
 opens): it goes with every submit, so a repeated submit finds the sale it
 already made.
@@ -26,9 +26,9 @@ from members.services.coupons import coupon_code_normalize
 from members.services.guides import guide_active, guide_by_code
 from o2o.errors import Conflict, DomainError, InvalidInput
 from o2o.money import ZERO, money
-from orders import services as order_services
 from orders.exceptions import InvalidDiscount
 from orders.models import Channel
+from orders.pricing import PricedSale, demand_of, sale_price, skus_load
 from stores.models import Role, StaffProfile, Store
 
 SESSION_KEY = "pos_basket"
@@ -235,15 +235,25 @@ class PricedLine:
 
 @dataclass
 class PricedBasket:
+    """The basket as the counter shows it: its lines with the clerk's overrides, and the priced sale
+    (``orders.pricing.PricedSale``) the checkout takes as it is."""
+
     basket: Basket
     lines: list[PricedLine] = field(default_factory=list)
     subtotal: Decimal = ZERO  # at list prices
     override_discount: Decimal = ZERO  # price overrides, as a discount
     manual_discount: Decimal = ZERO  # the basket discount
     exchange_credit: Decimal = ZERO
-    coupon_discount: Decimal = ZERO
+    sale: PricedSale | None = None
     discount_error: InvalidDiscount | None = None
-    coupon_error: DomainError | None = None
+
+    @property
+    def coupon_discount(self) -> Decimal:
+        return self.sale.coupon_discount if self.sale else ZERO
+
+    @property
+    def coupon_error(self) -> DomainError | None:
+        return self.sale.coupon_error if self.sale else None
 
     @property
     def discount_total(self) -> Decimal:
@@ -274,13 +284,15 @@ def stock_available(store: Store, sku_ids) -> dict[int, int]:
     return {sku_id: on_hand - reserved for sku_id, on_hand, reserved in rows}
 
 
-def basket_price(basket: Basket, store: Store) -> PricedBasket:
-    """Price the basket from the catalog: list prices, approved overrides, the basket discount.
+def basket_price(basket: Basket, store: Store, *, member=None) -> PricedBasket:
+    """Price the basket once: list prices, approved overrides, the basket discount and the coupon.
 
-    A discount larger than what is left after overrides (lines were removed
-    since) is kept and flagged in ``discount_error``; the sale refuses it.
+    A discount larger than what is left after overrides (lines were removed since) is kept and
+    flagged in ``discount_error``; the sale refuses it, as it refuses the problems kept in
+    ``sale.errors`` (a SKU no longer sold, a coupon that no longer applies).  ``member``: the
+    basket's member when the caller has loaded it.
     """
-    skus = Sku.objects.in_bulk([ln.sku_id for ln in basket.lines])
+    skus = skus_load(ln.sku_id for ln in basket.lines)
     available = stock_available(store, skus)
     priced = PricedBasket(basket=basket)
     for index, ln in enumerate(basket.lines):
@@ -300,23 +312,12 @@ def basket_price(basket: Basket, store: Store) -> PricedBasket:
         if priced.manual_discount > after_overrides:
             priced.discount_error = InvalidDiscount(field="discount", params={
                 "discount": str(priced.manual_discount), "subtotal": str(after_overrides)})
-    if basket.coupon and priced.lines and priced.discount_error is None:
-        try:
-            priced.coupon_discount = coupon_quote(basket, store, priced.discount_total)
-        except DomainError as exc:
-            priced.coupon_error = exc
+    if priced.lines and priced.discount_error is None:
+        priced.sale = sale_price(demand=demand_of(basket.lines), channel=Channel.POS, store_id=store.pk,
+                                 order_discount=priced.discount_total, coupon_code=basket.coupon,
+                                 member=member if member is not None else basket.member_id, strict=False,
+                                 skus=skus)
     return priced
-
-
-def coupon_quote(basket: Basket, store: Store, discount: Decimal) -> Decimal:
-    """What the basket's coupon takes off, priced exactly as the sale will price it."""
-    demand: dict[int, int] = {}
-    for line in basket.lines:
-        demand[line.sku_id] = demand.get(line.sku_id, 0) + line.qty
-    member = member_read.member_get(basket.member_id) if basket.member_id else None
-    _, _, _, quote = order_services._priced_lines(demand, discount, coupon_code=basket.coupon, member=member,
-                                                  channel=Channel.POS, store_id=store.pk)
-    return quote.discount if quote else ZERO
 
 
 def basket_coupon(basket: Basket, store: Store, text: str) -> Basket:

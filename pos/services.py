@@ -26,7 +26,7 @@ from orders.exceptions import OrderNotFound
 from orders.models import Channel, Order, Return, ReturnLine
 from pos import selectors
 from pos.basket import Basket, OutOfStock, PricedBasket, basket_price
-from orders.services import LineIn, ReturnLineIn, TenderIn, return_window_end
+from orders.services import ReturnLineIn, TenderIn, return_window_end
 from payments import approvals, micropay, shifts
 from payments.models import ApprovalLog, Payment, Tender
 from stores.models import Store
@@ -278,44 +278,45 @@ def sale_already_made(*, store: Store, client_uuid) -> Order | None:
 
 
 @service
-def pos_checkout(*, store: Store, actor, client_uuid, basket: Basket, payment: PaymentIn) -> CheckoutResult:
+def pos_checkout(*, store: Store, actor, client_uuid, basket: Basket, payment: PaymentIn,
+                 priced: PricedBasket | None = None) -> CheckoutResult:
     """Complete the basket as a sale (or, with a basket exchange, as an exchange).
 
     Idempotent on ``client_uuid``: a sale already made with it is returned
     as is.  Holds the open shift FOR SHARE.  Raises ShiftNotOpen, BasketEmpty,
     InvalidDiscount, ApprovalRequired, the tender errors of ``tender_plan`` and
     whatever ``pos_sale_create`` / ``exchange_create`` raise (unknown or
-    inactive SKU, insufficient stock, a card slip already used…).
+    inactive SKU, insufficient stock, a card slip already used…).  ``priced``: the basket as
+    ``basket_checked`` priced it in this request (the sale takes it as it is); priced here without.
     """
     key = _sale_uuid(client_uuid)
     done = sale_already_made(store=store, client_uuid=key)
     if done is not None:
         return CheckoutResult(order=done, created=False, change=selectors.sale_change(done))
     shifts.shift_hold(store)
-    priced = _basket_checked(basket=basket, store=store, actor=actor)
+    priced = priced or basket_checked(basket=basket, store=store, actor=actor)
     if basket.exchange:
         return _exchange(store=store, actor=actor, key=key, basket=basket, priced=priced, payment=payment)
-    if priced.coupon_error:
-        raise priced.coupon_error
+    priced.sale.raise_errors()
     plan = tender_plan(due=priced.total, payment=payment)
     _code_charged_check(plan)
-    member = member_read.member_get(basket.member_id) if basket.member_id else None
+    member = priced.sale.member
     if member is None and (payment.points or _amount(payment.wallet_amount, "wallet_amount")):
         raise MemberRequired(field="member")
     result = order_services.pos_sale_create(
-        store=store, client_uuid=key, actor=actor, discount=priced.discount_total,
-        lines=[LineIn(ln.sku_id, ln.qty) for ln in basket.lines], tenders=plan.tenders,
-        customer_phone=member.phone if member else "", member=member, coupon_code=basket.coupon,
-        guide_id=basket.guide_id)
+        store=store, client_uuid=key, actor=actor, priced=priced.sale, tenders=plan.tenders,
+        customer_phone=member.phone if member else "", guide_id=basket.guide_id)
     _cash_record(result.payments, plan)
     return CheckoutResult(order=result.order, created=result.created, change=plan.change)
 
 
-def _basket_checked(*, basket: Basket, store: Store, actor):
-    """The basket priced, refused when empty, mispriced or short of a manager's approval."""
+def basket_checked(*, basket: Basket, store: Store, actor) -> PricedBasket:
+    """The basket priced (once: the sale takes this pricing as it is), refused when empty,
+    mispriced or short of a manager's approval."""
     if not basket.lines:
         raise BasketEmpty(field="scan")
-    priced = basket_price(basket, store)
+    member = member_read.member_get(basket.member_id) if basket.member_id else None
+    priced = basket_price(basket, store, member=member)
     if priced.discount_error:
         raise priced.discount_error
     basket_approvals_check(basket=basket, priced=priced, store=store, actor=actor)
@@ -327,7 +328,8 @@ def _code_charged_check(plan: TenderPlan) -> None:
         raise PaymentCodeNotCharged(field="payment_code")
 
 
-def checkout_precheck(*, store: Store, actor, basket: Basket, payment: PaymentIn) -> TenderPlan:
+def checkout_precheck(*, store: Store, actor, basket: Basket, payment: PaymentIn,
+                      priced: PricedBasket) -> TenderPlan:
     """What ``pos_checkout`` would refuse, checked before a payment code is charged.
 
     Reads only, takes no locks: the customer should not be charged for a sale
@@ -339,7 +341,6 @@ def checkout_precheck(*, store: Store, actor, basket: Basket, payment: PaymentIn
     """
     if shifts.shift_current(store) is None:
         raise shifts.ShiftNotOpen()
-    priced = _basket_checked(basket=basket, store=store, actor=actor)
     due = priced.total
     if basket.exchange:
         if priced.discount_total > 0 or basket.coupon:
@@ -348,8 +349,8 @@ def checkout_precheck(*, store: Store, actor, basket: Basket, payment: PaymentIn
         if order is None:
             raise OrderNotFound()
         due = money(max(ZERO, priced.total - selectors.exchange_credit(order, basket.exchange.lines)))
-    elif priced.coupon_error:
-        raise priced.coupon_error
+    else:
+        priced.sale.raise_errors()
     plan = tender_plan(due=due, payment=payment)
     if basket.member_id is None and (payment.points or _amount(payment.wallet_amount, "wallet_amount")):
         raise MemberRequired(field="member")
@@ -378,13 +379,14 @@ def pos_sale_complete(*, store: Store, actor, client_uuid, basket: Basket,
     done = sale_already_made(store=store, client_uuid=key)
     if done is not None:
         return CheckoutResult(order=done, created=False, change=selectors.sale_change(done))
-    plan = checkout_precheck(store=store, actor=actor, basket=basket, payment=payment)
+    priced = basket_checked(basket=basket, store=store, actor=actor)
+    plan = checkout_precheck(store=store, actor=actor, basket=basket, payment=payment, priced=priced)
     code = next(t for t in plan.tenders if t.tender in micropay.CODE_TENDERS)
     captured = micropay.micropay_charge(store=store, client_uuid=key, tender=code.tender, amount=code.amount,
                                         code=payment.payment_code, actor=actor)
     try:
         result = pos_checkout(store=store, actor=actor, client_uuid=key, basket=basket,
-                              payment=replace(payment, code_payment_id=captured.pk))
+                              payment=replace(payment, code_payment_id=captured.pk), priced=priced)
     except Exception as exc:
         cause = getattr(exc, "code", type(exc).__name__)
         exc.micropay_refund = _release(captured, store=store, actor=actor, reason=f"sale not completed: {cause}")
@@ -430,7 +432,7 @@ def _exchange(*, store: Store, actor, key, basket: Basket, priced: PricedBasket,
     result = order_services.exchange_create(
         order=order, store=store, client_uuid=key, actor=actor, reason=exchange.reason or "exchange",
         return_lines=[ReturnLineIn(x.order_line_id, x.qty, x.condition) for x in exchange.lines],
-        new_lines=[LineIn(ln.sku_id, ln.qty) for ln in basket.lines], tenders=plan.tenders,
+        priced=priced.sale.raise_errors(), tenders=plan.tenders,
         approved_by=manager if Action.LATE_RETURN in needed else None)
     payments = list(Payment.objects.filter(reference=result.order.number, tender=Tender.CASH))
     _cash_record(payments, plan)

@@ -337,18 +337,18 @@ def _save(request, basket: Basket | None) -> None:
 def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus="scan", payment_form=None,
                   member_lookup=None, last_index=None) -> dict:
     store = request.pos_store
-    priced = basket_price(basket, store)
-    exchange_order = None
-    if basket.exchange:
-        exchange_order = selectors.returnable_orders(store).filter(pk=basket.exchange.order_id).first()
-        if exchange_order is not None:
-            priced.exchange_credit = selectors.exchange_credit(exchange_order, basket.exchange.lines)
     member = None
     if basket.member_id:
         try:
             member = member_read.member_get(basket.member_id)
         except MemberNotFound:
             member = None
+    priced = basket_price(basket, store, member=member)
+    exchange_order = None
+    if basket.exchange:
+        exchange_order = selectors.returnable_orders(store).filter(pk=basket.exchange.order_id).first()
+        if exchange_order is not None:
+            priced.exchange_credit = selectors.exchange_credit(exchange_order, basket.exchange.lines)
     errors = dict(errors or {})
     if priced.discount_error and "discount" not in errors:
         errors["discount"] = error_message(priced.discount_error)

@@ -79,7 +79,7 @@ class StoreSettlementInline(ReadOnlyTabular):
 
     @admin.display(description=_("store"))
     def store_link(self, obj):
-        url = reverse("admin:orders_storesettlement_change", args=[obj.pk])
+        url = reverse("admin:settlement_storesettlement_change", args=[obj.pk])
         return format_html('<a href="{}">{}</a>', url, _store(obj.store))
 
 
@@ -98,7 +98,7 @@ class SettlementDayAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description=_("statements"))
     def statements_link(self, obj):
-        url = reverse("admin:orders_settlementstatement_changelist") + f"?business_day={obj.day.isoformat()}"
+        url = reverse("admin:settlement_settlementstatement_changelist") + f"?business_day={obj.day.isoformat()}"
         return format_html('<a href="{}">{}</a>', url, _("statements"))
 
     @admin.display(description=_("money by tender"))
@@ -209,12 +209,12 @@ class SettlementStatementAdmin(ExportActions, ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description=_("order lines"))
     def lines_link(self, obj):
-        url = reverse("admin:orders_splitline_changelist") + f"?statement__id__exact={obj.pk}"
+        url = reverse("admin:settlement_splitline_changelist") + f"?statement__id__exact={obj.pk}"
         return format_html('<a href="{}">{}</a>', url, _("split lines"))
 
     @admin.display(description=_("payments and refunds"))
     def tender_lines_link(self, obj):
-        url = reverse("admin:orders_tenderline_changelist") + f"?statement__id__exact={obj.pk}"
+        url = reverse("admin:settlement_tenderline_changelist") + f"?statement__id__exact={obj.pk}"
         return format_html('<a href="{}">{}</a>', url, _("tender lines"))
 
 

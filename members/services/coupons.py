@@ -434,7 +434,7 @@ def _redemption_active(coupon_id: int, order_number: str) -> CouponRedemption | 
 @service
 def coupon_redeem(*, code: str, member: Member | int, order_number: str, channel: str, store_id: int | None,
                   lines: Sequence[CouponLine], actor=None, partner: str = "",
-                  at: datetime | None = None) -> CouponRedemption:
+                  at: datetime | None = None, quote: CouponQuote | None = None) -> CouponRedemption:
     """Use the coupon on an order, online or scanned at a store till (核销).
 
     One conditional ``UPDATE … WHERE status = 'issued'`` takes the coupon (its row
@@ -442,6 +442,9 @@ def coupon_redeem(*, code: str, member: Member | int, order_number: str, channel
     Calling again for the same order returns the first redemption.  Queues a
     ``members.coupon_redeemed`` outbox message.  Raises what
     :func:`coupon_evaluate` raises, and invalid_reference / invalid_channel.
+
+    ``quote``: the coupon as the sale was priced with it (``coupon_evaluate`` on these ``lines``);
+    the redemption records it as it is, so the order and the redemption agree to the fen.
     """
     at = at or timezone.now()
     _check_reference(order_number, channel)
@@ -453,7 +456,8 @@ def coupon_redeem(*, code: str, member: Member | int, order_number: str, channel
         if first is not None:
             return first
     _check_usable(coupon, member, at)
-    quote = _quote(coupon, channel=channel, store_id=store_id, lines=clean)
+    if quote is None or quote.code != coupon.code:
+        quote = _quote(coupon, channel=channel, store_id=store_id, lines=clean)
     taken = IssuedCoupon.objects.filter(
         pk=coupon.pk, status=IssuedCoupon.Status.ISSUED, member_id=member.pk, valid_until__gt=at,
     ).update(status=IssuedCoupon.Status.REDEEMED, updated_at=timezone.now())

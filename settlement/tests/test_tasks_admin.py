@@ -88,7 +88,7 @@ def settled(client, hq_user):
 
 
 def url(model: str, view: str = "changelist", *args) -> str:
-    return reverse(f"admin:orders_{model}_{view}", args=args)
+    return reverse(f"admin:settlement_{model}_{view}", args=args)
 
 
 def test_statements_by_day_store_and_channel_drill_down_to_lines_and_rules(client, settled):
