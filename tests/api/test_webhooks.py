@@ -148,16 +148,16 @@ def test_dead_letter_then_replay_from_the_admin(partner, stocked, store_a, priva
         assert dead.status == "dead" and dead.last_status_code == 503 and dead.attempts == 1
 
         client.force_login(hq_user)
-        page = client.get("/admin/o2o/webhookdelivery/", {"status__exact": "dead"})
+        page = client.get("/admin/integrations/webhookdelivery/", {"status__exact": "dead"})
         assert page.status_code == 200 and dead.event_id in page.content.decode()
         settings.WEBHOOK_RETRY_HOURS = 24
-        client.post("/admin/o2o/webhookdelivery/", {"action": "replay", "_selected_action": [dead.pk]})
+        client.post("/admin/integrations/webhookdelivery/", {"action": "replay", "_selected_action": [dead.pk]})
         send_due()
 
     dead.refresh_from_db()
     assert dead.status == "succeeded" and dead.attempts == 2
     assert list(receiver.applied) == [dead.event_id]
-    detail = client.get(f"/admin/o2o/webhookdelivery/{dead.pk}/change/")
+    detail = client.get(f"/admin/integrations/webhookdelivery/{dead.pk}/change/")
     assert detail.status_code == 200 and "503" in detail.content.decode()
 
 
