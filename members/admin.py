@@ -14,10 +14,22 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, gettext_lazy as _
 
 from members.exceptions import InvalidPhone
 from members.models import (
+    CommissionEntry,
+    CommissionRule,
+    CouponCampaign,
+    CouponEvent,
+    CouponRedemption,
+    CouponTemplate,
+    GuideBinding,
+    GuideBindingRule,
+    GuideCommissionBalance,
+    IssuedCoupon,
     Member,
     MemberIdentity,
     MemberMerge,
@@ -37,6 +49,7 @@ from members.models import (
 from members.selectors import phone_normalize
 from members.services.members import member_merge, member_register
 from members.services.points import points_adjust
+from members.services import coupons as coupon_services
 from o2o.admin_tables import ExportActionsMixin
 from stores.admin import ServiceAddAdmin, action_each, action_hidden_fields, form_page
 from stores.models import Store
@@ -311,22 +324,6 @@ class WalletSpendAllocationAdmin(ReadOnlyAdmin):
 
 # --- coupons -------------------------------------------------------------------------------------
 
-from django.utils.html import format_html  # noqa: E402
-from django.utils.safestring import mark_safe  # noqa: E402
-
-from members.models import (  # noqa: E402
-    CommissionEntry,
-    CommissionRule,
-    CouponCampaign,
-    CouponEvent,
-    CouponRedemption,
-    CouponTemplate,
-    GuideBinding,
-    GuideBindingRule,
-    GuideCommissionBalance,
-    IssuedCoupon,
-)
-from members.services import coupons as coupon_services  # noqa: E402
 
 # What a coupon's terms are: frozen once coupons of the template are out, since an
 # issued coupon is evaluated against its template.

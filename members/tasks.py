@@ -1,9 +1,16 @@
 """Beat jobs of the members app.  Each re-runs safely: only due rows change, under member locks."""
 
-from celery import shared_task
+import logging
+from datetime import timedelta
 
+from celery import shared_task
+from django.db import transaction
+
+from members.services import coupons as coupon_services
+from members.services import guides as guide_services
 from members.services import members as member_services
 from members.services import points as points_services
+from o2o.outbox import consumer
 
 
 @shared_task(name="members.tasks.points_unfreeze", ignore_result=True)
@@ -26,14 +33,6 @@ def tiers_recompute() -> int:
 
 # --- coupons, guides and commission ------------------------------------------------------------
 
-import logging  # noqa: E402
-from datetime import timedelta  # noqa: E402
-
-from django.db import transaction  # noqa: E402
-
-from members.services import coupons as coupon_services  # noqa: E402
-from members.services import guides as guide_services  # noqa: E402
-from o2o.outbox import consumer  # noqa: E402
 
 log = logging.getLogger(__name__)
 

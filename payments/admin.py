@@ -72,6 +72,3 @@ class PaymentNotificationAdmin(StoreScoped, ReadOnlyAdmin):
     @admin.display(description=_("reference"), ordering="payment__reference")
     def payment_reference(self, obj):
         return obj.payment.reference if obj.payment_id else ""
-
-# Reconciliation keeps its admin with it; importing it here registers it.
-from payments.reconciliation import admin as reconciliation_admin  # noqa: E402,F401

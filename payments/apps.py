@@ -9,4 +9,6 @@ class PaymentsConfig(AppConfig):
     def ready(self) -> None:
         # Registers the outbox consumer of payments.refund_requested in every
         # process that dispatches outbox messages, not only in Celery workers.
+        # Reconciliation keeps its admin in its own module: register it with the app.
         from payments import tasks  # noqa: F401
+        from payments.reconciliation import admin  # noqa: F401

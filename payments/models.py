@@ -14,6 +14,8 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from o2o.money import CURRENCY
+# Reconciliation keeps its models in its own module; they are part of this app.
+from payments.reconciliation.models import Mismatch, ReconciliationRun, StatementRow
 from stores.models import Store
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
@@ -356,4 +358,6 @@ class ApprovalLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.reference}"
-from payments.reconciliation.models import *  # noqa: E402,F401,F403
+
+
+__all__ = ["Mismatch", "ReconciliationRun", "StatementRow"]  # the reconciliation models, seen here by Django
