@@ -18,7 +18,6 @@ import uuid
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote, urlencode
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -34,6 +33,7 @@ from settlement.models import SettlementDay, SettlementStatement, SplitLine, Sto
 from settlement.tasks import settlement_day
 from settlement.tests.scenario import build_day, shift_days, shop
 from payments.models import Payment, Refund
+from tests.procs import database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +97,7 @@ def test_a_worker_killed_mid_settlement_settles_the_day_once_after_redelivery(tm
     queue = f"settlement-kill-{uuid.uuid4().hex[:8]}"
     flag, log = tmp_path / "paused", tmp_path / "steps.log"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "o2o.settings_test", "PYTHONPATH": str(ROOT),
-           "DATABASE_URL": _database_url(), "REDIS_URL": settings.CELERY_BROKER_URL,
+           "DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": settings.CELERY_BROKER_URL,
            "SETTLEMENT_CRASH_FLAG": str(flag), "SETTLEMENT_CRASH_LOG": str(log)}
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "tests.settlement_crash_worker", "worker", "--pool=prefork",
@@ -131,14 +131,3 @@ def test_a_worker_killed_mid_settlement_settles_the_day_once_after_redelivery(tm
         SplitLine.objects.filter(kind="sale").values("order_line").distinct().count()
     assert_day_adds_up(settled)
 
-
-def _database_url() -> str:
-    """The test database as a URL for the worker process (TCP host or a Unix socket directory)."""
-    db = connection.settings_dict
-    auth = quote(db["USER"], safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else "")
-    options = db.get("OPTIONS", {})
-    host = db["HOST"] or options.get("host") or "127.0.0.1"
-    port = db["PORT"] or options.get("port") or 5432
-    if host.startswith("/"):
-        return f"postgresql://{auth}@/{db['NAME']}?" + urlencode({"host": host, "port": port})
-    return f"postgresql://{auth}@{host}:{port}/{db['NAME']}"

@@ -1,12 +1,14 @@
-"""A private PostgreSQL cluster (the binaries the pgserver package ships) on a free loopback port.
+"""A private PostgreSQL cluster on a free loopback port, from the binaries at hand: those the
+pgserver package ships (the embedded server's), else the system's.
 
 A fault test stops and starts it at will; the machine's shared server is never touched.  As
 root, PostgreSQL refuses to run, so the cluster belongs to the ``pgserver`` system user that
-the pgserver package (and o2o.embedded) already use.
+the pgserver package (and o2o.embedded) already use, created the way pgserver does if missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
@@ -16,11 +18,32 @@ import tempfile
 import time
 from pathlib import Path
 
-import pgserver
-
 from tests.faults.redis_private import _free_port
+from tests.procs import database_url
 
-BIN = Path(pgserver.__file__).parent / "pginstall" / "bin"
+
+def _bin_dir() -> Path:
+    """pgserver's binaries if the package is installed, else the newest of the system's."""
+    try:
+        import pgserver
+    except ImportError:
+        pass
+    else:
+        shipped = Path(pgserver.__file__).parent / "pginstall" / "bin"
+        if (shipped / "initdb").exists():
+            return shipped
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if found:
+        return found[-1].parent
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        bindir = Path(subprocess.run([pg_config, "--bindir"], capture_output=True, text=True).stdout.strip())
+        if (bindir / "initdb").exists():
+            return bindir
+    raise RuntimeError("no PostgreSQL server binaries: install the pgserver package or postgresql")
+
+
+BIN = _bin_dir()
 DB_NAME = "o2o_faults"
 # Per-column options of the source server's own build (e.g. ``SET (pg_attver=…)``) that a stock
 # server refuses; they carry no data.
@@ -35,7 +58,7 @@ class PrivatePostgres:
         self.data = self.root / "data"
         self.user = "pgserver" if os.geteuid() == 0 else None
         if self.user:
-            entry = pwd.getpwnam(self.user)
+            entry = _system_user(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         self.root.chmod(0o700)
 
@@ -46,7 +69,7 @@ class PrivatePostgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{DB_NAME}"
+        return database_url(self.settings)
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [str(BIN / args[0]), *args[1:]]
@@ -76,11 +99,10 @@ class PrivatePostgres:
 
     def copy_from(self, source: dict) -> None:
         """Load a dump of another database (schema and rows) into ours."""
-        env = dict(os.environ, PGPASSWORD=source.get("PASSWORD") or "")
-        dump = subprocess.run([str(BIN / "pg_dump"), "--no-owner", "--no-privileges", "-h",
-                               source.get("HOST") or "127.0.0.1", "-p", str(source.get("PORT") or 5432), "-U",
-                               source["USER"], source["NAME"]], env=env, check=True, capture_output=True,
-                              timeout=120)
+        dump = subprocess.run([str(BIN / "pg_dump"), "--no-owner", "--no-privileges",
+                               f"--dbname={database_url(source)}"], capture_output=True, timeout=120)
+        if dump.returncode != 0:
+            raise RuntimeError(f"pg_dump failed: {dump.stderr.decode()[-2000:]}")
         load = subprocess.run([str(BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", self.url],
                               input=_COLUMN_OPTIONS.sub(b"", dump.stdout), capture_output=True, timeout=120)
         if load.returncode != 0:
@@ -93,3 +115,31 @@ class PrivatePostgres:
                 break
             time.sleep(0.1)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_copy_of_the_test_database():
+    """The test database as it is now, copied into a private cluster, with this process's
+    connection moved onto it for the length of the block (and back after)."""
+    from django.db import connection
+
+    server = PrivatePostgres()
+    saved = {name: connection.settings_dict.get(name) for name in server.settings}
+    try:
+        server.init()
+        server.copy_from(connection.settings_dict)
+        connection.close()
+        connection.settings_dict.update(server.settings)
+        yield server
+    finally:
+        connection.close()
+        connection.settings_dict.update(saved)
+        server.destroy()
+
+
+def _system_user(name: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "-s", "/bin/bash", name], check=True, capture_output=True, text=True)
+        return pwd.getpwnam(name)

@@ -12,25 +12,22 @@ from pathlib import Path
 import httpx
 
 from tests.faults.redis_private import _free_port
+from tests.procs import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def database_url(db: dict) -> str:
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgresql://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-def process_env(*, db: dict, broker_url: str, **extra: str) -> dict:
-    """The environment of a process on the fault settings, talking to ``db`` and ``broker_url``."""
+def process_env(*, db: dict, broker_url: str, settings: str = "tests.faults.fault_settings", **extra: str) -> dict:
+    """The environment of a process on ``settings`` (the fault settings), talking to ``db`` (a
+    DATABASES entry) and ``broker_url``."""
     return dict(os.environ, DATABASE_URL=database_url(db), REDIS_URL=broker_url, O2O_BENCH_URLS="1",
-                DJANGO_SETTINGS_MODULE="tests.faults.fault_settings", LOG_LEVEL="ERROR",
-                PYTHONPATH=str(ROOT), **extra)
+                DJANGO_SETTINGS_MODULE=settings, LOG_LEVEL="ERROR", PYTHONPATH=str(ROOT), **extra)
 
 
-def worker_start(env: dict, *, queue: str, concurrency: int = 2, log: Path | None = None) -> subprocess.Popen:
+def worker_start(env: dict, *, queue: str, concurrency: int = 2, log: Path | None = None,
+                 app: str = "o2o") -> subprocess.Popen:
     out = open(log, "a") if log else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "o2o", "worker", "-Q", queue, "-c",
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue, "-c",
                              str(concurrency), "-l", "warning", "--without-gossip", "--without-mingle",
                              "--without-heartbeat"], env=env, cwd=ROOT, stdout=out, stderr=out,
                             start_new_session=True)

@@ -26,7 +26,7 @@ from o2o.models import IdempotencyRecord
 from orders.models import Order
 from payments.models import Payment
 from tests.faults.conftest import assert_ledgers_clean
-from tests.faults.pg_private import PrivatePostgres
+from tests.faults.pg_private import private_copy_of_the_test_database
 from tests.faults.procs import Gunicorn, process_env
 from tests.faults.redis_private import PrivateRedis
 
@@ -43,18 +43,8 @@ GIVE_UP_SECONDS = 90  # one logical request, all its retries included
 @pytest.fixture
 def private_pg(world):
     """The seeded world copied into a private cluster, and this test's connection moved onto it."""
-    server = PrivatePostgres()
-    saved = {name: connection.settings_dict.get(name) for name in server.settings}
-    try:
-        server.init()
-        server.copy_from(connection.settings_dict)
-        connection.close()
-        connection.settings_dict.update(server.settings)
+    with private_copy_of_the_test_database() as server:
         yield server
-    finally:
-        connection.close()
-        connection.settings_dict.update(saved)
-        server.destroy()
 
 
 @pytest.fixture

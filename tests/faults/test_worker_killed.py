@@ -8,7 +8,6 @@ the outbox's redelivery sweep, which beat runs, publishes it again once the queu
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -18,6 +17,7 @@ from bench import consumers
 from o2o.models import OutboxMessage, ProcessedMessage
 from o2o.outbox import outbox_redeliver, outbox_relay
 from tests.faults.conftest import assert_ledgers_clean
+from tests.faults.procs import process_env, worker_start
 from tests.faults.redis_private import PrivateRedis
 
 pytestmark = pytest.mark.faults
@@ -28,15 +28,9 @@ SWEEP_SECONDS = 5
 
 
 def _worker(broker: PrivateRedis) -> subprocess.Popen:
-    db = connection.settings_dict
-    url = f"postgresql://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    env = dict(os.environ, DATABASE_URL=url, REDIS_URL=broker.url, O2O_BENCH_URLS="1",
-               DJANGO_SETTINGS_MODULE="bench.settings", O2O_BENCH_VISIBILITY_TIMEOUT="5", LOG_LEVEL="ERROR")
-    if db.get("PASSWORD"):
-        env["PGPASSWORD"] = db["PASSWORD"]
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "o2o", "worker", "-Q", QUEUE, "-c", "2",
-                             "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = process_env(db=connection.settings_dict, broker_url=broker.url, settings="bench.settings",
+                      O2O_BENCH_VISIBILITY_TIMEOUT="5")
+    return worker_start(env, queue=QUEUE)
 
 
 def _publish(message) -> None:
