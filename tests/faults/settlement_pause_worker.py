@@ -16,7 +16,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.faults.fault_settings")
 django.setup()
 
 from o2o.celery import app  # noqa: E402,F401
-from orders.settlement import services  # noqa: E402
+from settlement import services  # noqa: E402
 
 FLAG = os.environ["SETTLEMENT_PAUSE_FLAG"]
 LOG = os.environ["SETTLEMENT_PAUSE_LOG"]

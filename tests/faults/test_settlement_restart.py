@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from orders.settlement.models import SettlementDay, SplitLine, StoreSettlement
-from orders.settlement.tasks import settlement_day
-from orders.settlement.tests.scenario import build_day, shift_days, shop
+from settlement.models import SettlementDay, SplitLine, StoreSettlement
+from settlement.tasks import settlement_day
+from settlement.tests.scenario import build_day, shift_days, shop
 from tests.faults.pg_private import private_copy_of_the_test_database
 from tests.faults.procs import kill, process_env, worker_start
 from tests.test_settlement_worker import a_settled_day, assert_day_adds_up, wait_for, yesterday
