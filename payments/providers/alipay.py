@@ -23,7 +23,7 @@ from __future__ import annotations
 import codecs
 import io
 import zipfile
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import parse_qsl
 
 import requests

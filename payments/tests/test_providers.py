@@ -19,7 +19,6 @@ from payments.providers.base import NotificationStatus
 from payments.providers.sandbox import HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, sandbox_notification
 from payments.tests.builders import (
     alipay_configure,
-    alipay_sign_content,
     wechat_cert_dir,
     alipay_notification,
     wechat_configure,

@@ -15,7 +15,7 @@ from django.urls import reverse
 from openpyxl import load_workbook
 
 from o2o.errors import InvalidInput
-from payments.models import Payment, Refund
+from payments.models import Payment
 from payments.reconciliation import parsers, services
 from payments.reconciliation.models import Mismatch, ReconciliationRun, StatementRow
 from payments.reconciliation.tests import samples
