@@ -36,6 +36,9 @@ BEAT_SCHEDULE = {
         "schedule": 300.0,
         "options": {"expires": 300},
     },
+    # Yesterday's WeChat Pay / Alipay bills, downloaded and reconciled (after the providers publish
+    # them, around 10:00 Beijing time).
+    "payments-bills-reconcile": {"task": "payments.tasks.bills_reconcile", "schedule": crontab(hour=10, minute=30)},
     "inventory-replenishment-propose": {
         "task": "inventory.tasks.replenishment_propose",
         "schedule": crontab(hour=5, minute=30),

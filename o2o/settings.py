@@ -257,6 +257,31 @@ POS_IDLE_TIMEOUT_MINUTES = env_int("POS_IDLE_TIMEOUT_MINUTES", 30)
 # each wallet's own provider, "sandbox" to charge them offline (development and demos).
 POS_MICROPAY_PROVIDER = os.environ.get("POS_MICROPAY_PROVIDER", "sandbox" if DEBUG else "")
 
+# Payment providers (docs/payments.md).  A key or certificate setting holds the PEM text or the path
+# of a file holding it.  Unset: the provider is not configured and its tender is not offered; the
+# sandbox stays the default for development and tests.
+WECHAT_PAY_MCHID = os.environ.get("WECHAT_PAY_MCHID", "")
+WECHAT_PAY_APPID = os.environ.get("WECHAT_PAY_APPID", "")
+WECHAT_PAY_APIV3_KEY = os.environ.get("WECHAT_PAY_APIV3_KEY", "")
+WECHAT_PAY_PRIVATE_KEY = os.environ.get("WECHAT_PAY_PRIVATE_KEY", "")
+WECHAT_PAY_CERT_SERIAL = os.environ.get("WECHAT_PAY_CERT_SERIAL", "")
+WECHAT_PAY_PUBLIC_KEY = os.environ.get("WECHAT_PAY_PUBLIC_KEY", "")
+WECHAT_PAY_PUBLIC_KEY_ID = os.environ.get("WECHAT_PAY_PUBLIC_KEY_ID", "")
+WECHAT_PAY_CERT_DIR = os.environ.get("WECHAT_PAY_CERT_DIR", "")
+WECHAT_PAY_NOTIFY_URL = os.environ.get("WECHAT_PAY_NOTIFY_URL", "")
+WECHATPAY_API_URL = os.environ.get("WECHATPAY_API_URL", "https://api.mch.weixin.qq.com")
+ALIPAY_APP_ID = os.environ.get("ALIPAY_APP_ID", "")
+ALIPAY_APP_PRIVATE_KEY = os.environ.get("ALIPAY_APP_PRIVATE_KEY", "")
+ALIPAY_PUBLIC_KEY = os.environ.get("ALIPAY_PUBLIC_KEY", "")
+ALIPAY_NOTIFY_URL = os.environ.get("ALIPAY_NOTIFY_URL", "")
+ALIPAY_GATEWAY_URL = os.environ.get("ALIPAY_GATEWAY_URL", "https://openapi.alipay.com/gateway.do")
+# Seconds one provider call may take; tries of a read-only call (query, bill) on a transport error;
+# how long a payment code the customer still has to confirm is waited for, and how often it is asked.
+PAYMENTS_HTTP_TIMEOUT_SECONDS = env_int("PAYMENTS_HTTP_TIMEOUT_SECONDS", 10)
+PAYMENTS_QUERY_ATTEMPTS = env_int("PAYMENTS_QUERY_ATTEMPTS", 3)
+PAYMENTS_CODE_WAIT_SECONDS = env_int("PAYMENTS_CODE_WAIT_SECONDS", 45)
+PAYMENTS_CODE_POLL_SECONDS = env_int("PAYMENTS_CODE_POLL_SECONDS", 3)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -429,6 +429,8 @@ def notification_handle(*, provider: str, headers: Mapping[str, str],
         log.save()
         return NotificationResult(outcome=log.outcome, applied=False, captured=False, reference="",
                                   payment=None, notification=log)
+    if note.is_refund:
+        return _refund_notification_handle(adapter.name, note, log)
     log.provider_txn_id, log.out_trade_no = note.provider_txn_id, note.reference
     log.amount, log.status_reported = note.amount, note.status
     payment = _payment_resolve(provider=adapter.name, provider_txn_id=note.provider_txn_id,
@@ -443,6 +445,41 @@ def notification_handle(*, provider: str, headers: Mapping[str, str],
     return NotificationResult(outcome=log.outcome, applied=applied, captured=captured,
                               reference=payment.reference if payment else "", payment=payment,
                               notification=log, late=applied and captured and was_cancelled)
+
+
+def _refund_notification_handle(provider: str, note: Notification, log: PaymentNotification) -> NotificationResult:
+    """A provider's word on a refund we sent: completes the pending refund, once.
+
+    The log row names the refund (its provider id and our number); the result is never
+    ``captured``, so nobody marks an order paid from it.
+    """
+    log.provider_txn_id, log.out_trade_no = note.provider_refund_id[:64], note.refund_reference[:64]
+    log.amount, log.status_reported = note.amount, f"refund {note.status}"[:20]
+    outcome = PaymentNotification.Outcome
+    refund = (Refund.objects.select_related("payment")
+              .filter(number=note.refund_reference, payment__provider=provider).first())
+    payment = refund.payment if refund is not None else None
+    if refund is None or payment.number != note.reference:
+        log.outcome, log.detail = outcome.UNKNOWN_PAYMENT, "refund"
+    elif note.amount != refund.amount:
+        log.outcome, log.detail = outcome.REJECTED_AMOUNT, f"refund: expected {refund.amount}"
+    elif note.status == NotificationStatus.PENDING:
+        log.outcome, log.detail = outcome.OUT_OF_ORDER, "refund: status with nothing to apply"
+    else:
+        success = note.status == NotificationStatus.SUCCESS
+        done = Refund.Status.SUCCEEDED if success else Refund.Status.FAILED
+        if refund.status == done:
+            log.outcome, log.detail = outcome.DUPLICATE, "refund"
+        elif refund.status != Refund.Status.PENDING:
+            log.outcome, log.detail = outcome.OUT_OF_ORDER, f"refund: {note.status} for a {refund.status} refund"
+        else:
+            refund_complete(refund=refund.pk, provider_refund_id=note.provider_refund_id, success=success,
+                            failure="" if success else str(note.raw.get("refund_status", "closed")))
+            log.outcome, log.detail = outcome.APPLIED, "refund"
+    log.payment = payment
+    log.save()
+    return NotificationResult(outcome=log.outcome, applied=log.outcome == outcome.APPLIED, captured=False,
+                              reference=payment.reference if payment else "", payment=payment, notification=log)
 
 
 def _notification_apply(payment: Payment, note: Notification) -> tuple[str, str]:
@@ -590,7 +627,8 @@ def refund_process(*, refund_id: int) -> Refund:
     returned untouched, and providers treat a resent refund number
     (out_refund_no) as the same refund.  An answer of "still processing"
     leaves the refund pending for the next run.  Raises RefundNotFound and
-    whatever the adapter raises for transport trouble (the task retries).
+    whatever the adapter raises for transport trouble (the task retries).  The provider is
+    asked about the refund first (``refund_query``), and sent it only when it does not know it.
     """
     _outside_transaction("refund_process")
     refund = Refund.objects.select_related("payment").filter(pk=refund_id).first()
@@ -598,7 +636,12 @@ def refund_process(*, refund_id: int) -> Refund:
         raise RefundNotFound(params={"refund_id": refund_id})
     if refund.status != Refund.Status.PENDING:
         return refund
-    result = provider_named(refund.payment.provider).refund(refund)
+    adapter = provider_named(refund.payment.provider)
+    # Asked first, so a refund whose answer or notification was lost is completed from the
+    # provider's record and never sent twice; None: the provider never received it.
+    result = adapter.refund_query(refund)
+    if result is None:
+        result = adapter.refund(refund)
     if result.status == RefundStatus.PENDING:
         return refund
     return refund_complete(refund=refund.pk, provider_refund_id=result.provider_refund_id,

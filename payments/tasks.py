@@ -8,7 +8,7 @@ still pending, e.g. when the queueing failed or the provider said "processing".
 """
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 
 from celery import shared_task
 from django.db import transaction
@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from o2o.models import OutboxMessage
 from o2o.outbox import consumer
-from payments import micropay, selectors, services
+from payments import bills, micropay, selectors, services
 
 log = logging.getLogger(__name__)
 
@@ -59,3 +59,10 @@ def refunds_resume(older_than_minutes: int = 5) -> int:
 def micropay_orphans_release() -> int:
     """Refund payment-code charges whose counter sale never completed (see payments.micropay)."""
     return micropay.micropay_orphans_release()
+
+
+@shared_task(name="payments.tasks.bills_reconcile", ignore_result=True)
+def bills_reconcile(day: str = "") -> int:
+    """Download yesterday's (or ``day``'s) provider bills and reconcile them; returns the runs made."""
+    outcomes = bills.bills_reconcile(day=date.fromisoformat(day) if day else None)
+    return sum(len(o.runs) for o in outcomes)

@@ -59,6 +59,8 @@ DECLINE_REASONS = {
     "code_expired": _("the payment code has expired, ask for a new one"),
     "code_used": _("the payment code was already used, ask for a new one"),
     "invalid_code": _("the wallet does not accept this payment code"),
+    "payment_timeout": _("the customer did not confirm in time, so the payment was cancelled at the provider"),
+    "risk_declined": _("the wallet refused this payment, ask for another payment method"),
 }
 
 

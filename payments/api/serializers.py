@@ -4,6 +4,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from payments.models import Payment
+from payments.providers import provider_named
 from payments.tenders import tender_for, tenders_registered
 
 
@@ -11,11 +12,8 @@ def provider_configured(provider: str) -> bool:
     """Whether a provider's settings are present, so its tender can be offered to API clients."""
     if provider == "sandbox":
         return bool(getattr(settings, "SANDBOX_PAY_ENABLED", True))
-    if provider == "wechat_pay":
-        return bool(getattr(settings, "WECHAT_PAY_APIV3_KEY", "")) and bool(
-            getattr(settings, "WECHAT_PAY_PLATFORM_KEYS", None))
-    if provider == "alipay":
-        return bool(getattr(settings, "ALIPAY_PUBLIC_KEY", ""))
+    if provider in ("wechat_pay", "alipay"):
+        return provider_named(provider).configured()
     return False
 
 

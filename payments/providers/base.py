@@ -35,13 +35,23 @@ class NotificationStatus:
 
 @dataclass(frozen=True)
 class Notification:
-    """A verified provider notification.  ``reference`` is the out_trade_no: our payment number."""
+    """A verified provider notification.  ``reference`` is the out_trade_no: our payment number.
+
+    A refund notification also names the refund: ``refund_reference`` is the out_refund_no (our
+    refund number) and ``provider_refund_id`` the provider's id; ``amount`` is then the refund's.
+    """
 
     provider_txn_id: str
     reference: str
     amount: Decimal
     status: str
     raw: dict[str, Any] = field(default_factory=dict)
+    refund_reference: str = ""
+    provider_refund_id: str = ""
+
+    @property
+    def is_refund(self) -> bool:
+        return bool(self.refund_reference)
 
 
 class RefundStatus:
@@ -55,6 +65,29 @@ class RefundResult:
     status: str
     provider_refund_id: str = ""
     message: str = ""
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    """The provider's answer to a payment query.  ``status`` is a NotificationStatus or ``not_found``."""
+
+    status: str
+    provider_txn_id: str = ""
+    amount: Decimal | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    NOT_FOUND: ClassVar[str] = "not_found"
+
+
+@dataclass(frozen=True)
+class Bill:
+    """One statement file the provider gave for a day: ``kind`` "trade" or "fund"."""
+
+    provider: str
+    day: str
+    kind: str
+    file_name: str
+    data: bytes
 
 
 class MicropayStatus:
@@ -112,6 +145,22 @@ class ProviderAdapter(abc.ABC):
         """
         raise ProviderUnavailable(params={"provider": self.name, "reason": "micropay_not_supported"})
 
+    def refund_query(self, refund: Refund) -> RefundResult | None:
+        """The provider's view of a refund already sent, or None when it never received it."""
+        return None
+
+    def configured(self) -> bool:
+        """Whether the settings this adapter needs are present (no network)."""
+        return True
+
+    def missing_settings(self) -> list[str]:
+        """The names of the settings still missing to go live (never their values)."""
+        return []
+
+    def bills(self, day: str) -> list[Bill]:
+        """Download the day's statement files (``day`` as YYYY-MM-DD).  Outside any transaction."""
+        return []
+
 
 # --- helpers for adapters ---------------------------------------------------------------------
 
@@ -163,3 +212,28 @@ def timestamp_check(timestamp: str) -> None:
     """Refuse a notification signed more than five minutes from now (either way): replays go stale."""
     if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_NOTIFICATION_AGE_SECONDS:
         raise reject("stale_timestamp")
+
+
+def code_settle(*, first: MicropayResult, query, reverse, wait_seconds: float, poll_seconds: float,
+                sleep=time.sleep, clock=time.monotonic) -> MicropayResult:
+    """Settle a payment-code charge the customer still has to confirm (USERPAYING / 10003).
+
+    Neither provider notifies a payment-code charge, so the order is queried every
+    ``poll_seconds`` until it succeeds or fails, for at most ``wait_seconds``; then it is
+    reversed (撤销), which also gives back money taken at the last moment, and the charge is
+    declined with reason ``payment_timeout``.  ``query()`` answers a MicropayResult (PENDING
+    when the answer is unknown); ``reverse()`` answers True once the provider confirmed the
+    reversal.  A reversal that cannot be confirmed leaves the charge PENDING: nothing is
+    claimed that the provider did not say, and completing the sale again asks again.
+    """
+    result = first
+    deadline = clock() + wait_seconds
+    while result.status == MicropayStatus.PENDING and clock() < deadline:
+        sleep(poll_seconds)
+        result = query()
+    if result.status != MicropayStatus.PENDING:
+        return result
+    if reverse():
+        return MicropayResult(status=MicropayStatus.FAILED, reason="payment_timeout",
+                              message="the customer did not confirm in time; the charge was reversed")
+    return result
