@@ -26,7 +26,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog.models import Sku
-from inventory.models import Bucket, StockLevel
+from inventory.selectors import sellable_levels
 from integrations.marketplaces import MarketplaceError, StockFigure, marketplaces
 from o2o.outbox import consumer
 from o2o.ratelimit import redis_client
@@ -82,13 +82,11 @@ def drain(*, now: float | None = None, limit: int = 500) -> list[int]:
 
 def _levels(sku_ids: list[int]) -> dict[int, list[dict]]:
     rows: dict[int, list[dict]] = {s: [] for s in sku_ids}
-    for sku_id, warehouse_id, store_id, on_hand, reserved in StockLevel.objects.filter(
-            sku_id__in=sku_ids, bucket=Bucket.SELLABLE, warehouse__is_active=True
+    for sku_id, warehouse_id, store_id, available in sellable_levels(sku_ids=sku_ids).filter(
+            warehouse__is_active=True
     ).order_by("sku_id", "warehouse_id").values_list("sku_id", "warehouse_id", "warehouse__store__id",
-                                                     "on_hand",
-                                                     "reserved"):
-        rows[sku_id].append({"warehouse": warehouse_id, "store": store_id,
-                             "available": max(on_hand - reserved, 0)})
+                                                     "available_units"):
+        rows[sku_id].append({"warehouse": warehouse_id, "store": store_id, "available": max(available, 0)})
     return rows
 
 

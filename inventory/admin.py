@@ -22,7 +22,7 @@ from operator import or_
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -40,6 +40,7 @@ from inventory.forms import (
     TransferCreateForm,
     TransferReceiveForm,
 )
+from inventory.selectors import AVAILABLE
 from inventory.models import (
     Bucket,
     Receipt,
@@ -162,7 +163,7 @@ class StockLevelAdmin(WarehouseScoped, ImportPageAdmin, ReadOnlyAdmin):
                                                     warehouse_ids=scope))
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_available=F("on_hand") - F("reserved"))
+        return super().get_queryset(request).annotate(_available=AVAILABLE)
 
     @admin.display(description=_("barcode"), ordering="sku__barcode")
     def sku_barcode(self, obj):

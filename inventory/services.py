@@ -39,6 +39,7 @@ from inventory.exceptions import (
     UnknownSku,
     UnknownWarehouse,
 )
+from inventory.selectors import stock_available
 from inventory.models import (
     Bucket,
     MoveReason,
@@ -610,11 +611,7 @@ def replenishment_propose(*, business_date: date | None = None) -> int:
         return 0
     proposed = set(ReplenishmentProposal.objects.filter(business_date=business_date)
                    .values_list("warehouse_id", "sku_id"))
-    available = {
-        (row["warehouse_id"], row["sku_id"]): row["on_hand"] - row["reserved"]
-        for row in StockLevel.objects.filter(bucket=Bucket.SELLABLE).filter(
-            sku_id__in={r.sku_id for r in rules}).values("warehouse_id", "sku_id", "on_hand", "reserved")
-    }
+    available = stock_available(sku_ids={r.sku_id for r in rules})  # the rules' and the central warehouses'
     centrals = defaultdict(list)
     for wh in Warehouse.objects.filter(kind=Warehouse.Kind.CENTRAL, is_active=True).select_related("city"):
         centrals[wh.city.region_id].append(wh)

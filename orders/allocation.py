@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from inventory.models import Bucket, StockLevel
 from orders.exceptions import NoWarehouseCanFulfil
 from orders.models import ChannelConfig, ChannelWarehouse, Fulfillment
+from inventory.selectors import stock_available
 from stores.models import Store, Warehouse
 
 
@@ -50,11 +50,7 @@ def candidates(*, channel: str, fulfillment: str, store: Store | None, ship_city
 
 def allocate(*, demand: dict[int, int], warehouse_ids: list[int], allow_split: bool) -> dict[int, dict[int, int]]:
     """Return {warehouse_id: {sku_id: qty}} covering ``demand``, or raise NoWarehouseCanFulfil."""
-    available: dict[tuple[int, int], int] = defaultdict(int)
-    for w, s, on_hand, reserved in StockLevel.objects.filter(
-            warehouse_id__in=warehouse_ids, sku_id__in=list(demand), bucket=Bucket.SELLABLE
-    ).values_list("warehouse_id", "sku_id", "on_hand", "reserved"):
-        available[(w, s)] = on_hand - reserved
+    available = defaultdict(int, stock_available(sku_ids=demand, warehouse_ids=warehouse_ids))
     for w in warehouse_ids:
         if all(available[(w, s)] >= q for s, q in demand.items()):
             return {w: dict(demand)}

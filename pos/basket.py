@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Sku
-from inventory.models import Bucket, StockLevel
+from inventory.selectors import stock_available
 from inventory.services import sku_by_barcode
 from members import selectors as member_read
 from members.exceptions import CouponNotFound
@@ -186,7 +186,7 @@ def basket_set_qty(basket: Basket, store: Store, index: int, qty: int) -> Basket
 
 
 def _stock_check(store: Store, sku: Sku, qty: int) -> None:
-    available = stock_available(store, [sku.pk]).get(sku.pk, 0)
+    available = store_available(store, [sku.pk]).get(sku.pk, 0)
     if qty > available:
         raise OutOfStock(field="scan", params={"available": max(available, 0), "sku": sku.code})
 
@@ -278,10 +278,9 @@ class PricedBasket:
         return sum(ln.qty for ln in self.lines)
 
 
-def stock_available(store: Store, sku_ids) -> dict[int, int]:
-    rows = StockLevel.objects.filter(warehouse_id=store.warehouse_id, sku_id__in=list(sku_ids),
-                                     bucket=Bucket.SELLABLE).values_list("sku_id", "on_hand", "reserved")
-    return {sku_id: on_hand - reserved for sku_id, on_hand, reserved in rows}
+def store_available(store: Store, sku_ids) -> dict[int, int]:
+    """{sku id: units the store can sell now} (``inventory.selectors.stock_available``)."""
+    return {s: n for (_w, s), n in stock_available(sku_ids=sku_ids, warehouse_ids=[store.warehouse_id]).items()}
 
 
 def basket_price(basket: Basket, store: Store, *, member=None) -> PricedBasket:
@@ -293,7 +292,7 @@ def basket_price(basket: Basket, store: Store, *, member=None) -> PricedBasket:
     basket's member when the caller has loaded it.
     """
     skus = skus_load(ln.sku_id for ln in basket.lines)
-    available = stock_available(store, skus)
+    available = store_available(store, skus)
     priced = PricedBasket(basket=basket)
     for index, ln in enumerate(basket.lines):
         sku = skus.get(ln.sku_id)

@@ -31,6 +31,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
+from inventory.selectors import AVAILABLE
 from inventory.models import Bucket, ReplenishmentProposal, ReplenishmentRule, StockLevel
 from inventory.models import Transfer, TransferLine
 from members.models import GuideBinding, Member, PointsConfig
@@ -300,7 +301,7 @@ def stock_metrics(scope: Scope, *, limit: int = 20) -> dict:
 
     available = (StockLevel.objects.using(db)
                  .filter(warehouse_id=OuterRef("warehouse_id"), sku_id=OuterRef("sku_id"), bucket=Bucket.SELLABLE)
-                 .values(qty=F("on_hand") - F("reserved"))[:1])
+                 .values(qty=AVAILABLE)[:1])
     rules = (ReplenishmentRule.objects.using(db).filter(scope.warehouses_q())
              .annotate(available=Coalesce(Subquery(available, output_field=IntegerField()), 0))
              .filter(available__lt=F("min_qty"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from catalog.models import Sku
-from inventory.models import Bucket, StockLevel
+from inventory.selectors import stock_available
 from orders import allocation
 from orders.models import Fulfillment
 from stores.models import Store
@@ -23,11 +23,8 @@ def availability(*, channel: str, sku_ids: list[int], store: Store | None = None
                                  ship_city_id=None, config=config)
     pickup = allocation.candidates(channel=channel, fulfillment=Fulfillment.PICKUP, store=store,
                                    ship_city_id=None, config=config) if store is not None else []
-    available: dict[tuple[int, int], int] = defaultdict(int)
-    for warehouse_id, sku_id, on_hand, reserved in StockLevel.objects.filter(
-            sku_id__in=sku_ids, warehouse_id__in=set(ship) | set(pickup), bucket=Bucket.SELLABLE
-    ).values_list("warehouse_id", "sku_id", "on_hand", "reserved"):
-        available[(warehouse_id, sku_id)] = max(on_hand - reserved, 0)
+    available = defaultdict(int, {key: max(n, 0) for key, n in stock_available(
+        sku_ids=sku_ids, warehouse_ids=set(ship) | set(pickup)).items()})
     codes = dict(Sku.objects.filter(id__in=sku_ids).values_list("id", "code"))
     rows = []
     for sku_id in sku_ids:
