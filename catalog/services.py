@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from catalog.models import Brand, Category, Product, Sku
 from catalog.validators import barcode_normalize
 from o2o.db import service
-from o2o.money import money
+from o2o.money import money_parse
 
 COLUMNS = ["product_code", "product_name", "category", "brand", "sku_code", "barcode", "sku_name", "color", "size",
            "list_price", "cost_price"]
@@ -41,8 +41,8 @@ class ImportResult:
 
 def _price(value: str, column: str, number: int, errors: list[RowError]) -> Decimal | None:
     try:
-        price = money(Decimal(value.replace(",", "").replace("¥", "")))
-    except (InvalidOperation, ValueError):
+        price = money_parse(value, signed=True, symbols=True)
+    except ValueError:
         errors.append(RowError(number, column, _("“%(value)s” is not an amount.") % {"value": value}))
         return None
     if price < 0:

@@ -8,6 +8,8 @@ from typing import Iterable, Sequence
 CURRENCY = "CNY"
 FEN = Decimal("0.01")
 ZERO = Decimal("0.00")
+MAX_AMOUNT = Decimal("9999999999.99")  # what a money column (max_digits=12, decimal_places=2) holds
+SYMBOLS = ("¥", "￥", ",", "，")
 
 
 def money(value: Decimal | int | str) -> Decimal:
@@ -44,3 +46,31 @@ def allocate(total: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
 
 def total(values: Iterable[Decimal]) -> Decimal:
     return money(sum(values, Decimal(0)))
+
+
+def money_parse(value: object, *, positive: bool = False, signed: bool = False, symbols: bool = False,
+                maximum: Decimal = MAX_AMOUNT) -> Decimal:
+    """An amount from outside (a form, a file, an API body, a provider), by one rule.
+
+    Decimal, int or str only (never float or bool); a whole number of fen: "12.345" is refused,
+    not rounded, so nobody is charged or credited a fen they did not type; finite and within
+    ``maximum``; not negative unless ``signed``, and above zero with ``positive``.  ``symbols``:
+    "¥1,280.00" as typed or exported by a spreadsheet.  Raises ValueError; each face turns it
+    into its own error (a form error, an API error code, a file line).
+    """
+    if isinstance(value, (bool, float)) or not isinstance(value, (Decimal, int, str)):
+        raise ValueError(f"not an amount: {value!r}")
+    if isinstance(value, str):
+        value = value.strip()
+        if symbols:
+            for symbol in SYMBOLS:
+                value = value.replace(symbol, "")
+    try:
+        amount = Decimal(value)
+    except ArithmeticError:
+        raise ValueError(f"not an amount: {value!r}") from None
+    if not amount.is_finite() or amount != amount.quantize(FEN) or abs(amount) > maximum:
+        raise ValueError(f"not an amount in fen: {value!r}")
+    if (amount < 0 and not signed) or (amount == 0 and positive):
+        raise ValueError(f"amount out of range: {value!r}")
+    return amount.quantize(FEN)

@@ -24,7 +24,7 @@ and ``payments.refund_requested`` (consumed by payments.tasks).  Keys are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Mapping
 
 from django.db import IntegrityError, connection, transaction
@@ -34,8 +34,8 @@ from django.utils.translation import gettext_lazy as _
 
 from o2o.db import service
 from o2o.ids import number_next
-from o2o.money import FEN
 from o2o.outbox import outbox_emit
+from o2o.money import money_parse
 from payments import locks
 from payments.exceptions import (
     AmountMismatch,
@@ -58,7 +58,6 @@ from payments.providers.base import Notification, NotificationStatus, RefundStat
 from payments.tenders import tender_for
 from stores.models import Store
 
-MAX_AMOUNT = Decimal("9999999999.99")  # what max_digits=12, decimal_places=2 can hold
 MAX_LOGGED_BODY = 20_000
 TOPIC_REFUND_REQUESTED = "payments.refund_requested"
 _TXN_CONSTRAINT = "payment_provider_txn_once"
@@ -69,15 +68,10 @@ _TXN_CONSTRAINT = "payment_provider_txn_once"
 
 def amount_check(value: object, *, field: str = "amount") -> Decimal:
     """A positive amount in whole fen, as Decimal.  Floats are refused: they cannot hold fen exactly."""
-    if isinstance(value, (bool, float)) or not isinstance(value, (Decimal, int, str)):
-        raise InvalidAmount(params={"amount": str(value)}, field=field)
     try:
-        amount = Decimal(value.strip() if isinstance(value, str) else value)
-    except InvalidOperation:
+        return money_parse(value, positive=True)
+    except ValueError:
         raise InvalidAmount(params={"amount": str(value)}, field=field) from None
-    if not amount.is_finite() or amount <= 0 or amount > MAX_AMOUNT or amount != amount.quantize(FEN):
-        raise InvalidAmount(params={"amount": str(value)}, field=field)
-    return amount.quantize(FEN)
 
 
 def _text(value: object, *, field: str, max_length: int, required: bool = True) -> str:

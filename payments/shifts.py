@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Mapping
 
 from django.conf import settings
@@ -28,7 +28,7 @@ from django.utils.translation import gettext_lazy as _
 from members.models import CouponRedemption, EntryKind, LotKind, PointsEntry, PointsLot
 from o2o.db import service
 from o2o.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from o2o.money import ZERO, money
+from o2o.money import ZERO, money, money_parse
 from payments.models import CashMovement, CashTendered, Payment, PosShift, Refund, Tender
 from payments.services import amount_check
 from stores.models import Store
@@ -97,16 +97,11 @@ def _text(value: object, *, field: str, required: bool = True, max_length: int =
 
 
 def _money_non_negative(value: object, *, field: str) -> Decimal:
-    if isinstance(value, (bool, float)) or not isinstance(value, (Decimal, int, str)):
-        raise InvalidInput(code="invalid_amount", field=field, params={"amount": str(value)})
     try:
-        amount = Decimal(value.strip() if isinstance(value, str) else value)
-    except InvalidOperation:
-        raise InvalidInput(code="invalid_amount", field=field, params={"amount": str(value)}) from None
-    if not amount.is_finite() or amount < 0 or amount != money(amount):
+        return money_parse(value)
+    except ValueError:
         raise InvalidInput(_("Type an amount of zero or more with at most two decimals."), code="invalid_amount",
-                           field=field, params={"amount": str(value)})
-    return money(amount)
+                           field=field, params={"amount": str(value)}) from None
 
 
 # --- reads ------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from members import selectors as member_read
 from o2o.db import service
 from o2o.errors import Conflict, InvalidInput
-from o2o.money import ZERO, money
+from o2o.money import ZERO, money, money_parse
 from orders import services as order_services
 from orders.exceptions import OrderNotFound
 from orders.models import Channel, Order, Return, ReturnLine
@@ -143,15 +143,10 @@ class CheckoutResult:
 def _amount(value, field: str) -> Decimal:
     if value is None or value == "":
         return ZERO
-    if isinstance(value, float) or not isinstance(value, (Decimal, int, str)):
-        raise InvalidTenderAmount(field=field)
     try:
-        amount = Decimal(str(value).strip())
-    except ArithmeticError:
+        return money_parse(value)
+    except ValueError:
         raise InvalidTenderAmount(field=field) from None
-    if not amount.is_finite() or amount < 0 or amount != money(amount):
-        raise InvalidTenderAmount(field=field)
-    return money(amount)
 
 
 def tender_plan(*, due: Decimal, payment: PaymentIn) -> TenderPlan:

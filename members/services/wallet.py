@@ -56,18 +56,17 @@ from members.models import Member, RechargePackage, WalletEntry, WalletEntryKind
 from members.selectors import member_family_ids
 from members.services.members import member_lock, merge_hook, store_id_check
 from o2o.db import service
-from o2o.money import FEN, ZERO, allocate, money
+from o2o.money import ZERO, allocate, money, money_parse
 from o2o.outbox import outbox_emit
 
 
 def _check_amount(value: object, *, field: str = "amount", allow_zero: bool = False) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
-        raise InvalidAmount(field=field, params={"amount": str(value)})
-    value = Decimal(value)
-    if not value.is_finite() or value < 0 or (value == 0 and not allow_zero) or value != value.quantize(FEN) \
-            or value >= Decimal("1e10"):
-        raise InvalidAmount(field=field, params={"amount": str(value)})
-    return value.quantize(FEN)
+    if isinstance(value, str):  # services take numbers; text is parsed at the face
+        raise InvalidAmount(field=field, params={"amount": value})
+    try:
+        return money_parse(value, positive=not allow_zero)
+    except ValueError:
+        raise InvalidAmount(field=field, params={"amount": str(value)}) from None
 
 
 def _check_reference(reference: object, *, field: str = "reference") -> str:

@@ -15,10 +15,10 @@ import abc
 import re
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-from o2o.money import FEN
+from o2o.money import FEN, money_parse
 from payments.exceptions import InvalidSignature, ProviderUnavailable
 
 if TYPE_CHECKING:
@@ -196,12 +196,9 @@ def amount_to_fen(amount: Decimal) -> int:
 def yuan_to_amount(text: object) -> Decimal:
     """A provider's decimal yuan string ("12.30") as money; anything else is a bad payload."""
     try:
-        value = Decimal(str(text).strip())
-    except (InvalidOperation, ValueError):
+        return money_parse(text if isinstance(text, str) else str(text), positive=True)
+    except ValueError:
         raise InvalidSignature(params={"reason": "bad_amount"}) from None
-    if not value.is_finite() or value <= 0 or value != value.quantize(FEN):
-        raise InvalidSignature(params={"reason": "bad_amount"})
-    return value.quantize(FEN)
 
 
 def reject(reason: str) -> InvalidSignature:

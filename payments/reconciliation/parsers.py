@@ -25,7 +25,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
 
@@ -33,10 +33,10 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from o2o.errors import InvalidInput
+from o2o.money import money_parse
 
 PAYMENT, REFUND, IGNORED = "payment", "refund", "ignored"
 LAYOUTS = ("wechat", "alipay", "generic")
-MAX_AMOUNT = Decimal("9999999999.99")
 MAX_BYTES = 50 * 1024 * 1024
 
 
@@ -123,17 +123,11 @@ def _cell(value: str | None) -> str:
 
 
 def _amount(value: str, *, line: int, column: str, signed: bool = False) -> Decimal:
-    text = _cell(value).replace("¥", "").replace("￥", "")
     try:
-        amount = Decimal(text)
-    except InvalidOperation:
+        return money_parse(_cell(value), signed=signed, symbols=True)
+    except ValueError:
         raise InvalidStatement(_("Line %(line)s: %(column)s is not an amount.") % {"line": line, "column": column},
                                code="statement_bad_amount", params={"line": line, "column": column}) from None
-    if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")) or abs(amount) > MAX_AMOUNT \
-            or (amount < 0 and not signed):
-        raise InvalidStatement(_("Line %(line)s: %(column)s is not an amount.") % {"line": line, "column": column},
-                               code="statement_bad_amount", params={"line": line, "column": column})
-    return amount.quantize(Decimal("0.01"))
 
 
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S",
