@@ -1,12 +1,11 @@
 """Races across channels on real PostgreSQL with real threads: exactly one effect each time."""
 
-import threading
+import functools
 import uuid
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from catalog.tests.factories import SkuFactory
 from inventory import services as stock
@@ -19,30 +18,14 @@ from payments.models import Payment, PaymentNotification
 from payments.providers.sandbox import sandbox_notification
 from stores.models import Role, Warehouse
 from stores.tests.factories import StaffFactory, StoreFactory, WarehouseFactory
+from tests.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def run_threads(n, target):
-    """Start ``n`` threads behind a barrier; collect (index, result or exception)."""
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def work(i):
-        try:
-            barrier.wait()
-            results[i] = target(i)
-        except Exception as exc:  # collected and asserted on by the test
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
+    """``target(i)`` for i in 0..n-1, in threads released together; results or exceptions."""
+    return run_at_once([functools.partial(target, i) for i in range(n)], timeout=60)
 
 
 @pytest.fixture

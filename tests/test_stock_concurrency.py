@@ -12,7 +12,6 @@ import threading
 import time
 from datetime import timedelta
 from io import StringIO
-from typing import Callable
 
 import pytest
 from django.core.management import call_command
@@ -24,6 +23,8 @@ from catalog.tests.factories import SkuFactory
 from inventory import services
 from inventory.exceptions import InsufficientStock, ReservationNotActive
 from inventory.models import Bucket, MoveReason, Reservation, StockCountLine, StockLevel, StockMove, Transfer
+from tests.concurrency import in_thread, run_at_once
+
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -35,47 +36,6 @@ ATTEMPTS = 30
 def no_broker_round_trips(monkeypatch):
     # Each commit would kick the outbox relay through Redis; the relay is not under test here.
     monkeypatch.setattr("o2o.outbox._kick_relay", lambda: None)
-
-
-def run_at_once(jobs: list[Callable[[], object]]) -> list[object]:
-    """Run each job in its own thread (own connection), all released at once; return results or errors."""
-    barrier = threading.Barrier(len(jobs))
-    outcomes: list[object] = [None] * len(jobs)
-
-    def worker(i: int, job: Callable[[], object]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            outcomes[i] = job()
-        except Exception as exc:  # recorded and asserted on by the test
-            outcomes[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, job), name=f"stock-{i}")
-               for i, job in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a worker hung"
-    return outcomes
-
-
-def in_thread(target: Callable[[], object]) -> tuple[threading.Thread, dict]:
-    """Start ``target`` in a thread that closes its connection; its result or error lands in the dict."""
-    box: dict = {}
-
-    def run() -> None:
-        try:
-            box["result"] = target()
-        except Exception as exc:
-            box["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, box
 
 
 def wait_for_lock_waiter(table: str, timeout: float = 10.0) -> bool:

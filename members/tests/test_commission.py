@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import io
-import threading
 from datetime import timedelta
 from decimal import Decimal
-from typing import Callable
 
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -23,6 +21,7 @@ from o2o.audit import audit_run
 from o2o.errors import InvalidInput
 from stores.models import Role
 from stores.tests.factories import StaffFactory, StoreFactory
+from tests.concurrency import run_at_once
 
 D = Decimal
 KIND = CommissionEntry.Kind
@@ -330,28 +329,6 @@ def test_audit_flags_a_balance_that_disagrees_with_its_entries(catalog, rules, s
 
 
 # --- concurrency -----------------------------------------------------------------------------
-
-
-def run_at_once(jobs: list[Callable[[], object]]) -> list[object]:
-    barrier = threading.Barrier(len(jobs))
-    outcomes: list[object] = [None] * len(jobs)
-
-    def worker(i: int, job: Callable[[], object]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            outcomes[i] = job()
-        except Exception as exc:  # recorded and asserted on by the test
-            outcomes[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, job)) for i, job in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a worker hung"
-    return outcomes
 
 
 @pytest.mark.django_db(transaction=True)

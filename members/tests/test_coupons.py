@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import io
-import threading
 from datetime import timedelta
 from decimal import Decimal
-from typing import Callable
 
 import pytest
 from django.contrib.admin import helpers
@@ -54,6 +52,7 @@ from o2o.errors import InvalidInput
 from o2o.models import OutboxMessage
 from stores.models import Role
 from stores.tests.factories import StaffFactory, StoreFactory, UserFactory
+from tests.concurrency import run_at_once
 
 D = Decimal
 
@@ -779,29 +778,6 @@ def test_audit_flags_a_redeemed_coupon_without_redemption_and_a_wrong_counter(me
 
 
 # --- concurrency -----------------------------------------------------------------------------
-
-
-def run_at_once(jobs: list[Callable[[], object]]) -> list[object]:
-    """Run each job in its own thread and connection, released together; results or exceptions."""
-    barrier = threading.Barrier(len(jobs))
-    outcomes: list[object] = [None] * len(jobs)
-
-    def worker(i: int, job: Callable[[], object]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            outcomes[i] = job()
-        except Exception as exc:  # recorded and asserted on by the test
-            outcomes[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, job)) for i, job in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a worker hung"
-    return outcomes
 
 
 @pytest.fixture

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
+import functools
+
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,6 +19,7 @@ from o2o.audit import audit_run
 from o2o.models import OutboxMessage
 from stores.models import Role
 from stores.tests.factories import CityFactory, RegionFactory, StaffFactory, StoreFactory
+from tests.concurrency import run_at_once
 
 END = GuideBinding.EndReason
 
@@ -335,23 +336,8 @@ def test_eight_guides_scanned_at_once_bind_the_member_once(monkeypatch):
     store = StoreFactory()
     guides = [StaffFactory(role=Role.GUIDE, guide_code=f"R{i}", store=store) for i in range(8)]
     member = MemberFactory()
-    barrier = threading.Barrier(len(guides))
-    outcomes: list[object] = [None] * len(guides)
-
-    def scan(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            outcomes[i] = svc.guide_bind(member=member.pk, guide_code=guides[i].guide_code, source="qr")
-        except Exception as exc:  # recorded and asserted on below
-            outcomes[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=scan, args=(i,)) for i in range(len(guides))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    outcomes = run_at_once([functools.partial(svc.guide_bind, member=member.pk, guide_code=g.guide_code, source="qr")
+                            for g in guides])
 
     assert all(isinstance(o, GuideBinding) for o in outcomes), outcomes
     assert len({o.pk for o in outcomes}) == 1

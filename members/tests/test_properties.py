@@ -9,13 +9,13 @@ recorded points debt, and nobody ends up with points or money out of thin air.
 from __future__ import annotations
 
 import math
-import threading
+import functools
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
@@ -38,6 +38,7 @@ from members.services.wallet import wallet_recharge, wallet_recharge_refund, wal
 from members.tests.factories import MemberFactory
 from o2o.errors import DomainError
 from o2o.money import money
+from tests.concurrency import run_at_once
 
 D = Decimal
 MACHINE_SETTINGS = settings(max_examples=30, stateful_step_count=20, deadline=None,
@@ -332,35 +333,11 @@ def test_wallet_ledger_under_random_sequences():
 
 def run_threads(count: int, work) -> tuple[list, list[BaseException]]:
     """Run ``work(i)`` in ``count`` threads released together; returns (results, domain errors)."""
-    barrier = threading.Barrier(count)
-    results: list = []
-    errors: list[BaseException] = []
-    unexpected: list[BaseException] = []
-    lock = threading.Lock()
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=20)
-            result = work(i)
-            with lock:
-                results.append(result)
-        except DomainError as exc:
-            with lock:
-                errors.append(exc)
-        except BaseException as exc:  # surfaced in the main thread below
-            with lock:
-                unexpected.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
+    outcomes = run_at_once([functools.partial(work, i) for i in range(count)], timeout=60)
+    unexpected = [o for o in outcomes if isinstance(o, Exception) and not isinstance(o, DomainError)]
     assert not unexpected, unexpected
-    return results, errors
+    return ([o for o in outcomes if not isinstance(o, Exception)],
+            [o for o in outcomes if isinstance(o, DomainError)])
 
 
 @pytest.mark.django_db(transaction=True)

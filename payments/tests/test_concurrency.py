@@ -1,10 +1,8 @@
 """Real threads on real PostgreSQL: the same notification at once, refunds racing for the last yuan."""
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from o2o.models import OutboxMessage
 from payments import services
@@ -12,31 +10,9 @@ from payments.exceptions import OverRefund, PaymentNotPending
 from payments.models import Payment, PaymentNotification, Refund, Tender
 from payments.providers.sandbox import sandbox_notification
 from payments.tests.conftest import assert_ledgers_clean
+from tests.concurrency import run_at_once
 
 THREADS = 10
-
-
-def run_at_once(funcs):
-    """Run each callable in its own thread, released together; returns their results or exceptions."""
-    barrier = threading.Barrier(len(funcs))
-    results = [None] * len(funcs)
-
-    def worker(i, func):
-        try:
-            barrier.wait(timeout=10)
-            results[i] = func()
-        except Exception as exc:  # collected and asserted on by the test
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, f)) for i, f in enumerate(funcs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
-    return results
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,11 +1,9 @@
 """POS fixtures: two stores with clerks and a manager, stocked SKUs, an open shift, logged-in clients."""
 
-import threading
 import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from catalog.tests.factories import SkuFactory
@@ -17,6 +15,7 @@ from payments import approvals, shifts
 from payments.providers.sandbox import sandbox_notification
 from stores.models import Role
 from stores.tests.factories import StaffFactory
+from tests.concurrency import run_at_once
 
 MANAGER_PIN = "4321"
 
@@ -160,18 +159,4 @@ def guide_a(store_a):
 
 def at_once(submit, n: int = 2) -> list:
     """Run ``submit`` in ``n`` threads released together (a double click); returns their results."""
-    barrier, results = threading.Barrier(n), []
-
-    def run():
-        try:
-            barrier.wait()
-            results.append(submit())
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+    return run_at_once([submit] * n)

@@ -1,5 +1,6 @@
 """Idempotency-Key: replay, reuse with another payload, concurrent duplicates, scope, TTL and purge."""
 
+import functools
 import threading
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from o2o.models import IdempotencyRecord
 from orders import services as order_services
 from orders.models import Order
 from tests.api.conftest import bearer
+from tests.concurrency import run_at_once
 
 ORDERS = "/api/v1/orders/"
 
@@ -196,26 +198,10 @@ def test_a_concurrent_duplicate_gets_409_while_the_first_runs(make_key, stocked,
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_duplicates_create_one_order(make_key, stocked, store_a):
     _key, raw = make_key()
-    barrier = threading.Barrier(8)
-    responses = []
-    lock = threading.Lock()
-
-    def submit():
-        try:
-            client = bearer(raw)
-            barrier.wait(10)
-            response = client.post(ORDERS, body(store_a, stocked), format="json",
-                                   HTTP_IDEMPOTENCY_KEY="burst")
-            with lock:
-                responses.append(response)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=submit) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    clients = [bearer(raw) for _ in range(8)]
+    payload = body(store_a, stocked)
+    responses = run_at_once([functools.partial(c.post, ORDERS, payload, format="json", HTTP_IDEMPOTENCY_KEY="burst")
+                             for c in clients], timeout=30)
 
     statuses = sorted(r.status_code for r in responses)
     created = {r.json()["id"] for r in responses if r.status_code == 201}
