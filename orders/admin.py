@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from o2o.admin_tables import ExportActionsMixin
 from o2o.errors import DomainError
 from orders import services
+from orders.selectors import order_scope, order_scope_q
 from orders.models import (
     ChannelConfig,
     ChannelWarehouse,
@@ -55,6 +56,7 @@ class OrderEventInline(ReadOnlyInline):
 
 @admin.register(Order)
 class OrderAdmin(StoreScoped, ExportActionsMixin, admin.ModelAdmin):
+    # The orders' one visibility rule (sold, picked up or shipped at the staff's stores), as in the API.
     list_display = ["number", "channel", "fulfillment", "status", "store", "total", "paid_total", "refunded_total",
                     "created_at"]
     list_filter = ["channel", "fulfillment", "status", "store"]
@@ -64,6 +66,9 @@ class OrderAdmin(StoreScoped, ExportActionsMixin, admin.ModelAdmin):
     actions = ["cancel_orders", "export_csv", "export_xlsx"]
     list_select_related = ["store"]
     export_filename = "orders"
+
+    def store_scope_q(self, request) -> Q:
+        return order_scope_q(store_ids=staff_store_ids(request.user))
 
     def export_headers(self):
         return [_("order number"), _("channel"), _("fulfillment"), _("store code"), _("store"), _("status"),
@@ -164,7 +169,7 @@ class ChannelWarehouseAdmin(admin.ModelAdmin):
 
 
 def _orders_of_stores_q(request, reference: str) -> Q:
-    numbers = Order.objects.filter(store__in=staff_store_ids(request.user)).values("number")
+    numbers = order_scope(store_ids=staff_store_ids(request.user)).values("number")
     return Q(**{f"{reference}__in": numbers})
 
 

@@ -15,7 +15,7 @@ never slip between the check and the change.
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import Prefetch, Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter
@@ -35,6 +35,7 @@ from o2o.api import (
 from o2o.apiauth import ORDERS_READ, ORDERS_WRITE, PARTNER, STAFF, STOCK_READ, Principal, principal_of
 from o2o.db import service
 from o2o.idempotency import idempotent
+from orders.selectors import order_scope
 from orders import locks, services
 from orders.api import examples as ex
 from orders.api.availability import availability
@@ -53,7 +54,7 @@ from orders.api.serializers import (
     ShipmentShipIn,
 )
 from orders.exceptions import StoreRequired, WrongStore
-from orders.models import Channel, Order, OrderLine, Return, Shipment
+from orders.models import Channel, Order, Return, Shipment
 from orders.services import LineIn, ReturnLineIn
 from payments.api.serializers import PaymentOut, PaymentStartIn
 from payments.services import payment_provider_start
@@ -71,17 +72,12 @@ ORDER_ERRORS = {409: [("invalid_order_state", "The order cannot do this in its c
 
 
 def orders_visible(principal: Principal | None):
-    qs = Order.objects.all()
+    """The caller's orders, by the one visibility rule (``orders.selectors.order_scope``)."""
     if principal is None:
-        return qs.none()
+        return Order.objects.none()
     if principal.is_partner:
-        qs = qs.filter(channel=principal.channel, partner=principal.partner)
-        return qs if principal.store_ids is None else qs.filter(store_id__in=principal.store_ids)
-    if principal.store_ids is None:
-        return qs
-    shipped_from_mine = OrderLine.objects.filter(order=OuterRef("pk"),
-                                                 warehouse__store__id__in=principal.store_ids)
-    return qs.filter(Q(store_id__in=principal.store_ids) | Exists(shipped_from_mine))
+        return order_scope(store_ids=principal.store_ids, channel=principal.channel, partner=principal.partner)
+    return order_scope(store_ids=principal.store_ids)
 
 
 def order_detail_queryset(principal: Principal | None):
