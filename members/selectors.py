@@ -142,6 +142,11 @@ def points_earned_for_order(order_number: str) -> PointsLot | None:
     return PointsLot.objects.filter(kind=LotKind.EARN, order_number=order_number).first()
 
 
+def points_history(member: Member | int) -> QuerySet[PointsEntry]:
+    """The member's points entries, newest first (a merged duplicate's id: the member it became)."""
+    return PointsEntry.objects.filter(member_id=member_get(member).pk).order_by("-id")
+
+
 def points_reversed_by(*, order_number: str, reference: str) -> int:
     """The earned points of ``order_number`` a return (``reference``) took back, whether they came
     from the order's lot (frozen or available), the member's other points, debt or an expired part."""

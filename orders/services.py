@@ -758,9 +758,10 @@ def exchange_member(order: Order, chosen: Member | None) -> Member | None:
     when the original had none.  Raises ExchangeMemberMismatch for another member than the original's."""
     if order.member_id is None:
         return chosen
-    if chosen is not None and chosen.pk != order.member_id:
+    original = membership.member_resolve(order.member_id)  # a merged duplicate: the member it became
+    if chosen is not None and chosen.pk != original.pk:
         raise ExchangeMemberMismatch(field="member", params={"order": order.number})
-    return chosen or order.member
+    return original
 
 
 @service

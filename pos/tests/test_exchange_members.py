@@ -4,15 +4,19 @@ like a purchase, and the points that paid for the returned goods are given back 
 import re
 import uuid
 from decimal import Decimal
+from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
+
+from rest_framework.test import APIClient
 
 from catalog.tests.factories import SkuFactory
 from inventory import services as stock
 from members.models import CommissionEntry, CommissionRule, MemberSpend, PointsEntry, PointsLot
-from members.services import guides, members as member_services
+from members.services import guides, members as member_services, points as points_services
+from o2o.apiauth import MEMBERS_READ, partner_key_create
 from orders import services as order_services
 from orders.models import Channel, Fulfillment, Order, Return
 from orders.services import LineIn, TenderIn
@@ -223,4 +227,84 @@ def test_an_online_order_exchanged_at_the_store_stays_with_its_member(
     assert (new.channel, new.member) == ("pos", buyer)
     assert points_of(buyer) == (0, 269) and spend(buyer) == D("269.00")
     assert Payment.objects.get(reference=new.number, tender="exchange_credit").amount == D("249.00")
+    call_command("audit_ledgers")
+
+
+def test_the_audit_finds_an_exchange_sale_that_lost_its_member(client_a, store_a, clerk_a, stocked, shift_a, coat,
+                                                                buyer, member):
+    _, jeans = stocked
+    order = member_sale(store_a, clerk_a, jeans, buyer)
+    uid = exchange_start(client_a, order)
+    htmx(client_a, reverse("pos:sale_scan"), {"code": coat.barcode})
+    htmx(client_a, reverse("pos:sale_complete"), {"client_uuid": uid, "cash_tendered": "20"})
+    call_command("audit_ledgers", stdout=StringIO())
+    new = Order.objects.get(client_uuid=uid)
+    for planted in (None, member.pk):
+        Order.objects.filter(pk=new.pk).update(member_id=planted)
+        out = StringIO()
+        with pytest.raises(CommandError):
+            call_command("audit_ledgers", stdout=out, stderr=out)
+        assert f"exchange {Return.objects.get().number}" in out.getvalue()
+
+
+def test_the_audit_finds_points_given_back_on_top_of_the_exchange_credit(
+        client_a, store_a, clerk_a, stocked, shift_a, coat, member):
+    _, jeans = stocked
+    order = member_sale(store_a, clerk_a, jeans, member,
+                        tenders=[TenderIn("points", D("2.09")), TenderIn("cash", D("246.91"))])
+    uid = exchange_start(client_a, order)
+    htmx(client_a, reverse("pos:sale_scan"), {"code": coat.barcode})
+    htmx(client_a, reverse("pos:sale_complete"), {"client_uuid": uid, "cash_tendered": "20"})
+    call_command("audit_ledgers", stdout=StringIO())
+    # What exchanges used to do: the 209 points inside the credit restored to the member as well.
+    points_services.points_restore_redeemed(member=member, order_number=order.number, points=209)
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("audit_ledgers", stdout=out, stderr=out)
+    assert f"order {order.number}: paid ¥2.09 in points" in out.getvalue()
+
+
+def test_the_points_history_shows_both_movements_in_the_admin_and_the_api(
+        client_a, store_a, clerk_a, stocked, shift_a, coat, buyer, django_user_model):
+    _, jeans = stocked
+    order = member_sale(store_a, clerk_a, jeans, buyer)
+    uid = exchange_start(client_a, order)
+    htmx(client_a, reverse("pos:sale_scan"), {"code": coat.barcode})
+    htmx(client_a, reverse("pos:sale_complete"), {"client_uuid": uid, "cash_tendered": "20"})
+    new, ret = Order.objects.get(client_uuid=uid), Return.objects.get()
+    reason = f"exchange {ret.number}: new sale {new.number}"
+
+    _key, raw = partner_key_create(name="crm", channel="mini_program", scopes=[MEMBERS_READ])
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    body = api.get(f"/api/v1/members/{buyer.pk}/points/").json()
+    moves = [(e["kind"], e["frozen_delta"], e["order_number"], e["reference"], e["reason"]) for e in body["results"]]
+    assert moves == [("reverse", -249, order.number, ret.number, reason),  # newest first
+                     ("earn", 269, new.number, new.number, ""),
+                     ("earn", 249, order.number, order.number, "")]
+    only = api.get(f"/api/v1/members/{buyer.pk}/points/", {"kind": "reverse"}).json()["results"]
+    assert [e["reference"] for e in only] == [ret.number]
+    missing = api.get("/api/v1/members/987654321/points/")
+    assert missing.status_code == 404 and missing.json()["code"] == "member_not_found"
+
+    admin = django_user_model.objects.create_superuser("hq-admin", "hq@example.com", "pw")
+    client_a.force_login(admin)
+    page = client_a.get(reverse("admin:members_pointsentry_changelist"), {"q": buyer.phone}).content.decode()
+    assert ret.number in page and reason in page and new.number in page
+
+
+def test_wallet_money_that_paid_for_the_returned_item_is_not_given_back_twice(
+        client_a, store_a, clerk_a, stocked, shift_a, coat, member):
+    _, jeans = stocked
+    order = member_sale(store_a, clerk_a, jeans, member,
+                        tenders=[TenderIn("wallet", D("50.00")), TenderIn("cash", D("199.00"))])
+    member.refresh_from_db()
+    wallet_before = member.wallet_balance
+    uid = exchange_start(client_a, order)
+    htmx(client_a, reverse("pos:sale_scan"), {"code": coat.barcode})
+    htmx(client_a, reverse("pos:sale_complete"), {"client_uuid": uid, "cash_tendered": "20"})
+    member.refresh_from_db()
+    assert member.wallet_balance == wallet_before  # the ¥50 is inside the ¥249 credit, not back in the wallet
+    assert Payment.objects.get(reference=Order.objects.get(client_uuid=uid).number,
+                               tender="exchange_credit").amount == D("249.00")
     call_command("audit_ledgers")
