@@ -254,7 +254,7 @@ class ConsumptionInline(ReadOnlyInline):
 @admin.register(PointsEntry)
 class PointsEntryAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "member", "kind", "available_delta", "frozen_delta", "debt_delta", "written_off",
-                    "order_number", "reason", "actor"]
+                    "order_number", "reference", "reason", "actor"]
     list_filter = ["kind"]
     search_fields = ["member__phone", "order_number", "reference", "reason"]
     list_select_related = ["member", "actor"]

@@ -142,6 +142,19 @@ def points_earned_for_order(order_number: str) -> PointsLot | None:
     return PointsLot.objects.filter(kind=LotKind.EARN, order_number=order_number).first()
 
 
+def points_history(member: Member | int) -> QuerySet[PointsEntry]:
+    """The member's points entries, newest first (a merged duplicate's id: the member it became)."""
+    return PointsEntry.objects.filter(member_id=member_get(member).pk).order_by("-id")
+
+
+def points_reversed_by(*, order_number: str, reference: str) -> int:
+    """The earned points of ``order_number`` a return (``reference``) took back, whether they came
+    from the order's lot (frozen or available), the member's other points, debt or an expired part."""
+    taken = PointsEntry.objects.filter(kind=EntryKind.REVERSE, order_number=order_number, reference=reference) \
+        .aggregate(n=Coalesce(Sum(F("debt_delta") + F("written_off") - F("available_delta") - F("frozen_delta")), 0))
+    return taken["n"]
+
+
 def points_lots(member: Member | int) -> QuerySet[PointsLot]:
     """The member's open lots in the order they are spent (oldest expiry first)."""
     return PointsLot.objects.filter(member_id=member_id_of(member), remaining__gt=0) \

@@ -67,3 +67,71 @@ def returns_restocked():
         )
         for number, qty, moved in cur.fetchall():
             yield f"return {number}: {qty} units returned but {moved} restocked"
+
+
+@audit_check("3", "an exchange sale belongs to the original order's member")
+def exchange_sales_keep_their_member():
+    """The new sale of an exchange is the original customer's: the same member (or the one that member
+    was merged into); when the original had no member, the clerk may have attached one."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            WITH RECURSIVE survivor(id, final) AS (
+                SELECT id, id FROM members_member WHERE merged_into_id IS NULL
+                UNION ALL
+                SELECT m.id, s.final FROM members_member m JOIN survivor s ON m.merged_into_id = s.id
+            )
+            SELECT r.number, o.number, o.member_id, n.number, n.member_id
+            FROM orders_return r
+            JOIN orders_order o ON o.id = r.order_id
+            JOIN orders_order n ON n.id = r.exchange_order_id
+            LEFT JOIN survivor so ON so.id = o.member_id
+            LEFT JOIN survivor sn ON sn.id = n.member_id
+            WHERE o.member_id IS NOT NULL AND sn.final IS DISTINCT FROM so.final
+            ORDER BY r.id
+            """
+        )
+        for ret, original, member, new, new_member in cur.fetchall():
+            yield (f"exchange {ret}: order {original} is member {member}'s but the new sale {new} "
+                   f"belongs to {new_member or 'nobody'}")
+
+
+@audit_check("3", "points paying for returned goods come back once: to the member or into the exchange credit")
+def returned_points_given_back_once():
+    """A points payment refunded to the member restores exactly the points that refund stands for; a
+    part credited to an exchange sale restores none (the credit carries it); together never more than
+    the points the order spent."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            WITH rate AS (
+                SELECT COALESCE((SELECT points_per_yuan_redeemed FROM members_pointsconfig WHERE id = 1), 100) AS r
+            ), paid AS (
+                SELECT p.reference, SUM(p.amount) AS spent,
+                       SUM(COALESCE(f.back, 0)) AS back, SUM(COALESCE(f.credited, 0)) AS credited,
+                       SUM(COALESCE(f.back_points, 0)) AS back_points
+                FROM payments_payment p
+                LEFT JOIN (
+                    SELECT payment_id,
+                           SUM(amount) FILTER (WHERE method <> 'exchange') AS back,
+                           SUM(amount) FILTER (WHERE method = 'exchange') AS credited,
+                           SUM(CEIL(amount * (SELECT r FROM rate))) FILTER (WHERE method <> 'exchange') AS back_points
+                    FROM payments_refund WHERE status = 'succeeded' GROUP BY payment_id
+                ) f ON f.payment_id = p.id
+                WHERE p.tender = 'points' AND p.status = 'captured'
+                GROUP BY p.reference
+            ), restored AS (
+                SELECT order_number, SUM(available_delta) AS points
+                FROM members_pointsentry WHERE kind = 'restore' GROUP BY order_number
+            )
+            SELECT paid.reference, paid.spent, paid.back, paid.credited, paid.back_points,
+                   COALESCE(restored.points, 0)
+            FROM paid LEFT JOIN restored ON restored.order_number = paid.reference
+            WHERE COALESCE(restored.points, 0) <> paid.back_points OR paid.back + paid.credited > paid.spent
+            ORDER BY 1
+            """
+        )
+        for number, spent, back, credited, back_points, restored in cur.fetchall():
+            yield (f"order {number}: paid ¥{spent} in points, ¥{back} refunded to the member "
+                   f"({back_points} points) and ¥{credited} into an exchange credit, but {restored} points "
+                   f"were restored")

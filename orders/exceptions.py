@@ -86,3 +86,8 @@ class ReturnWindowClosed(Conflict):
 class GoodsInTransit(Conflict):
     code = "goods_in_transit"
     default_message = _("The goods are on their way to the pickup store; cancel after they arrive.")
+
+
+class ExchangeMemberMismatch(Conflict):
+    code = "exchange_member_mismatch"
+    default_message = _("This order belongs to another member: an exchange stays with the original order's member.")

@@ -86,13 +86,14 @@ def on_handed_over(order: Order, lines: list[OrderLine], *, frozen_until, paid: 
 
 
 def on_returned(order: Order, *, refund: Decimal, reference: str, fully_returned: bool, actor,
-                store_id: int | None) -> None:
+                store_id: int | None, reason: str = "") -> None:
     if order.total <= 0 or refund <= 0:
         return
     fraction = refund / order.total
     if order.member_id:
         if member_read.points_earned_for_order(order.number) is not None:
-            points.points_reverse_earned(member=order.member_id, order_number=order.number, fraction=fraction)
+            points.points_reverse_earned(member=order.member_id, order_number=order.number, fraction=fraction,
+                                         reference=reference, reason=reason)
         members.member_spend_record(member=order.member_id, order_number=order.number, channel=order.channel,
                                     amount=-money(_money_paid(order) * fraction), at=timezone.now(),
                                     reference=reference)

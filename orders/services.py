@@ -13,7 +13,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Sequence
@@ -26,6 +26,7 @@ from django.utils import timezone
 from inventory import services as stock
 from inventory.models import Bucket
 from members.exceptions import PointsCapExceeded
+from members.models import Member
 from members.selectors import points_redeem_cap, points_value
 from o2o.db import service
 from o2o.errors import InvalidInput
@@ -35,6 +36,7 @@ from orders import allocation, locks, membership
 from orders.events import order_event, order_transition
 from orders.exceptions import (
     DuplicateDifferentPayload,
+    ExchangeMemberMismatch,
     GoodsInTransit,
     InvalidFulfillment,
     InvalidOrderTransition,
@@ -737,10 +739,10 @@ def _return_goods(order: Order, *, store: Store, lines: Sequence[ReturnLineIn], 
     return ret
 
 
-def _after_return(order: Order, ret: Return, *, actor, store: Store) -> None:
+def _after_return(order: Order, ret: Return, *, actor, store: Store, reason: str = "") -> None:
     left = sum(ln.qty - ln.qty_returned for ln in OrderLine.objects.filter(order=order))
     membership.on_returned(order, refund=ret.refund_total, reference=ret.number, fully_returned=left == 0,
-                           actor=actor, store_id=store.pk)
+                           actor=actor, store_id=store.pk, reason=reason or f"return {ret.number}")
 
 
 @dataclass
@@ -751,29 +753,53 @@ class ExchangeResult:
     refunded: Decimal
 
 
+def exchange_member(order: Order, chosen: Member | None) -> Member | None:
+    """The member an exchange sale belongs to: the original order's, or the one the clerk attached
+    when the original had none.  Raises ExchangeMemberMismatch for another member than the original's."""
+    if order.member_id is None:
+        return chosen
+    original = membership.member_resolve(order.member_id)  # a merged duplicate: the member it became
+    if chosen is not None and chosen.pk != original.pk:
+        raise ExchangeMemberMismatch(field="member", params={"order": order.number})
+    return original
+
+
 @service
 def exchange_create(*, order: Order | int, store: Store, return_lines: Sequence[ReturnLineIn],
                     tenders: Sequence[TenderIn], client_uuid: uuid.UUID | str, new_lines: Sequence[LineIn] = (),
                     priced: PricedSale | None = None, actor=None, reason: str = "exchange",
-                    approved_by=None) -> ExchangeResult:
+                    approved_by=None, member=None, guide_id: int | None = None) -> ExchangeResult:
     """Return goods and sell new ones in one operation; only the price difference changes hands.
 
     The returned value R pays for the new sale (total N) as exchange credit up to
     min(R, N): the original order is refunded that part with method "exchange"
-    (no money moves) and the new sale takes it as an ``exchange_credit`` payment.
-    If N > R the customer pays N − R with ``tenders``; if N < R the rest, R − N,
-    is refunded to the original tenders as in any return.  Idempotent on the new
-    sale's ``client_uuid``.  ``priced``: the new goods as the counter priced them (else ``new_lines``
-    are priced here).  Raises what return_create and pos_sale_create raise.
+    (no money moves, and points or wallet money that paid for it stay in the credit:
+    they are not given back as well) and the new sale takes it as an
+    ``exchange_credit`` payment.  If N > R the customer pays N − R with ``tenders``;
+    if N < R the rest, R − N, is refunded to the original tenders as in any return.
+    The new sale belongs to the original order's member (a ``member`` — or the
+    ``priced`` sale's — may be attached only when the original had none), so it
+    earns points, counts in the member's spend and is attributed to ``guide_id`` or
+    else the member's bound guide, like any sale; the returned lines' points and
+    commission are reversed as in any return.  Idempotent on the new sale's
+    ``client_uuid``.  ``priced``: the new goods as the counter priced them (else
+    ``new_lines`` are priced here).  Raises exchange_member_mismatch and what
+    return_create and pos_sale_create raise.
     """
     order = locks.order_for_update(order)
+    chosen = priced.member if priced is not None and priced.member is not None else membership.member_resolve(member)
+    member = exchange_member(order, chosen)
     ret = _return_goods(order, store=store, lines=return_lines, actor=actor, reason=reason, client_uuid=None,
                         approved_by=approved_by)
-    priced = priced or sale_price(demand=_demand(new_lines), channel=Channel.POS, store_id=store.pk)
+    if priced is None:
+        priced = sale_price(demand=_demand(new_lines), channel=Channel.POS, store_id=store.pk, member=member)
+    elif priced.member != member:
+        priced = replace(priced, member=member)
     credit = min(ret.refund_total, priced.total)
     sale_tenders = ([TenderIn("exchange_credit", credit)] if credit > 0 else []) + list(tenders)
     sale = pos_sale_create(store=store, client_uuid=client_uuid, priced=priced, tenders=sale_tenders,
-                           actor=actor, customer_phone=order.customer_phone)
+                           actor=actor, customer_phone=member.phone if member else order.customer_phone,
+                           guide_id=guide_id)
     if not sale.created:
         raise DuplicateDifferentPayload(message="This sale id was already used.", params={"order": sale.order.number})
     policies = [_refund(order, credit, actor=actor, store=store, reason=f"exchange {ret.number}", exchange=True)]
@@ -782,7 +808,8 @@ def exchange_create(*, order: Order | int, store: Store, return_lines: Sequence[
     ret.exchange_order = sale.order
     ret.refund_policy = "; ".join(p for p in policies if p)
     ret.save(update_fields=["exchange_order", "refund_policy"])
-    _after_return(order, ret, actor=actor, store=store)
+    _after_return(order, ret, actor=actor, store=store,
+                  reason=f"exchange {ret.number}: new sale {sale.order.number}")
     order_event(order, OrderEvent.Kind.RETURN, actor=actor, store=store, reason=reason,
                 data={"return": ret.number, "refund": str(ret.refund_total), "exchange_order": sale.order.number,
                       "credit": str(credit)}, emit="order.returned")

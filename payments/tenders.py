@@ -187,6 +187,15 @@ class MemberTender(TenderType):
     def take(self, payment: Payment) -> None:
         raise NotImplementedError
 
+    def refund_start(self, refund: Refund) -> None:
+        # A refund "exchange" moves this value into the exchange sale's credit, which the member
+        # spends on the new goods: giving it back to the ledger as well would pay it out twice.
+        if refund.method != Refund.Method.EXCHANGE:
+            self.give_back(refund)
+
+    def give_back(self, refund: Refund) -> None:
+        raise NotImplementedError
+
 
 @tender_type
 class WalletTender(MemberTender):
@@ -201,7 +210,7 @@ class WalletTender(MemberTender):
         member_wallet.wallet_spend(member=payment.member_id, amount=payment.amount, reference=payment.number,
                                    store_id=payment.store_id)
 
-    def refund_start(self, refund: Refund) -> None:
+    def give_back(self, refund: Refund) -> None:
         payment = refund.payment
         member_wallet.wallet_refund_spend(member=payment.member_id, reference=payment.number, amount=refund.amount)
 
@@ -226,7 +235,7 @@ class PointsTender(MemberTender):
         member_points.points_redeem(member=payment.member_id, points=self.points_for(payment.amount),
                                     order_number=payment.reference)
 
-    def refund_start(self, refund: Refund) -> None:
+    def give_back(self, refund: Refund) -> None:
         payment = refund.payment
         member_points.points_restore_redeemed(member=payment.member_id, order_number=payment.reference,
                                               points=self.points_for(refund.amount))

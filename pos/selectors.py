@@ -117,6 +117,10 @@ class Receipt:
     member: Member | None
     voided: bool
     points_earned: int
+    # An exchange sale: the return that paid for it with the goods brought back, and the points that
+    # return took back from the original order (the new sale earns its own, ``points_earned``).
+    exchange_of: Return | None = None
+    points_reversed: int = 0
 
     @property
     def cash_payment(self) -> Payment | None:
@@ -133,7 +137,16 @@ def receipt(order: Order) -> Receipt:
                    returns=returns, refunds=list(Refund.objects.filter(payment__in=payments).order_by("pk")),
                    member=member_for_order(order),
                    voided=ApprovalLog.objects.filter(action=ApprovalLog.Action.VOID, reference=order.number).exists(),
-                   points_earned=lot.amount if lot is not None else 0)
+                   points_earned=lot.amount if lot is not None else 0,
+                   **_exchange_of(order))
+
+
+def _exchange_of(order: Order) -> dict:
+    ret = Return.objects.filter(exchange_order=order).select_related("order").first()
+    if ret is None:
+        return {}
+    return {"exchange_of": ret,
+            "points_reversed": member_read.points_reversed_by(order_number=ret.order.number, reference=ret.number)}
 
 
 def pickup_orders_waiting(store: Store) -> QuerySet[Order]:

@@ -344,10 +344,12 @@ def checkout_precheck(*, store: Store, actor, basket: Basket, payment: PaymentIn
         if order is None:
             raise OrderNotFound()
         due = money(max(ZERO, priced.total - selectors.exchange_credit(order, basket.exchange.lines)))
+        member = order_services.exchange_member(order, priced.sale.member)
     else:
         priced.sale.raise_errors()
+        member = priced.sale.member
     plan = tender_plan(due=due, payment=payment)
-    if basket.member_id is None and (payment.points or _amount(payment.wallet_amount, "wallet_amount")):
+    if member is None and (payment.points or _amount(payment.wallet_amount, "wallet_amount")):
         raise MemberRequired(field="member")
     for line in priced.lines:
         if basket.qty_of(line.sku.pk) > line.available:
@@ -405,6 +407,15 @@ def _cash_record(payments: list[Payment], plan: TenderPlan) -> None:
         shifts.cash_tendered_record(payment=cash, tendered=plan.tendered)
 
 
+def exchange_member_check(*, store: Store, basket: Basket, member) -> None:
+    """Refuse attaching to an exchange basket another member than the original order's
+    (ExchangeMemberMismatch): the new goods go to the customer who brought the old ones back."""
+    if basket.exchange:
+        order = selectors.returnable_orders(store).filter(pk=basket.exchange.order_id).first()
+        if order is not None:
+            order_services.exchange_member(order, member)
+
+
 def _exchange(*, store: Store, actor, key, basket: Basket, priced: PricedBasket,
               payment: PaymentIn) -> CheckoutResult:
     exchange = basket.exchange
@@ -422,13 +433,16 @@ def _exchange(*, store: Store, actor, key, basket: Basket, priced: PricedBasket,
     needed = return_approvals_needed(order, by_receipt=exchange.by_receipt)
     if needed and manager is None:
         raise approvals.ApprovalRequired(params={"actions": needed})
+    member = order_services.exchange_member(order, priced.sale.member)
     plan = tender_plan(due=money(max(ZERO, priced.total - credit)), payment=payment)
     _code_charged_check(plan)
+    if member is None and (payment.points or _amount(payment.wallet_amount, "wallet_amount")):
+        raise MemberRequired(field="member")
     result = order_services.exchange_create(
         order=order, store=store, client_uuid=key, actor=actor, reason=exchange.reason or "exchange",
         return_lines=[ReturnLineIn(x.order_line_id, x.qty, x.condition) for x in exchange.lines],
         priced=priced.sale.raise_errors(), tenders=plan.tenders,
-        approved_by=manager if Action.LATE_RETURN in needed else None)
+        approved_by=manager if Action.LATE_RETURN in needed else None, member=member, guide_id=basket.guide_id)
     payments = list(Payment.objects.filter(reference=result.order.number, tender=Tender.CASH))
     _cash_record(payments, plan)
     return CheckoutResult(order=result.order, created=True, change=plan.change, ret=result.ret)

@@ -520,6 +520,10 @@ def _member_set(request, basket: Basket, phone: str, *, register: bool = False, 
     if member is None:
         return _sale_render(request, basket, member_lookup=phone, focus="member_name",
                             errors={"member": _("No member with this number. Register them?")})
+    try:
+        pos.exchange_member_check(store=request.pos_store, basket=basket, member=member)
+    except DomainError as exc:
+        return _sale_render(request, basket, status=422, errors={"member": error_message(exc)}, focus="member")
     basket = replace(basket, member_id=member.pk)
     _save(request, basket)
     return _sale_render(request, basket)
@@ -725,7 +729,8 @@ def return_detail(request, pk: int):
             basket = Basket.new()
             log = pos.exchange_approve(order=order, store=store, actor=request.user, by_receipt=by_receipt,
                                        reference=basket.uuid, approval=approval)
-            basket = replace(basket, exchange=Exchange(
+            # The new goods are the same customer's: the basket starts with the original order's member.
+            basket = replace(basket, member_id=order.member_id, exchange=Exchange(
                 order_id=order.pk, lines=tuple(ExchangeLine(pk_, qty, cond) for pk_, qty, cond in picked),
                 approval_id=log.pk if log else None, reason=form.cleaned_data.get("reason") or "exchange",
                 by_receipt=by_receipt))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from members.models import IssuedCoupon, Member, MemberIdentity
+from members.models import IssuedCoupon, Member, MemberIdentity, PointsEntry
 from members.models.coupons import CouponTemplate
 from members.models.guides import GuideBinding
 from o2o.api import MAX_ID, Text
@@ -68,6 +68,14 @@ class CouponOut(serializers.ModelSerializer):
         model = IssuedCoupon
         fields = ["id", "code", "template", "template_code", "name", "status", "source", "valid_from",
                   "valid_until", "issued_at"]
+        read_only_fields = fields
+
+
+class PointsEntryOut(serializers.ModelSerializer):
+    class Meta:
+        model = PointsEntry
+        fields = ["id", "kind", "available_delta", "frozen_delta", "debt_delta", "written_off", "order_number",
+                  "reference", "reason", "created_at"]
         read_only_fields = fields
 
 

@@ -7,6 +7,7 @@ urlpatterns = [
     path("members/lookup/", views.MemberLookup.as_view(), name="member-lookup"),
     path("members/<int:pk>/", views.MemberDetail.as_view(), name="member-detail"),
     path("members/<int:pk>/coupons/", views.MemberCouponList.as_view(), name="member-coupon-list"),
+    path("members/<int:pk>/points/", views.MemberPointsList.as_view(), name="member-points-list"),
     path("members/<int:pk>/coupons/claim/", views.CouponClaim.as_view(), name="member-coupon-claim"),
     path("members/<int:pk>/guide/", views.GuideBind.as_view(), name="member-guide-bind"),
     path("coupons/templates/", views.CouponTemplateList.as_view(), name="coupon-template-list"),

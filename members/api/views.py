@@ -27,9 +27,10 @@ from members.api.serializers import (
     GuideBindingOut,
     MemberOut,
     MemberRegisterIn,
+    PointsEntryOut,
 )
 from members.exceptions import MemberNotFound
-from members.models import IdentityKind, IssuedCoupon, Member, RegistrationChannel
+from members.models import EntryKind, IdentityKind, IssuedCoupon, Member, PointsEntry, RegistrationChannel
 from members.models.coupons import CouponTemplate
 from members.services import coupons, guides, members
 from members.services.members import IdentityRef
@@ -50,6 +51,10 @@ MEMBER = {"id": 7, "phone": "+8613800138000", "name": "Li Lei", "tier": "gold",
           "wallet_total": "550.00", "currency": "CNY",
           "identities": [{"kind": "wechat_openid", "namespace": "wx1234", "value": "oAbC123"}],
           "created_at": "2026-05-01T10:00:00+08:00"}
+POINTS_ENTRY = {"id": 88, "kind": "reverse", "available_delta": 0, "frozen_delta": -249, "debt_delta": 0,
+                "written_off": 0, "order_number": "PS2612040000001", "reference": "RT2612040000003",
+                "reason": "exchange RT2612040000003: new sale PS2612040000004",
+                "created_at": "2026-12-04T15:10:00+08:00"}
 COUPON = {"id": 31, "code": "K7Q2M9XW4P", "template": 4, "template_code": "NEW50", "name": "50 off 299",
           "status": "issued", "source": "claim", "valid_from": "2026-11-23T00:00:00+08:00",
           "valid_until": "2026-12-23T00:00:00+08:00", "issued_at": "2026-11-23T18:00:00+08:00"}
@@ -201,6 +206,38 @@ class MemberCouponList(PrincipalMixin, generics.ListAPIView):
     @api_doc(summary="A member's coupons", tags=TAGS, responses={200: CouponOut(many=True)},
              errors=(*LIST_ERRORS, 404), error_examples={404: [("member_not_found", "No such member.")]},
              examples=[ok("coupon", COUPON)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class PointsEntryFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=EntryKind.choices)
+    order_number = django_filters.CharFilter(max_length=30)
+
+    class Meta:
+        model = PointsEntry
+        fields = ["kind", "order_number"]
+
+
+class MemberPointsList(PrincipalMixin, generics.ListAPIView):
+    required_scopes = READ
+    serializer_class = PointsEntryOut
+    filterset_class = PointsEntryFilter
+    queryset = PointsEntry.objects.none()
+    ordering = "-id"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return PointsEntry.objects.none()
+        return member_read.points_history(int(self.kwargs["pk"]))
+
+    @api_doc(summary="A member's points history", tags=TAGS, responses={200: PointsEntryOut(many=True)},
+             errors=(*LIST_ERRORS, 404), error_examples={404: [("member_not_found", "No such member.")]},
+             description="Every change of the member's points, newest first: earned (frozen during the return "
+                         "window), unfrozen, redeemed, restored, reversed by a return (``reference`` names the "
+                         "return; an exchange's ``reason`` names the new sale, whose own earning is listed too), "
+                         "expired, adjusted, merged.",
+             examples=[ok("points entry", POINTS_ENTRY)])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 

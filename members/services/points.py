@@ -489,7 +489,7 @@ def points_restore_redeemed(*, member: Member | int, order_number: str, points: 
 
 @service
 def points_reverse_earned(*, member: Member | int, order_number: str, fraction: Decimal | None = None,
-                          amount: Decimal | None = None) -> PointsEntry | None:
+                          amount: Decimal | None = None, reference: str = "", reason: str = "") -> PointsEntry | None:
     """Reverse points the order earned, in proportion to the value returned (give exactly one of
     ``fraction`` of the paid amount, or the returned ``amount`` in CNY).
 
@@ -499,6 +499,8 @@ def points_reverse_earned(*, member: Member | int, order_number: str, fraction: 
     member's other available points, and the rest becomes debt — see the DEBT
     rule above.  Returns the entry, or None when nothing is to be reversed (an
     order that earned nothing).  Locks the member; queues ``member.points_changed``.
+    ``reference`` (the return) and ``reason`` are recorded on the entry, so the member's history
+    says which return (or exchange) took the points back.
     Raises invalid_amount, invalid_reference, member_not_found,
     points_order_conflict, points_return_exceeded.
     """
@@ -533,10 +535,11 @@ def points_reverse_earned(*, member: Member | int, order_number: str, fraction: 
     if reverse <= 0:
         _flush([book])
         return None
-    return _reverse(book, lot, reverse, order_number)
+    return _reverse(book, lot, reverse, order_number, reference=reference or order_number, reason=reason)
 
 
-def _reverse(book: _Book, lot: PointsLot, reverse: int, order_number: str) -> PointsEntry:
+def _reverse(book: _Book, lot: PointsLot, reverse: int, order_number: str, *, reference: str,
+             reason: str) -> PointsEntry:
     from_lot = min(reverse, lot.remaining)
     lot.remaining -= from_lot
     taken = [(lot, from_lot)] if from_lot else []
@@ -555,7 +558,8 @@ def _reverse(book: _Book, lot: PointsLot, reverse: int, order_number: str) -> Po
         taken += book.take_fifo(claw)
     debt = short - claw
     entry = book.entry(EntryKind.REVERSE, available=-(from_lot - frozen_part) - claw, frozen=-frozen_part,
-                       debt=debt, taken=taken, written_off=written_off, lot=lot, order_number=order_number)
+                       debt=debt, taken=taken, written_off=written_off, lot=lot, order_number=order_number,
+                       reference=reference, reason=reason[:300])
     _flush([book])
     return entry
 

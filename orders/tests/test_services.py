@@ -604,3 +604,66 @@ def test_pickup_qr_encodes_the_pickup_code(stocked, store_a):
     ship = services.order_place(channel=Channel.WEB, fulfillment=Fulfillment.SHIP_WAREHOUSE,
                                 lines=[LineIn(stocked[0].id, 1)]).order
     assert pickup_qr_svg(ship) == ""
+
+
+# --- an exchange keeps its customer -----------------------------------------------------------------
+
+
+def _member_sale(store, sku, member, tenders=None):
+    return services.pos_sale_create(store=store, client_uuid=uuid.uuid4(), lines=[LineIn(sku.id, 1)], member=member,
+                                    tenders=tenders or [TenderIn("cash", sku.list_price)]).order
+
+
+def _points(member):
+    member.refresh_from_db()
+    return member.points_available, member.points_frozen
+
+
+def test_an_exchange_sale_belongs_to_the_original_member_and_earns_like_a_purchase(stocked, store_a):
+    from members.services import members as member_services
+
+    shirt, dear = stocked[0], SkuFactory(list_price=Decimal("150.00"))
+    stock.stock_receive(warehouse=store_a.warehouse, lines=[(dear.id, 2)])
+    buyer = member_services.member_register(phone="13900139002", channel="pos")
+    order = _member_sale(store_a, shirt, buyer)
+    assert _points(buyer) == (0, 99)
+    result = services.exchange_create(order=order, store=store_a, client_uuid=uuid.uuid4(),
+                                      return_lines=[ReturnLineIn(order.lines.get().pk, 1)],
+                                      new_lines=[LineIn(dear.id, 1)], tenders=[TenderIn("cash", Decimal("51.00"))])
+    assert result.order.member == buyer and result.order.customer_phone == buyer.phone
+    assert _points(buyer) == (0, 150)
+    audit_clean()
+
+
+def test_an_exchange_of_a_merged_duplicates_order_goes_to_the_member_it_became(stocked, store_a):
+    from members.services import members as member_services
+
+    shirt, jeans = stocked[:2]
+    duplicate = member_services.member_register(phone="13900139003", channel="pos")
+    survivor = member_services.member_register(phone="13900139004", channel="pos")
+    order = _member_sale(store_a, shirt, duplicate)
+    member_services.member_merge(source=duplicate, target=survivor)
+    result = services.exchange_create(order=order, store=store_a, client_uuid=uuid.uuid4(), member=survivor,
+                                      return_lines=[ReturnLineIn(order.lines.get().pk, 1)],
+                                      new_lines=[LineIn(jeans.id, 1)], tenders=[])
+    assert result.order.member == survivor
+    audit_clean()
+
+
+def test_a_points_paid_original_exchanged_gives_no_points_back_twice(stocked, store_a):
+    from members.services import members as member_services, points
+
+    shirt, dear = stocked[0], SkuFactory(list_price=Decimal("150.00"))
+    stock.stock_receive(warehouse=store_a.warehouse, lines=[(dear.id, 1)])
+    buyer = member_services.member_register(phone="13900139005", channel="pos")
+    points.points_adjust(member=buyer, points=1000, reason="welcome")
+    order = _member_sale(store_a, shirt, buyer, tenders=[TenderIn("points", Decimal("9.00")),
+                                                         TenderIn("cash", Decimal("90.00"))])
+    before = _points(buyer)
+    assert before == (100, 90)
+    result = services.exchange_create(order=order, store=store_a, client_uuid=uuid.uuid4(),
+                                      return_lines=[ReturnLineIn(order.lines.get().pk, 1)],
+                                      new_lines=[LineIn(dear.id, 1)], tenders=[TenderIn("cash", Decimal("51.00"))])
+    earned = result.order.total  # 1 point per yuan, the whole exchange credit counting as paid
+    assert _points(buyer) == (before[0], before[1] - 90 + earned)
+    audit_clean()
