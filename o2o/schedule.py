@@ -30,6 +30,12 @@ BEAT_SCHEDULE = {
         "schedule": 300.0,
         "options": {"expires": 300},
     },
+    # Payment-code charges whose answer was lost are settled with the provider (taken or reversed).
+    "payments-micropay-stale-resolve": {
+        "task": "payments.tasks.micropay_stale_resolve",
+        "schedule": 120.0,
+        "options": {"expires": 120},
+    },
     # Payment-code charges at the counter whose sale never completed go back to the customer.
     "payments-micropay-orphans-release": {
         "task": "payments.tasks.micropay_orphans_release",

@@ -95,3 +95,15 @@ def micropay_charges_used():
             [f"{SALE_PREFIX}%", ORPHAN_AFTER]):
         yield (f"payment {pid} ({number}): {amount} taken for {reference} "
                "but neither used by a sale nor refunded")
+
+
+@audit_check("4", "no payment-code charge is left unsettled with its provider")
+def payment_codes_settled():
+    """A counter charge whose answer was lost is settled with the provider within minutes
+    (``micropay_stale_resolve``, every two minutes); one still pending after an hour means the
+    money's fate is unknown to the books: the job is not running or the provider not answering."""
+    for pid, number, provider, created in _rows(
+            "SELECT id, number, provider, created_at FROM payments_payment "
+            "WHERE reference LIKE %s AND status = 'pending' AND created_at < now() - interval '1 hour' "
+            "ORDER BY id", [SALE_PREFIX + "%"]):
+        yield f"payment {pid} ({number}, {provider}): a payment-code charge pending since {created:%Y-%m-%d %H:%M}"

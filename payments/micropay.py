@@ -241,3 +241,47 @@ def micropay_orphans_release(*, now: datetime | None = None) -> int:
     for payment_id in micropay_orphans(captured_before=now - ORPHAN_AFTER):
         released += micropay_release(payment=payment_id, reason="sale not completed (released)") is not None
     return released
+
+
+PENDING_AFTER = timedelta(minutes=2)  # longer than a till waits for a customer to confirm
+
+
+def micropay_stale(*, created_before: datetime, limit: int = 200) -> list[int]:
+    """Payment-code charges of counter sales still pending: their answer never came back."""
+    return list(Payment.objects.filter(reference__startswith=SALE_PREFIX, status=Payment.Status.PENDING,
+                                       created_at__lt=created_before)
+                .order_by("pk").values_list("pk", flat=True)[:limit])
+
+
+def micropay_stale_resolve(*, now: datetime | None = None) -> dict[str, int]:
+    """Settle payment-code charges left pending, so none is lost: asks each provider, never guesses.
+
+    A charge stays pending when the till's request died with its answer (the web server killed
+    while the provider was charging, a timeout).  The provider is asked once (outside any
+    transaction); a charge still waiting for the customer is reversed.  One the provider took is
+    recorded as captured: a retry of its sale takes it over, else the orphan sweep
+    (``micropay_orphans_release``) refunds it in full.  One the provider never took is closed as
+    failed.  A provider that cannot answer now is asked again on the next run.  Idempotent;
+    returns how many were captured, closed and left.
+    """
+    now = now or timezone.now()
+    counts = {"captured": 0, "closed": 0, "left": 0}
+    for payment_id in micropay_stale(created_before=now - PENDING_AFTER):
+        payment = Payment.objects.get(pk=payment_id)
+        try:
+            result = provider_named(payment.provider).micropay_resolve(payment)
+        except (ProviderNotConfigured, ProviderUnavailable):
+            result = None
+        if result is None or result.status == MicropayStatus.PENDING:
+            counts["left"] += 1
+            continue
+        try:
+            if result.status == MicropayStatus.SUCCESS:
+                pay.payment_answer_apply(payment=payment_id, captured=True, provider_txn_id=result.provider_txn_id)
+                counts["captured"] += 1
+            else:
+                pay.payment_answer_apply(payment=payment_id, captured=False, failure=result.reason or "declined")
+                counts["closed"] += 1
+        except PaymentNotPending:  # the till's own retry settled it meanwhile: nothing to do
+            continue
+    return counts

@@ -55,6 +55,12 @@ def refunds_resume(older_than_minutes: int = 5) -> int:
     return len(ids)
 
 
+@shared_task(name="payments.tasks.micropay_stale_resolve", ignore_result=True)
+def micropay_stale_resolve() -> dict[str, int]:
+    """Ask the providers about payment-code charges whose answer was lost (idempotent)."""
+    return micropay.micropay_stale_resolve()
+
+
 @shared_task(name="payments.tasks.micropay_orphans_release", ignore_result=True)
 def micropay_orphans_release() -> int:
     """Refund payment-code charges whose counter sale never completed (see payments.micropay)."""

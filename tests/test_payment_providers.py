@@ -7,6 +7,7 @@ transactional databases.
 """
 
 import base64
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,18 +15,21 @@ import pytest
 from alipay import AliPay
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 from wechatpayv3 import WeChatPay
 
 from o2o.schedule import BEAT_SCHEDULE
-from payments import bills, services
+from payments import bills, micropay, services
 from payments.exceptions import ProviderUnavailable
 from payments.models import Payment, PaymentNotification, Refund
 from payments.providers import provider_named
 from payments.reconciliation.models import Mismatch, ReconciliationRun
+from stores.tests.factories import StoreFactory
 from tests.fakes.alipay import FakeAlipay
+from tests.fakes.alipay import Trade as AlipayTrade
 from tests.fakes.wechatpay import FakeWeChatPay
+from tests.fakes.wechatpay import Order as WeChatOrder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 D = Decimal
@@ -260,3 +264,107 @@ def test_payments_check_names_what_is_missing_and_never_a_secret(wechat, setting
     out = capsys.readouterr().out
     assert "wechat_pay: ready" in out and "ALIPAY_APP_ID" in out and "ALIPAY_APP_PRIVATE_KEY" in out
     assert settings.WECHAT_PAY_APIV3_KEY not in out and "PRIVATE KEY-----" not in out
+
+
+# --- payment-code charges whose answer was lost --------------------------------------------------------
+
+
+@pytest.fixture
+def each_wallets_own_provider(settings):
+    settings.POS_MICROPAY_PROVIDER = ""
+
+
+def lost_answer(provider: str, store) -> Payment:
+    """A till's charge that reached the provider but whose answer never came back (pending with us)."""
+    code = "134567890123456789" if provider == "wechat_pay" else "281234567890123456"
+    return micropay.micropay_open(store=store, client_uuid=uuid.uuid4(), tender=provider, amount="5.00", code=code)
+
+
+def provider_trade(provider: str, fake, payment: Payment, state: str):
+    if provider == "wechat_pay":
+        fake.orders[payment.number] = WeChatOrder(payment.number, 500, "codepay")
+        if state == "paid":
+            fake.pay(payment.number)
+        else:
+            fake.orders[payment.number].state = "USERPAYING"
+    else:
+        fake.trades[payment.number] = AlipayTrade(payment.number, D("5.00"))
+        fake.trades[payment.number].scanned = True
+        if state == "paid":
+            fake.pay(payment.number)
+
+
+@pytest.mark.parametrize("provider", ["wechat_pay", "alipay"])
+@pytest.mark.usefixtures("each_wallets_own_provider")
+def test_a_charge_the_provider_took_is_captured_then_refunded_when_no_sale_takes_it(provider, wechat, alipay):
+    fake = wechat if provider == "wechat_pay" else alipay
+    payment = lost_answer(provider, StoreFactory())
+    provider_trade(provider, fake, payment, "paid")
+
+    assert micropay.micropay_stale_resolve(now=timezone.now())["left"] == 0  # too recent to ask yet
+    payment.refresh_from_db()
+    assert payment.status == "pending"
+    counts = micropay.micropay_stale_resolve(now=timezone.now() + timedelta(minutes=3))
+    again = micropay.micropay_stale_resolve(now=timezone.now() + timedelta(minutes=3))
+
+    payment.refresh_from_db()
+    assert counts == {"captured": 1, "closed": 0, "left": 0} and again == {"captured": 0, "closed": 0, "left": 0}
+    assert payment.status == "captured" and payment.provider_txn_id
+    # No sale took it: the orphan sweep gives the customer the money back, in full, once.
+    assert micropay.micropay_orphans_release(now=timezone.now() + timedelta(minutes=30)) == 1
+    assert micropay.micropay_orphans_release(now=timezone.now() + timedelta(minutes=30)) == 0
+    assert list(Refund.objects.filter(payment=payment).values_list("amount", flat=True)) == [D("5.00")]
+
+
+@pytest.mark.parametrize("provider", ["wechat_pay", "alipay"])
+@pytest.mark.usefixtures("each_wallets_own_provider")
+def test_a_charge_still_waiting_for_the_customer_is_reversed(provider, wechat, alipay):
+    fake = wechat if provider == "wechat_pay" else alipay
+    payment = lost_answer(provider, StoreFactory())
+    provider_trade(provider, fake, payment, "waiting")
+
+    counts = micropay.micropay_stale_resolve(now=timezone.now() + timedelta(minutes=3))
+
+    payment.refresh_from_db()
+    assert counts == {"captured": 0, "closed": 1, "left": 0}
+    assert payment.status == "failed"
+    if provider == "wechat_pay":
+        assert wechat.orders[payment.number].state == "REVOKED"
+    else:
+        assert alipay.trades[payment.number].status == "TRADE_CLOSED"
+
+
+@pytest.mark.parametrize("provider", ["wechat_pay", "alipay"])
+@pytest.mark.usefixtures("each_wallets_own_provider")
+def test_a_charge_the_provider_never_received_is_closed(provider, wechat, alipay):
+    payment = lost_answer(provider, StoreFactory())
+
+    counts = micropay.micropay_stale_resolve(now=timezone.now() + timedelta(minutes=3))
+
+    payment.refresh_from_db()
+    assert counts["closed"] == 1 and payment.status == "failed"
+
+
+@pytest.mark.usefixtures("each_wallets_own_provider")
+def test_a_provider_that_cannot_answer_is_asked_again_later(wechat, alipay):
+    payment = lost_answer("wechat_pay", StoreFactory())
+    provider_trade("wechat_pay", wechat, payment, "paid")
+    wechat.stop()
+
+    counts = micropay.micropay_stale_resolve(now=timezone.now() + timedelta(minutes=3))
+
+    payment.refresh_from_db()
+    assert counts == {"captured": 0, "closed": 0, "left": 1} and payment.status == "pending"
+
+
+@pytest.mark.usefixtures("each_wallets_own_provider")
+def test_the_audit_fails_on_a_payment_code_charge_left_pending(wechat, alipay):
+    payment = lost_answer("wechat_pay", StoreFactory())
+    call_command("audit_ledgers")  # minutes old: the resolver has not had its turn yet
+    Payment.objects.filter(pk=payment.pk).update(created_at=timezone.now() - timedelta(hours=2))
+
+    with pytest.raises(CommandError, match="1 invariant check"):
+        call_command("audit_ledgers")
+
+    micropay.micropay_stale_resolve()  # nothing reached the provider: closed, and the audit is clean
+    call_command("audit_ledgers")

@@ -245,6 +245,12 @@ class AlipayProvider(ProviderAdapter):
                            wait_seconds=float(getattr(settings, "PAYMENTS_CODE_WAIT_SECONDS", 45)),
                            poll_seconds=float(getattr(settings, "PAYMENTS_CODE_POLL_SECONDS", 3)))
 
+    def micropay_resolve(self, payment: Payment) -> MicropayResult:
+        client = self._client()
+        # A trade Alipay never received answers the cancel with TRADE_NOT_EXIST: nothing was taken.
+        return code_settle(first=self._code_state(client, payment), query=lambda: self._code_state(client, payment),
+                           reverse=lambda: self._code_cancel(client, payment), wait_seconds=0, poll_seconds=0)
+
     @staticmethod
     def _code_answer(answer: dict[str, Any]) -> MicropayResult:
         code, sub_code = str(answer.get("code", "")), str(answer.get("sub_code", ""))

@@ -145,6 +145,12 @@ class ProviderAdapter(abc.ABC):
         """
         raise ProviderUnavailable(params={"provider": self.name, "reason": "micropay_not_supported"})
 
+    @abc.abstractmethod
+    def micropay_resolve(self, payment: Payment) -> MicropayResult:
+        """Settle a payment-code charge whose answer was lost (the server died while it waited, a
+        timeout): ask the provider once; a charge still waiting is reversed (撤销), and one the
+        provider never received is declined.  PENDING only when the provider cannot say."""
+
     def refund_query(self, refund: Refund) -> RefundResult | None:
         """The provider's view of a refund already sent, or None when it never received it."""
         return None

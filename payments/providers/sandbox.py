@@ -154,6 +154,14 @@ class SandboxProvider(ProviderAdapter):
         return MicropayResult(status=MicropayStatus.SUCCESS, provider_txn_id=sandbox_txn_id(payment))
 
 
+    def micropay_resolve(self, payment: Payment) -> MicropayResult:
+        _secret()
+        # A sandbox charge is decided when it is made; one still pending was never confirmed (a code
+        # ending 0003): like a provider's reversal, nothing was taken.
+        return MicropayResult(status=MicropayStatus.FAILED, reason="payment_timeout",
+                              message="sandbox: the charge was never confirmed; reversed")
+
+
 _MICROPAY_OUTCOMES = {
     "0001": MicropayResult(status=MicropayStatus.FAILED, reason="insufficient_balance",
                            message="sandbox: insufficient balance"),

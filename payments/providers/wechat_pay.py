@@ -316,6 +316,15 @@ class WeChatPayProvider(ProviderAdapter):
                            wait_seconds=float(getattr(settings, "PAYMENTS_CODE_WAIT_SECONDS", 45)),
                            poll_seconds=float(getattr(settings, "PAYMENTS_CODE_POLL_SECONDS", 3)))
 
+    def micropay_resolve(self, payment: Payment) -> MicropayResult:
+        client = self._client()
+        state = self._code_state(client, payment)
+        if state.status == MicropayStatus.PENDING and state.message == "ORDER_NOT_EXIST":
+            return MicropayResult(status=MicropayStatus.FAILED, reason="not_charged",
+                                  message="the provider never received the charge")
+        return code_settle(first=state, query=lambda: self._code_state(client, payment),
+                           reverse=lambda: self._code_reverse(client, payment), wait_seconds=0, poll_seconds=0)
+
     def _code_answer(self, status: int, data: Any) -> MicropayResult:
         data = data if isinstance(data, dict) else {}
         code, state = str(data.get("code", "")), str(data.get("trade_state", ""))
