@@ -34,6 +34,8 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
 # A POS sale is seven requests: the tills need longer than one request to reach a steady state.
 POS_WARMUP = 5
 BENCH_DB = os.environ.get("BENCH_DB", "o2o_bench")
+FLOORS = Path(__file__).resolve().parent / "floors"  # hand-written, frozen: never recaptured from the app
+FROZEN_POS_STATEMENTS = 7
 BENCH_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))
 if not BENCH_DB.replace("_", "").isalnum():
     raise SystemExit(f"BENCH_DB must be a plain identifier, not {BENCH_DB!r}")
@@ -91,8 +93,17 @@ class Bench:
             raise RuntimeError(out.stderr)
         return out.stdout.strip()
 
-    def pgbench(self, script: Path, clients: int, seconds: float) -> dict:
-        args = [pgbench_bin(), "-n", "-c", str(clients), "-j", str(clients), "-T", str(int(seconds)),
+    def frozen_floor_vars(self) -> list[str]:
+        """The fixture's ids for the hand-written floors (bench/floors/*.sql), as pgbench -D options."""
+        fx = self.fx
+        values = {"stores": fx["stores"], "blocks": fx["blocks"], "skus": len(fx["skus"]),
+                  "store0": fx["store_ids"][0], "warehouse0": fx["warehouse_ids"][0], "level0": fx["store_levels"][0],
+                  "sku0": fx["skus"][0][0], "member0": fx["members"][0], "members": len(fx["members"]),
+                  "hot_sku": fx["hot_sku"], "hot_level": fx["hot_level"]}
+        return [arg for name, value in values.items() for arg in ("-D", f"{name}={value}")]
+
+    def pgbench(self, script: Path, clients: int, seconds: float, *, extra: list[str] = ()) -> dict:
+        args = [pgbench_bin(), "-n", "-c", str(clients), "-j", str(clients), "-T", str(int(seconds)), *extra,
                 "-P", "100", "--log", "--log-prefix", str(self.tmp / f"pgb{clients}"),
                 "-h", self.pg["host"], "-p", self.pg["port"], "-U", self.pg["user"], "-f", str(script), BENCH_DB]
         for old in self.tmp.glob(f"pgb{clients}.*"):
@@ -108,7 +119,8 @@ class Bench:
         p95 = round(lat[int(0.95 * (len(lat) - 1))], 2) if lat else None
         shown = [a for a in args if a not in ("--log", "--log-prefix") and not a.startswith(str(self.tmp / "pgb"))]
         return {"tps": tps, "p95_ms": p95, "failed": "aborted" in out.stderr or tps is None,
-                "command": "PGPASSWORD=… " + shlex.join(shown).replace(str(script), f"<run dir>/{script.name}"),
+                "command": "PGPASSWORD=… " + shlex.join(shown).replace(
+                    str(script), f"bench/floors/{script.name}" if script.parent == FLOORS else f"<run dir>/{script.name}"),
                 "stderr": out.stderr[-500:] if tps is None else ""}
 
     def start_gunicorn(self, workers: int) -> None:
@@ -166,6 +178,9 @@ class Bench:
         log("seeding")
         self.run([PY, "-m", "bench.seed", str(self.tmp)])
         self.fx = json.loads((self.tmp / "fixture.json").read_text())
+        # Statistics as production has them (autovacuum's ANALYZE): without them the planner guesses,
+        # and a query on a freshly seeded table can take a plan a thousand times slower.
+        self.psql("ANALYZE")
         self.psql("CREATE TABLE bench_hot (id int PRIMARY KEY, on_hand int NOT NULL); "
                   "INSERT INTO bench_hot VALUES (1, 1000000000)")
 
@@ -178,6 +193,7 @@ class Bench:
                 self.web_hwm = self.web_worker_hwm_mb()
             floor = self.pgbench(self.tmp / "pos_sale.sql", clients, SECONDS)
             ratio = round(ours["per_s"] / floor["tps"], 3) if floor["tps"] else None
+            frozen = self.pgbench(FLOORS / "pos_sale.sql", clients, SECONDS, extra=self.frozen_floor_vars())
             self.results.append({
                 "name": "pos_sale", "endpoint": "the POS sale page: POST /pos/sale/scan/ ×5, /pos/sale/member/, "
                 "/pos/sale/complete/ (htmx, session + CSRF; each till signed in as its own store's clerk)",
@@ -191,6 +207,10 @@ class Bench:
                 "errors": ours["errors"], "requests": ours["requests"], "seconds": SECONDS,
                 "floor_tps": floor["tps"], "floor_p95_ms": floor["p95_ms"], "floor_failed": floor["failed"],
                 "floor_statements": self.fx["floor_statements"], "ratio_to_floor": ratio,
+                "frozen_floor_tps": frozen["tps"], "frozen_floor_p95_ms": frozen["p95_ms"],
+                "frozen_floor_failed": frozen["failed"], "frozen_floor_statements": FROZEN_POS_STATEMENTS,
+                "ratio_to_frozen_floor": round(ours["per_s"] / frozen["tps"], 3) if frozen["tps"] else None,
+                "frozen_floor_command": frozen["command"],
                 "goal": "ratio >= 0.5; p95 <= 50 ms at 8 clients",
                 "command": self.shown(args), "floor_command": floor["command"]})
 
@@ -216,6 +236,9 @@ class Bench:
                           f"AND bucket = 'sellable'")
         on_hand, reserved = (int(x) for x in level.split("|"))
         floor = self.pgbench(self.tmp / "hot_update.sql", 32, 5)
+        # The hand-written hot sale runs after the measured one: its stock is what the sale left (none),
+        # so it measures the hot row's sale-or-refusal rate, refusals rolled back as the app's are.
+        frozen = self.pgbench(FLOORS / "hot_sale.sql", 32, 5, extra=self.frozen_floor_vars())
         codes = {k: v for k, v in ours["results_by_code"].items() if k != "ok"}
         self.results.append({
             "name": "hot_sku", "units": self.fx["hot_units"], "attempts": 500, "mix": "half POS sale completes "
@@ -230,6 +253,9 @@ class Bench:
             "online_max_ms": ours["online_max_ms"],
             "floor_conditional_update_tps": floor["tps"], "floor_clients": 32,
             "ratio_to_floor": round(ours["attempts_per_s"] / floor["tps"], 4) if floor["tps"] else None,
+            "frozen_hot_sale_tps": frozen["tps"], "frozen_hot_sale_failed": frozen["failed"],
+            "ratio_to_frozen_hot_sale": round(ours["attempts_per_s"] / frozen["tps"], 4) if frozen["tps"] else None,
+            "frozen_floor_command": frozen["command"],
             "command": self.shown(args), "floor_command": floor["command"]})
 
     def scale_web(self) -> None:

@@ -115,7 +115,8 @@ def seed(stores: int = STORES) -> dict:
             "skus": [[s.pk, str(s.list_price)] for s in skus], "barcodes": [s.barcode for s in skus],
             "actor_id": users[0].pk, "clerk_ids": [u.pk for u in users],
             "clerks": [u.username for u in users], "clerk_password": CLERK_PASSWORD,
-            "partner_key": raw_key}
+            "partner_key": raw_key,
+            "hot_level": StockLevel.objects.get(warehouse=shops[0].warehouse, sku=hot, bucket="sellable").pk}
 
 
 def _session_for(user, store_id: int, key: str | None = None) -> str:
