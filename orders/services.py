@@ -262,20 +262,42 @@ def _check_points_cap(total: Decimal, tenders: Sequence[TenderIn]) -> None:
 
 @service
 def order_payment_start(*, order: Order | int, tender: str, actor=None) -> Payment:
-    """Open a pending provider payment for what is still due (the client then pays at the provider)."""
+    """Open the order's provider payment for what is still due, or return the one already open.
+
+    At most one provider payment of an order is live: a start with the tender of the
+    pending one, for the same amount, returns it (a customer who presses pay on two
+    phones gets one payment, not two); any other start supersedes the pending provider
+    payments (cancels them) before opening its own.  If the provider still captures a
+    superseded payment, ``order_payment_notify`` refunds what the order was not due.
+    Locks the order row, then the payment rows it cancels.  Raises order_not_payable
+    and what ``payments.services.payment_create`` raises.
+    """
     order = locks.order_for_update(order)
     if order.status != Status.PENDING_PAYMENT:
         raise OrderNotPayable(params={"status": order.status})
-    return pay.payment_create(reference=order.number, tender=tender, amount=money(order.total - order.paid_total),
-                              actor=actor)
+    due = money(order.total - order.paid_total)
+    kind = tender_for(tender)
+    for payment in _payments_pending_provider(order):
+        if payment.tender == kind.tender and payment.amount == due:
+            return payment
+        pay.payment_cancel(payment=payment, actor=actor)
+    return pay.payment_create(reference=order.number, tender=tender, amount=due, actor=actor)
+
+
+def _payments_pending_provider(order: Order) -> list[Payment]:
+    return [p for p in pay_read.payments_for_reference(reference=order.number).filter(status=Payment.Status.PENDING)
+            if tender_for(p.tender).provider_backed]
 
 
 @service
 def order_payment_notify(*, provider: str, headers: dict[str, str], body: bytes) -> Order | None:
     """Apply a provider notification exactly once and, when it completes payment, mark the order paid.
 
-    A payment that lands on a cancelled or expired order is refunded at once
-    (recorded on the order) rather than resurrecting it.
+    Money captured beyond what the order is due is refunded at once to the
+    original account, as an ``overpayment`` refund recorded on the order: a
+    capture on an order that is already paid (the customer paid a superseded
+    payment too), or on a cancelled or expired order (rather than resurrecting it).
+    Locks the payment row (in ``notification_handle``), then the order row.
     """
     result = pay.notification_handle(provider=provider, headers=headers, body=body)
     if not (result.applied and result.captured):
@@ -285,25 +307,47 @@ def order_payment_notify(*, provider: str, headers: dict[str, str], body: bytes)
         return None
     order = locks.order_for_update(order)
     if order.status == Status.PENDING_PAYMENT:
-        _order_settle_payments(order, actor=None, store=None)
+        _order_settle_payments(order, actor=None, store=None, captured_now=result.payment)
     elif order.status in {Status.CANCELLED, Status.EXPIRED}:
-        payment = result.payment
-        pay.refund_create(payment=payment, amount=payment.amount, reason="payment after cancellation",
-                          policy="late payment on a closed order refunded to the original account")
-        order_event(order, OrderEvent.Kind.PAYMENT, reason="late payment refunded",
-                    data={"payment_id": payment.pk, "amount": str(payment.amount)})
+        _overpayment_refund(order, result.payment, result.payment.amount, why="late payment refunded",
+                            reason="payment after cancellation",
+                            policy="late payment on a closed order refunded to the original account")
+    else:
+        _overpayment_refund(order, result.payment, result.payment.amount, why="second payment refunded",
+                            reason="order already paid",
+                            policy="payment beyond what the order was due refunded to the original account")
     return order
 
 
-def _order_settle_payments(order: Order, *, actor, store) -> None:
-    """Recompute the captured total; when it covers the order, pay it and confirm its stock."""
+def _overpayment_refund(order: Order, payment: Payment, amount: Decimal, *, why: str, reason: str,
+                        policy: str) -> None:
+    """Give back ``amount`` of ``payment`` that the order was not due, and record it on the order."""
+    pay.refund_create(payment=payment, amount=amount, reason=reason, policy=policy, overpayment=True)
+    order_event(order, OrderEvent.Kind.PAYMENT, reason=why,
+                data={"payment_id": payment.pk, "amount": str(amount)})
+
+
+def _order_settle_payments(order: Order, *, actor, store, captured_now: Payment | None = None) -> None:
+    """Recompute the captured total; when it covers the order, pay it and confirm its stock.
+
+    What ``captured_now`` brought beyond the order total is refunded as an overpayment;
+    once paid, the order's other pending provider payments are cancelled (nothing more is due).
+    """
     captured = pay_read.reference_totals(reference=order.number).captured
+    over = money(captured - order.total)
+    if over > 0 and captured_now is not None:
+        _overpayment_refund(order, captured_now, min(over, captured_now.amount), why="overpayment refunded",
+                            reason="paid more than due",
+                            policy="payment beyond what the order was due refunded to the original account")
+        captured = money(captured - min(over, captured_now.amount))
     Order.objects.filter(pk=order.pk).update(paid_total=captured, updated_at=timezone.now())
     order.paid_total = captured
     if captured < order.total:
         return
     order.paid_at = timezone.now()
     Order.objects.filter(pk=order.pk).update(paid_at=order.paid_at)
+    for pending in _payments_pending_provider(order):
+        pay.payment_cancel(payment=pending, actor=actor)
     order_transition(order, Status.PAID, actor=actor, store=store, emit="order.paid",
                      data={"paid_total": str(captured)})
     membership.on_paid(order)

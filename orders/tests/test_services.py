@@ -27,7 +27,9 @@ from orders.models import (
     Status,
 )
 from orders.services import LineIn, ReturnLineIn, TenderIn
+from payments import services as pay_services
 from payments.models import Payment, Refund
+from payments.providers.sandbox import sandbox_notification
 from stores.models import Role
 from stores.tests.factories import StaffFactory
 
@@ -199,6 +201,65 @@ def test_paying_a_pickup_order_held_at_the_store_makes_it_ready(stocked, store_a
     assert Reservation.objects.get(reference=order.number).expires_at is None
     assert list(order.events.values_list("to_status", flat=True)) == [
         Status.PENDING_PAYMENT, Status.PAID, Status.READY_FOR_PICKUP]
+    audit_clean()
+
+
+def _notify(payment):
+    headers, body = sandbox_notification(payment)
+    return services.order_payment_notify(provider="sandbox", headers=headers, body=body)
+
+
+def test_a_second_payment_start_returns_the_open_one(stocked, store_a):
+    order = place_pickup(store_a, stocked[:1])
+    first = services.order_payment_start(order=order, tender="sandbox")
+    again = services.order_payment_start(order=order, tender="sandbox")
+    assert again.pk == first.pk
+    assert Payment.objects.filter(reference=order.number).count() == 1
+    audit_clean()
+
+
+def test_a_start_for_another_amount_supersedes_the_open_payment(stocked, store_a):
+    order = place_pickup(store_a, stocked[:1])
+    stale = pay_services.payment_create(reference=order.number, tender="sandbox", amount=Decimal("1.00"))
+    fresh = services.order_payment_start(order=order, tender="sandbox")
+    stale.refresh_from_db()
+    assert fresh.pk != stale.pk and fresh.amount == order.total
+    assert stale.status == Payment.Status.CANCELLED
+    assert list(Payment.objects.filter(reference=order.number, status="pending")) == [fresh]
+
+
+def test_every_capture_beyond_the_due_is_refunded(stocked, store_a):
+    # Given two pending provider payments for the full amount, both captured by the provider
+    order = place_pickup(store_a, stocked[:1])
+    first = services.order_payment_start(order=order, tender="sandbox")
+    second = pay_services.payment_create(reference=order.number, tender="sandbox", amount=order.total)
+    _notify(first)
+    _notify(second)
+    order.refresh_from_db()
+    # Then the order is paid once and the second capture is refunded in full as an overpayment
+    assert order.status == Status.READY_FOR_PICKUP and order.paid_total == order.total
+    assert [(r.payment_id, r.amount, r.overpayment) for r in Refund.objects.all()] == [
+        (second.pk, order.total, True)]
+    audit_clean()
+    # When cancelled, the order refunds its total from the payment that paid it
+    services.order_cancel(order=order, reason="changed mind")
+    first.refresh_from_db()
+    assert first.refunded_amount + first.refunding_amount == order.total
+    assert sum(r.amount for r in Refund.objects.all()) == 2 * order.total
+    audit_clean()
+
+
+def test_paying_the_order_cancels_its_other_pending_payments(stocked, store_a):
+    order = place_pickup(store_a, stocked[:1])
+    superseded = pay_services.payment_create(reference=order.number, tender="sandbox", amount=Decimal("1.00"))
+    services.order_pay(order=order, tenders=[TenderIn("cash", order.total)])
+    superseded.refresh_from_db()
+    assert superseded.status == Payment.Status.CANCELLED
+    # The provider still takes it: the money goes back, the order stays paid once
+    _notify(superseded)
+    order.refresh_from_db()
+    assert order.paid_total == order.total
+    assert Refund.objects.get(payment=superseded).overpayment
     audit_clean()
 
 

@@ -1,11 +1,13 @@
 """Order endpoints: placing, paying, cancelling, shipping, pickup, returns, isolation and every error code."""
 
 import base64
+import io
 import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -13,7 +15,8 @@ from catalog.tests.factories import SkuFactory
 from inventory import services as stock
 from o2o.apiauth import ORDERS_READ, ORDERS_WRITE, PAYMENTS_NOTIFY
 from orders.models import Order, OrderEvent, Status
-from payments.models import Payment, PaymentNotification
+from payments import services as pay_services
+from payments.models import Payment, PaymentNotification, Refund
 from payments.providers.sandbox import sandbox_notification
 from stores.tests.factories import CityFactory
 from tests.api.conftest import bearer, idem, meta, notify, pay, place
@@ -295,6 +298,68 @@ def test_pay_with_a_provider_and_its_notification(partner, stocked, store_a):
     assert detail["status"] == "ready_for_pickup" and detail["paid_total"] == "198.00"
     assert [p["status"] for p in detail["payments"]] == ["captured"]
     assert PaymentNotification.objects.filter(outcome="applied").count() == 1
+
+
+def test_paying_on_two_phones_opens_one_payment_and_charges_once(partner, stocked, store_a):
+    # Given an order the customer starts paying on two phones (two requests, two Idempotency-Keys)
+    _key, client = partner
+    order = placed(client, store_a, stocked)
+    first = client.post(f"{ORDERS}{order['id']}/payments/", {"tender": "sandbox"}, format="json", **idem())
+    second = client.post(f"{ORDERS}{order['id']}/payments/", {"tender": "sandbox"}, format="json", **idem())
+
+    # Then both phones show the same payment: the provider can take the money only once
+    assert first.status_code == second.status_code == 201
+    assert first.json()["id"] == second.json()["id"]
+    assert Payment.objects.filter(reference=order["number"]).count() == 1
+    ack = notify(APIClient(), Payment.objects.get(pk=second.json()["id"]))
+    assert ack.status_code == 200
+    detail = client.get(f"{ORDERS}{order['id']}/").json()
+    assert detail["status"] == "ready_for_pickup" and detail["paid_total"] == "198.00"
+    call_command("audit_ledgers", stdout=io.StringIO())
+
+
+def test_a_second_capture_is_refunded_and_cancel_refunds_the_rest(partner, stocked, store_a):
+    # Given an order with a second pending provider payment for the full amount (opened before one
+    # payment per order was enforced), and the provider captures both
+    _key, client = partner
+    order = placed(client, store_a, stocked)
+    started = client.post(f"{ORDERS}{order['id']}/payments/", {"tender": "sandbox"}, format="json", **idem())
+    first = Payment.objects.get(pk=started.json()["id"])
+    second = pay_services.payment_create(reference=order["number"], tender="sandbox", amount=first.amount)
+
+    assert notify(APIClient(), first).status_code == 200
+    assert notify(APIClient(), second).status_code == 200
+
+    # Then the order is paid once and the second capture goes back in full, recorded on the order
+    detail = client.get(f"{ORDERS}{order['id']}/").json()
+    assert detail["status"] == "ready_for_pickup" and detail["paid_total"] == "198.00"
+    refund = Refund.objects.get(payment=second)
+    assert refund.amount == Decimal("198.00") and refund.overpayment
+    assert OrderEvent.objects.filter(order_id=order["id"], reason="second payment refunded").exists()
+    call_command("audit_ledgers", stdout=io.StringIO())
+
+    # When the order is cancelled, the first payment is refunded in full: the customer gets everything back
+    cancelled = client.post(f"{ORDERS}{order['id']}/cancel/", {}, format="json", **idem())
+    assert cancelled.status_code == 200
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.refunded_amount + first.refunding_amount == Decimal("198.00")
+    assert second.refunded_amount + second.refunding_amount == Decimal("198.00")
+    call_command("audit_ledgers", stdout=io.StringIO())
+
+
+def test_a_capture_on_a_cancelled_order_is_refunded(partner, stocked, store_a):
+    _key, client = partner
+    order = placed(client, store_a, stocked)
+    started = client.post(f"{ORDERS}{order['id']}/payments/", {"tender": "sandbox"}, format="json", **idem())
+    client.post(f"{ORDERS}{order['id']}/cancel/", {}, format="json", **idem())
+
+    assert notify(APIClient(), Payment.objects.get(pk=started.json()["id"])).status_code == 200
+
+    refund = Refund.objects.get(payment_id=started.json()["id"])
+    assert refund.amount == Decimal("198.00") and refund.overpayment
+    assert client.get(f"{ORDERS}{order['id']}/").json()["status"] == "cancelled"
+    call_command("audit_ledgers", stdout=io.StringIO())
 
 
 def test_unconfigured_or_unknown_tenders_are_400(partner, stocked, store_a, settings):
