@@ -5,6 +5,7 @@ sums hold."""
 from django.db import connection
 
 from o2o.audit import audit_check
+from orders.models import OPEN_PICKUP_STATUSES
 
 PAID_STATES = ("paid", "ready_for_pickup", "partially_shipped", "shipped", "picked_up", "completed", "cancelled")
 
@@ -102,3 +103,19 @@ def returns_restocked():
         )
         for number, qty, moved in cur.fetchall():
             yield f"return {number}: {qty} units returned but {moved} restocked"
+
+
+@audit_check("5", "a pickup code belongs to one open order")
+def pickup_codes_open_once():
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT pickup_code, array_agg(number ORDER BY id)
+            FROM orders_order
+            WHERE pickup_code IS NOT NULL AND status = ANY(%s)
+            GROUP BY pickup_code HAVING COUNT(*) > 1
+            """,
+            [list(OPEN_PICKUP_STATUSES)],
+        )
+        for code, numbers in cur.fetchall():
+            yield f"pickup code {code} is held by open orders {', '.join(numbers)}"

@@ -50,6 +50,7 @@ from orders.exceptions import (
 )
 from orders.pricing import PricedSale, sale_price
 from orders.models import (
+    PICKUP_CODE_OPEN_ONCE,
     Channel,
     Fulfillment,
     Order,
@@ -140,20 +141,42 @@ def _existing(*, lookup: dict[str, Any], request_hash: str) -> Order | None:
     return order
 
 
-def _insert_order(order: Order, *, lookup: dict[str, Any], request_hash: str) -> tuple[Order, bool]:
-    """Insert the order row; if a concurrent submit with the same key won, return that one instead."""
-    try:
-        with transaction.atomic():
-            order.save(force_insert=True)
-        return order, True
-    except IntegrityError:
-        existing = _existing(lookup=lookup, request_hash=request_hash)
-        if existing is None:
-            raise
-        return existing, False
+# The constraints that say "this order was already placed" (a retried submit), by name.
+_EXTERNAL_ID_ONCE = "order_external_id_once"
+_CLIENT_UUID_ONCE = "orders_order_client_uuid_key"  # the column's own UNIQUE (0001_initial)
+PICKUP_CODE_ATTEMPTS = 8
+
+
+def _insert_order(order: Order, *, lookup: dict[str, Any], request_hash: str, key_constraint: str) -> tuple[Order, bool]:
+    """Insert the order row; if a concurrent submit with the same key won, return that one instead.
+
+    Only a violation of ``key_constraint`` (the caller's idempotency key: external id or
+    client sale id), with that key set, is a duplicate submit.  A pickup code another open
+    order holds is drawn again; any other violation is raised as it is, never mistaken
+    for the first customer's order.
+    """
+    for _attempt in range(PICKUP_CODE_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                order.save(force_insert=True)
+            return order, True
+        except IntegrityError as exc:
+            constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
+            if constraint == PICKUP_CODE_OPEN_ONCE and order.pickup_code:
+                order.pickup_code = _new_pickup_code()
+                continue
+            if constraint != key_constraint or not all(lookup.values()):
+                raise
+            existing = _existing(lookup=lookup, request_hash=request_hash)
+            if existing is None:
+                raise
+            return existing, False
+    raise IntegrityError(f"no free pickup code after {PICKUP_CODE_ATTEMPTS} draws")
 
 
 def _new_pickup_code() -> str:
+    """Eight random digits; unique among open pickup orders (``order_pickup_code_open_once``),
+    drawn again on a collision by ``_insert_order``."""
     return f"{secrets.randbelow(10**8):08d}"
 
 
@@ -219,7 +242,7 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
                   needs_transfer=fulfillment == Fulfillment.PICKUP and store.warehouse_id not in plan,
                   pickup_code=_new_pickup_code() if fulfillment == Fulfillment.PICKUP else None,
                   **_member_fields(member, priced.coupon, chosen_guide_id=None))
-    order, created = _insert_order(order, lookup=lookup, request_hash=request_hash)
+    order, created = _insert_order(order, lookup=lookup, request_hash=request_hash, key_constraint=_EXTERNAL_ID_ONCE)
     if not created:
         return PlaceResult(order, created=False)
     _lines_create(order, priced, plan, None)
@@ -487,7 +510,7 @@ def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, tenders: Sequ
                   subtotal=priced.subtotal, discount_total=priced.discount_total, total=total,
                   created_by=_user(actor), customer_phone=customer_phone,
                   **_member_fields(member, priced.coupon, chosen_guide_id=guide_id))
-    order, created = _insert_order(order, lookup=lookup, request_hash=request_hash)
+    order, created = _insert_order(order, lookup=lookup, request_hash=request_hash, key_constraint=_CLIENT_UUID_ONCE)
     if not created:
         return PlaceResult(order, created=False)
     lines_made = _lines_create(order, priced, None, store.warehouse_id, handed_over=True)
@@ -624,13 +647,21 @@ def _check_store_staff_for_warehouse(actor, warehouse_id: int) -> None:
 # --- pickup ---------------------------------------------------------------------------------------
 
 
+def _pickup_order(code: str, queryset) -> Order | None:
+    """The order a pickup code stands for: the open one holding it, else the last that held it.
+
+    A code is unique among open pickup orders and reused once they close; an order never
+    reopens, so the open holder of a code is always its newest."""
+    return queryset.filter(pickup_code=(code or "").strip()).order_by("-id").first()
+
+
 def pickup_lookup(*, code: str, store: Store, actor=None) -> Order:
     """Find the order for a pickup code, checking it is picked up at ``store``.
 
     Every attempt is audited (who, where, when); a refused attempt is recorded
     in its own transaction, then the error is raised.
     """
-    order = Order.objects.filter(pickup_code=(code or "").strip()).select_related("store").first()
+    order = _pickup_order(code, Order.objects.select_related("store"))
     if order is None:
         raise PickupCodeInvalid(field="code")
     if order.store_id != store.pk:
@@ -657,7 +688,7 @@ def pickup_handover(*, code: str, store: Store, actor=None) -> Order:
     Two clerks confirming the same code at once: the order row lock lets one
     through; the other gets invalid_order_state.
     """
-    order = Order.objects.filter(pickup_code=(code or "").strip()).first()
+    order = _pickup_order(code, Order.objects.all())
     if order is None:
         raise PickupCodeInvalid(field="code")
     order = locks.order_for_update(order)

@@ -303,6 +303,38 @@ def test_pickup_from_central_is_ready_only_after_the_transfer_arrives(stocked, c
     audit_clean()
 
 
+def _codes(monkeypatch, *codes):
+    """Make the pickup code generator draw ``codes`` first, then random ones again."""
+    queue, draw = list(codes), services._new_pickup_code
+    monkeypatch.setattr(services, "_new_pickup_code", lambda: queue.pop(0) if queue else draw())
+
+
+def test_a_pickup_code_collision_draws_again_and_never_returns_another_customers_order(
+        stocked, store_a, monkeypatch):
+    # Given an open pickup order, and a code generator that draws its code again
+    first = place_pickup(store_a, stocked[:1])
+    _codes(monkeypatch, first.pickup_code, first.pickup_code, "12345678")
+    # When another customer places the very same basket
+    result = services.order_place(channel=Channel.WEB, fulfillment=Fulfillment.PICKUP, store=store_a,
+                                  lines=[LineIn(stocked[0].id, 1)], customer_phone="+8613900000001")
+    # Then they get an order of their own, with a code of its own
+    assert result.created and result.order.pk != first.pk
+    assert result.order.pickup_code == "12345678"
+    assert services.pickup_lookup(code="12345678", store=store_a).pk == result.order.pk
+    audit_clean()
+
+
+def test_a_closed_orders_pickup_code_may_be_drawn_again(stocked, store_a, monkeypatch):
+    old = place_pickup(store_a, stocked[:1])
+    services.order_cancel(order=old, reason="changed mind")
+    _codes(monkeypatch, old.pickup_code)
+    new = place_pickup(store_a, stocked[:1])
+    assert new.pickup_code == old.pickup_code and new.pk != old.pk
+    # The code now stands for the open order
+    assert services.pickup_lookup(code=old.pickup_code, store=store_a).pk == new.pk
+    audit_clean()
+
+
 def test_pickup_code_only_at_the_pickup_store_and_every_attempt_is_audited(stocked, store_a, store_b, clerk_a,
                                                                           clerk_b):
     order = place_pickup(store_a, stocked[:1])
@@ -445,6 +477,24 @@ def test_pos_sale_takes_stock_at_the_moment_of_sale(stocked, store_a, clerk_a):
                                      lines=[LineIn(stocked[0].id, 2)], tenders=[TenderIn("cash", Decimal("198.00"))])
     assert not retry.created and retry.order.pk == order.pk
     assert level(store_a.warehouse, stocked[0]) == (3, 0)
+    audit_clean()
+
+
+def test_a_pos_sale_retried_past_the_first_lookup_is_recognised_by_its_sale_id(stocked, store_a, monkeypatch):
+    # A retry that raced the first submit past the lookup meets the sale id's unique constraint
+    sale_id = uuid.uuid4()
+    kwargs = {"store": store_a, "client_uuid": sale_id, "lines": [LineIn(stocked[0].id, 1)],
+              "tenders": [TenderIn("cash", Decimal("99.00"))]}
+    first = services.pos_sale_create(**kwargs).order
+    real, calls = services._existing, []
+
+    def existing_missed_once(**kw):
+        calls.append(kw)
+        return None if len(calls) == 1 else real(**kw)
+
+    monkeypatch.setattr(services, "_existing", existing_missed_once)
+    retry = services.pos_sale_create(**kwargs)
+    assert not retry.created and retry.order.pk == first.pk and len(calls) == 2
     audit_clean()
 
 

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from catalog.tests.factories import SkuFactory
 from inventory import services as stock
 from o2o.apiauth import ORDERS_READ, ORDERS_WRITE, PAYMENTS_NOTIFY
+from orders import services as order_services
 from orders.models import Order, OrderEvent, Status
 from payments import services as pay_services
 from payments.models import Payment, PaymentNotification, Refund
@@ -51,6 +52,26 @@ def test_place_pickup_order_is_priced_by_the_server(partner, stocked, store_a):
     assert body["pickup_code"] and len(body["pickup_code"]) == 8
     assert response["ETag"] == f'"{body["version"]}"'
     assert response["Location"] == f"/api/v1/orders/{body['id']}/"
+
+
+def test_a_pickup_code_collision_never_hands_out_another_customers_order(partner, stocked, store_a,
+                                                                         monkeypatch):
+    # Given a customer's open pickup order, and a code generator that draws that code again first
+    _key, client = partner
+    first = placed(client, store_a, stocked, customer_phone="+8613800000001")
+    queue = [first["pickup_code"], "87654321"]
+    monkeypatch.setattr(order_services, "_new_pickup_code", lambda: queue.pop(0))
+
+    # When another customer places the same basket (no external id)
+    response = place(client, store=store_a, lines=[{"sku": stocked[0].pk, "qty": 2}],
+                     customer_phone="+8613800000002")
+
+    # Then they get a new order of their own, with another code
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["id"] != first["id"] and body["pickup_code"] == "87654321"
+    assert Order.objects.get(pk=body["id"]).customer_phone == "+8613800000002"
+    assert Order.objects.get(pk=first["id"]).pickup_code == first["pickup_code"]
 
 
 def test_same_external_id_returns_the_first_order(partner, stocked, store_a):
