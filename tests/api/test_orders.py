@@ -212,6 +212,34 @@ def test_a_store_restricted_key_cannot_use_other_stores(make_key, stocked, store
     assert response.status_code == 400 and "store" in response.json()["fields"]
 
 
+def test_a_store_limited_key_names_its_store_on_a_ship_from_warehouse_order(make_key, stocked, store_a, store_b):
+    # Given a partner key limited to store A
+    _key, raw = make_key(stores=[store_a])
+    client = bearer(raw)
+    city = CityFactory()
+    ship = {"fulfillment": "ship_warehouse", "ship_city": city.pk, "ship_address": "文三路 1 号",
+            "lines": [{"sku": stocked[0].pk, "qty": 1}]}
+    before = Order.objects.count()
+
+    # When it places a ship-from-warehouse order without a store, or with another store
+    bare = client.post(ORDERS, ship, format="json", **idem())
+    other = client.post(ORDERS, {**ship, "store": store_b.pk}, format="json", **idem())
+
+    # Then it is told which store to name, in the one error shape, and nothing is placed
+    assert bare.status_code == 400 and bare["Content-Type"] == "application/json"
+    assert bare.json()["code"] == "store_required" and "store" in bare.json()["fields"]
+    assert other.status_code == 400 and "store" in other.json()["fields"]
+    assert Order.objects.count() == before
+
+    # And with its own store named, the order is placed and stays the key's to read, pay and cancel
+    placed_ = client.post(ORDERS, {**ship, "store": store_a.pk}, format="json", **idem())
+    assert placed_.status_code == 201, placed_.content
+    body = placed_.json()
+    assert body["store"] == store_a.pk and body["lines"][0]["warehouse"] != store_a.warehouse_id
+    assert client.get(f"{ORDERS}{body['id']}/").status_code == 200
+    assert client.post(f"{ORDERS}{body['id']}/cancel/", {}, format="json", **idem()).status_code == 200
+
+
 def test_staff_see_only_their_stores_orders(partner, clerk_a, clerk_b, stocked, store_a):
     _key, client = partner
     order = placed(client, store_a, stocked)
