@@ -368,6 +368,21 @@ def payment_answer_apply(*, payment: Payment | int, captured: bool, provider_txn
 # --- notifications ----------------------------------------------------------------------------
 
 
+def notification_signed(*, provider: str, headers: Mapping[str, str], body: bytes | str) -> bool:
+    """Whether ``body`` carries a valid signature of ``provider``: the provider's authentication.
+
+    Pure: checks the signature only (no database, no network, nothing logged), so
+    the API can tell a provider's notification from anonymous traffic before
+    applying it with ``notification_handle``.
+    """
+    raw = body.encode() if isinstance(body, str) else bytes(body)
+    try:
+        provider_named(provider).verify_notification(headers, raw)
+    except (UnknownProvider, InvalidSignature, ProviderNotConfigured):
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class NotificationResult:
     """What one provider notification did.

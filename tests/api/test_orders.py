@@ -671,6 +671,33 @@ def test_a_cursor_with_an_impossible_time_is_400(partner):
     assert response.status_code == 400 and "cursor" in response.json()["fields"]
 
 
+def test_signed_notifications_are_not_limited_like_anonymous_traffic(partner, stocked, store_a, settings):
+    # Given a per-address limit for anonymous calls, and more paid orders than it allows in a minute
+    settings.API_RATE_LIMIT_ANONYMOUS_PER_MINUTE = 10
+    _key, client = partner
+    payments = []
+    for i in range(settings.API_RATE_LIMIT_ANONYMOUS_PER_MINUTE + 2):
+        order = place(client, store=store_a, lines=[{"sku": stocked[i % 5].pk, "qty": 1}])
+        started = client.post(f"{ORDERS}{order.json()['id']}/payments/", {"tender": "sandbox"}, format="json",
+                              **idem())
+        payments.append(Payment.objects.get(pk=started.json()["id"]))
+
+    # When the provider notifies every payment from one address
+    provider = APIClient(REMOTE_ADDR="203.0.113.7")
+    answers = [provider.post("/api/v1/payments/notify/sandbox/", data=body, **meta(headers)).status_code
+               for headers, body in (sandbox_notification(p) for p in payments)]
+
+    # Then every signed notification is applied, none refused with 429
+    assert answers == [200] * len(payments)
+    assert Payment.objects.filter(pk__in=[p.pk for p in payments], status="captured").count() == len(payments)
+
+    # And unsigned junk from that address is still anonymous traffic: refused, then limited
+    junk = [provider.post("/api/v1/payments/notify/sandbox/", data=b'{"out_trade_no": "x"}',
+                          content_type="application/json").status_code
+            for _ in range(settings.API_RATE_LIMIT_ANONYMOUS_PER_MINUTE + 1)]
+    assert junk == [401] * settings.API_RATE_LIMIT_ANONYMOUS_PER_MINUTE + [429]
+
+
 def test_a_notification_with_a_nul_byte_is_refused(db):
     response = APIClient().post("/api/v1/payments/notify/sandbox/", data=b'{"out_trade_no": "\x00"}',
                                 content_type="application/json")
