@@ -1,4 +1,5 @@
-"""Invariant 1 of DESIGN.md: on_hand == Σ moves; reserved == Σ active reservations; 0 <= reserved <= on_hand."""
+"""Invariant 1 of DESIGN.md: on_hand == Σ moves; reserved == Σ active reservations; 0 <= reserved <= on_hand;
+an applied count moved exactly counted − the book figure when counted."""
 
 from django.db import connection
 
@@ -38,3 +39,22 @@ def level_bounds():
                     "WHERE on_hand < 0 OR reserved < 0 OR reserved > on_hand")
         for level_id, on_hand, reserved in cur.fetchall():
             yield f"level {level_id}: on_hand {on_hand}, reserved {reserved}"
+
+
+@audit_check("1", "applied counts posted counted minus the book figure when counted")
+def counts_applied_against_their_snapshot():
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT c.number, l.sku_id, l.counted, l.expected, l.difference, COALESCE(m.moved, 0) "
+            "FROM inventory_stockcountline l JOIN inventory_stockcount c ON c.id = l.count_id "
+            "LEFT JOIN (SELECT mv.reference, lv.warehouse_id, lv.sku_id, SUM(mv.qty) AS moved "
+            "           FROM inventory_stockmove mv JOIN inventory_stocklevel lv ON lv.id = mv.level_id "
+            "           WHERE mv.reason = 'count' AND lv.bucket = 'sellable' GROUP BY 1, 2, 3) m "
+            "ON m.reference = c.number AND m.warehouse_id = c.warehouse_id AND m.sku_id = l.sku_id "
+            "WHERE c.status = 'applied' AND (l.difference IS DISTINCT FROM l.counted - l.expected "
+            "                                OR COALESCE(m.moved, 0) <> l.counted - l.expected) "
+            "ORDER BY c.id, l.sku_id"
+        )
+        for number, sku, counted, expected, difference, moved in cur.fetchall():
+            yield (f"count {number}, sku {sku}: counted {counted} against {expected} on the books when counted, "
+                   f"difference {difference}, but the count moved {moved}")

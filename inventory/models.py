@@ -241,14 +241,21 @@ class StockCountLine(models.Model):
     count = models.ForeignKey(StockCount, on_delete=models.CASCADE, related_name="lines")
     sku = models.ForeignKey(Sku, on_delete=models.PROTECT, related_name="+", verbose_name=_("SKU"))
     counted = models.PositiveIntegerField(_("counted"))
-    # Filled when the count is applied: the book figure then and the move it posted.
-    expected = models.IntegerField(_("book quantity"), null=True, blank=True)
+    # The book figure when the shelf was counted (a snapshot): what moved since (a sale, a receipt)
+    # happened beside the count, so applying it posts counted − expected, never counted − book now.
+    expected = models.IntegerField(_("book quantity"),
+                                   help_text=_("On the books when the shelf was counted."))
+    # Filled when the count is applied: the move it posted.
     difference = models.IntegerField(_("difference"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("count line")
         verbose_name_plural = _("count lines")
-        constraints = [models.UniqueConstraint(fields=["count", "sku"], name="count_line_unique_sku")]
+        constraints = [
+            models.UniqueConstraint(fields=["count", "sku"], name="count_line_unique_sku"),
+            models.CheckConstraint(condition=Q(difference__isnull=True) | Q(difference=F("counted") - F("expected")),
+                                   name="count_line_difference_from_snapshot"),
+        ]
 
 
 class ReplenishmentRule(models.Model):

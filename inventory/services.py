@@ -546,7 +546,12 @@ def transfer_cancel(*, transfer: Transfer | int, actor=None) -> Transfer:
 
 @service
 def count_create(*, warehouse: Warehouse | int, lines: Sequence[tuple[int, int]], actor=None) -> StockCount:
-    """Record counted quantities (sellable stock) for a warehouse; applied later."""
+    """Record counted quantities (sellable stock) for a warehouse, with the book figure of this moment.
+
+    The book figure is the count's snapshot: applying the count later posts
+    counted − book-when-counted, so sales, receipts and transfers between counting
+    and applying are kept.  Locks nothing.
+    """
     wid = _warehouse_id(warehouse)
     if not lines:
         raise InvalidQuantity(message="At least one line is required.", code="no_lines")
@@ -557,13 +562,22 @@ def count_create(*, warehouse: Warehouse | int, lines: Sequence[tuple[int, int]]
         counted[sku_id] = counted.get(sku_id, 0) + qty  # the same SKU counted on two shelves
     skus_check(counted, allow_inactive=True)
     count = StockCount.objects.create(number=number_next("SC"), warehouse_id=wid, created_by=_actor(actor))
-    StockCountLine.objects.bulk_create([StockCountLine(count=count, sku_id=s, counted=q) for s, q in counted.items()])
+    book = dict(StockLevel.objects.filter(warehouse_id=wid, bucket=Bucket.SELLABLE, sku_id__in=list(counted))
+                .values_list("sku_id", "on_hand"))
+    StockCountLine.objects.bulk_create([StockCountLine(count=count, sku_id=s, counted=q, expected=book.get(s, 0))
+                                        for s, q in counted.items()])
     return count
 
 
 @service
 def count_apply(*, count: StockCount | int, actor=None) -> StockCount:
-    """Post an adjustment move per line so on_hand equals the count.  Refuses a count below reserved."""
+    """Post an adjustment move per line: counted − the book figure when counted.
+
+    What moved between counting and applying stays (book 20, counted 18, one sold
+    since: on_hand 17, not 18).  Locks the count, then the levels in order.  Raises
+    invalid_state (applied already), count_below_reserved (the adjusted stock would
+    fall below what open orders hold).
+    """
     count = locks.count_for_update(count.pk if isinstance(count, StockCount) else count)
     if count.status != StockCount.Status.DRAFT:
         raise InvalidTransition(params={"status": count.status, "action": "apply"})
@@ -576,12 +590,12 @@ def count_apply(*, count: StockCount | int, actor=None) -> StockCount:
     deltas = []
     for ln in lines:
         level = levels[ln.sku_id]
-        if ln.counted < level.reserved:
+        ln.difference = ln.counted - ln.expected
+        if level.on_hand + ln.difference < level.reserved:
             raise CountBelowReserved(params={"sku_id": ln.sku_id, "reserved": level.reserved})
-        ln.expected, ln.difference = level.on_hand, ln.counted - level.on_hand
         if ln.difference:
             deltas.append(_Delta(count.warehouse_id, ln.sku_id, Bucket.SELLABLE, ln.difference))
-    StockCountLine.objects.bulk_update(lines, ["expected", "difference"])
+    StockCountLine.objects.bulk_update(lines, ["difference"])
     if deltas:
         # The levels are locked above, so the figures read there still hold.
         _apply(deltas, reason=MoveReason.COUNT, reference=count.number, actor=_actor(actor))

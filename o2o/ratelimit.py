@@ -5,11 +5,13 @@ it and sets its expiry on the first hit, in one round trip, so concurrent
 requests on several web processes never lose a count.  Over the limit, the
 API answers 429 with ``Retry-After`` (the seconds left in the window).
 
-Settings (read with defaults): ``API_RATE_LIMIT_PER_MINUTE`` (600) for every
-caller, overridden per partner key by ``PartnerKey.rate_limit_per_minute``;
-``API_RATE_LIMIT_ANONYMOUS_PER_MINUTE`` (120) per client address for
-unauthenticated endpoints (provider notifications).  When Redis is down the
-limit is not enforced (logged): refusing every partner call would be worse.
+Settings (environment variables of the same names): ``API_RATE_LIMIT_PER_MINUTE``
+(600) for every caller, overridden per partner key by
+``PartnerKey.rate_limit_per_minute``; ``API_RATE_LIMIT_ANONYMOUS_PER_MINUTE`` (120)
+per client address for unauthenticated calls.  A view whose callers prove who they
+are another way (a payment provider's signed notification) says so with
+``anonymous_exempt`` and is not counted as anonymous.  When Redis is down the limit
+is not enforced (logged): refusing every partner call would be worse.
 """
 
 from __future__ import annotations
@@ -80,11 +82,17 @@ class RateLimited(exceptions.Throttled):
 class RateLimit(BaseThrottle):
     """DRF throttle backed by :func:`hit`; raises :class:`RateLimited` itself for a stable code."""
 
+    def anonymous_exempt(self, request, view) -> bool:
+        """Whether a request without a key or login is nonetheless authenticated (not anonymous traffic)."""
+        return False
+
     def allow_request(self, request, view):
         principal = principal_of(request)
         if principal is not None:
             identity = principal.owner
             limit = principal.rate_limit or int(getattr(settings, "API_RATE_LIMIT_PER_MINUTE", 600))
+        elif self.anonymous_exempt(request, view):
+            return True
         else:
             identity = f"ip:{self.get_ident(request)}"
             limit = int(getattr(settings, "API_RATE_LIMIT_ANONYMOUS_PER_MINUTE", 120))

@@ -221,6 +221,11 @@ REST_FRAMEWORK = {
     "DEFAULT_METADATA_CLASS": None,
     "UNAUTHENTICATED_USER": None,
 }
+# Requests per minute (o2o.ratelimit): per partner key or staff user (a key may set its own), and per
+# client address for unauthenticated calls.  Provider notifications with a valid signature are not
+# anonymous and never count against the per-address limit.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600)
+API_RATE_LIMIT_ANONYMOUS_PER_MINUTE = env_int("API_RATE_LIMIT_ANONYMOUS_PER_MINUTE", 120)
 SPECTACULAR_SETTINGS = {
     "TITLE": "o2o partner API",
     "DESCRIPTION": "Orders, stock, members and payments for partner systems. Every error is "

@@ -40,6 +40,11 @@ class Status(models.TextChoices):
     EXPIRED = "expired", _("Expired")
 
 
+# A pickup code is held while its order is open (not yet picked up, cancelled or expired).
+OPEN_PICKUP_STATUSES = (Status.PENDING_PAYMENT, Status.PAID, Status.READY_FOR_PICKUP)
+PICKUP_CODE_OPEN_ONCE = "order_pickup_code_open_once"
+
+
 # The pipeline: from-status → statuses it may move to.  Nothing else is allowed.
 TRANSITIONS: dict[str, set[str]] = {
     "": {Status.PENDING_PAYMENT, Status.COMPLETED},
@@ -118,7 +123,8 @@ class Order(models.Model):
     paid_total = models.DecimalField(_("paid"), default=Decimal("0.00"), **MONEY)
     refunded_total = models.DecimalField(_("refunded"), default=Decimal("0.00"), **MONEY)
     currency = models.CharField(_("currency"), max_length=3, default="CNY")
-    pickup_code = models.CharField(_("pickup code"), max_length=12, null=True, blank=True, unique=True)
+    pickup_code = models.CharField(_("pickup code"), max_length=12, null=True, blank=True, db_index=True,
+                                   help_text=_("Unique among open pickup orders; reused once an order closes."))
     needs_transfer = models.BooleanField(_("supplied by transfer"), default=False)
     expires_at = models.DateTimeField(_("pay before"), null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
@@ -138,6 +144,8 @@ class Order(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["channel", "partner", "external_id"], name="order_external_id_once",
                                     condition=Q(external_id__isnull=False)),
+            models.UniqueConstraint(fields=["pickup_code"], name=PICKUP_CODE_OPEN_ONCE,
+                                    condition=Q(pickup_code__isnull=False, status__in=OPEN_PICKUP_STATUSES)),
             models.CheckConstraint(condition=Q(total__gte=0) & Q(subtotal__gte=0) & Q(discount_total__gte=0),
                                    name="order_amounts_non_negative"),
             models.CheckConstraint(condition=Q(total=F("subtotal") - F("discount_total")), name="order_total_sum"),

@@ -52,6 +52,7 @@ from orders.exceptions import (
 )
 from orders.pricing import PricedSale, sale_price
 from orders.models import (
+    PICKUP_CODE_OPEN_ONCE,
     Channel,
     Fulfillment,
     Order,
@@ -142,20 +143,42 @@ def _existing(*, lookup: dict[str, Any], request_hash: str) -> Order | None:
     return order
 
 
-def _insert_order(order: Order, *, lookup: dict[str, Any], request_hash: str) -> tuple[Order, bool]:
-    """Insert the order row; if a concurrent submit with the same key won, return that one instead."""
-    try:
-        with transaction.atomic():
-            order.save(force_insert=True)
-        return order, True
-    except IntegrityError:
-        existing = _existing(lookup=lookup, request_hash=request_hash)
-        if existing is None:
-            raise
-        return existing, False
+# The constraints that say "this order was already placed" (a retried submit), by name.
+_EXTERNAL_ID_ONCE = "order_external_id_once"
+_CLIENT_UUID_ONCE = "orders_order_client_uuid_key"  # the column's own UNIQUE (0001_initial)
+PICKUP_CODE_ATTEMPTS = 8
+
+
+def _insert_order(order: Order, *, lookup: dict[str, Any], request_hash: str, key_constraint: str) -> tuple[Order, bool]:
+    """Insert the order row; if a concurrent submit with the same key won, return that one instead.
+
+    Only a violation of ``key_constraint`` (the caller's idempotency key: external id or
+    client sale id), with that key set, is a duplicate submit.  A pickup code another open
+    order holds is drawn again; any other violation is raised as it is, never mistaken
+    for the first customer's order.
+    """
+    for _attempt in range(PICKUP_CODE_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                order.save(force_insert=True)
+            return order, True
+        except IntegrityError as exc:
+            constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
+            if constraint == PICKUP_CODE_OPEN_ONCE and order.pickup_code:
+                order.pickup_code = _new_pickup_code()
+                continue
+            if constraint != key_constraint or not all(lookup.values()):
+                raise
+            existing = _existing(lookup=lookup, request_hash=request_hash)
+            if existing is None:
+                raise
+            return existing, False
+    raise IntegrityError(f"no free pickup code after {PICKUP_CODE_ATTEMPTS} draws")
 
 
 def _new_pickup_code() -> str:
+    """Eight random digits; unique among open pickup orders (``order_pickup_code_open_once``),
+    drawn again on a collision by ``_insert_order``."""
     return f"{secrets.randbelow(10**8):08d}"
 
 
@@ -221,7 +244,7 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
                   needs_transfer=fulfillment == Fulfillment.PICKUP and store.warehouse_id not in plan,
                   pickup_code=_new_pickup_code() if fulfillment == Fulfillment.PICKUP else None,
                   **_member_fields(member, priced.coupon, chosen_guide_id=None))
-    order, created = _insert_order(order, lookup=lookup, request_hash=request_hash)
+    order, created = _insert_order(order, lookup=lookup, request_hash=request_hash, key_constraint=_EXTERNAL_ID_ONCE)
     if not created:
         return PlaceResult(order, created=False)
     _lines_create(order, priced, plan, None)
@@ -264,20 +287,42 @@ def _check_points_cap(total: Decimal, tenders: Sequence[TenderIn]) -> None:
 
 @service
 def order_payment_start(*, order: Order | int, tender: str, actor=None) -> Payment:
-    """Open a pending provider payment for what is still due (the client then pays at the provider)."""
+    """Open the order's provider payment for what is still due, or return the one already open.
+
+    At most one provider payment of an order is live: a start with the tender of the
+    pending one, for the same amount, returns it (a customer who presses pay on two
+    phones gets one payment, not two); any other start supersedes the pending provider
+    payments (cancels them) before opening its own.  If the provider still captures a
+    superseded payment, ``order_payment_notify`` refunds what the order was not due.
+    Locks the order row, then the payment rows it cancels.  Raises order_not_payable
+    and what ``payments.services.payment_create`` raises.
+    """
     order = locks.order_for_update(order)
     if order.status != Status.PENDING_PAYMENT:
         raise OrderNotPayable(params={"status": order.status})
-    return pay.payment_create(reference=order.number, tender=tender, amount=money(order.total - order.paid_total),
-                              actor=actor)
+    due = money(order.total - order.paid_total)
+    kind = tender_for(tender)
+    for payment in _payments_pending_provider(order):
+        if payment.tender == kind.tender and payment.amount == due:
+            return payment
+        pay.payment_cancel(payment=payment, actor=actor)
+    return pay.payment_create(reference=order.number, tender=tender, amount=due, actor=actor)
+
+
+def _payments_pending_provider(order: Order) -> list[Payment]:
+    return [p for p in pay_read.payments_for_reference(reference=order.number).filter(status=Payment.Status.PENDING)
+            if tender_for(p.tender).provider_backed]
 
 
 @service
 def order_payment_notify(*, provider: str, headers: dict[str, str], body: bytes) -> Order | None:
     """Apply a provider notification exactly once and, when it completes payment, mark the order paid.
 
-    A payment that lands on a cancelled or expired order is refunded at once
-    (recorded on the order) rather than resurrecting it.
+    Money captured beyond what the order is due is refunded at once to the
+    original account, as an ``overpayment`` refund recorded on the order: a
+    capture on an order that is already paid (the customer paid a superseded
+    payment too), or on a cancelled or expired order (rather than resurrecting it).
+    Locks the payment row (in ``notification_handle``), then the order row.
     """
     result = pay.notification_handle(provider=provider, headers=headers, body=body)
     if not (result.applied and result.captured):
@@ -287,25 +332,47 @@ def order_payment_notify(*, provider: str, headers: dict[str, str], body: bytes)
         return None
     order = locks.order_for_update(order)
     if order.status == Status.PENDING_PAYMENT:
-        _order_settle_payments(order, actor=None, store=None)
+        _order_settle_payments(order, actor=None, store=None, captured_now=result.payment)
     elif order.status in {Status.CANCELLED, Status.EXPIRED}:
-        payment = result.payment
-        pay.refund_create(payment=payment, amount=payment.amount, reason="payment after cancellation",
-                          policy="late payment on a closed order refunded to the original account")
-        order_event(order, OrderEvent.Kind.PAYMENT, reason="late payment refunded",
-                    data={"payment_id": payment.pk, "amount": str(payment.amount)})
+        _overpayment_refund(order, result.payment, result.payment.amount, why="late payment refunded",
+                            reason="payment after cancellation",
+                            policy="late payment on a closed order refunded to the original account")
+    else:
+        _overpayment_refund(order, result.payment, result.payment.amount, why="second payment refunded",
+                            reason="order already paid",
+                            policy="payment beyond what the order was due refunded to the original account")
     return order
 
 
-def _order_settle_payments(order: Order, *, actor, store) -> None:
-    """Recompute the captured total; when it covers the order, pay it and confirm its stock."""
+def _overpayment_refund(order: Order, payment: Payment, amount: Decimal, *, why: str, reason: str,
+                        policy: str) -> None:
+    """Give back ``amount`` of ``payment`` that the order was not due, and record it on the order."""
+    pay.refund_create(payment=payment, amount=amount, reason=reason, policy=policy, overpayment=True)
+    order_event(order, OrderEvent.Kind.PAYMENT, reason=why,
+                data={"payment_id": payment.pk, "amount": str(amount)})
+
+
+def _order_settle_payments(order: Order, *, actor, store, captured_now: Payment | None = None) -> None:
+    """Recompute the captured total; when it covers the order, pay it and confirm its stock.
+
+    What ``captured_now`` brought beyond the order total is refunded as an overpayment;
+    once paid, the order's other pending provider payments are cancelled (nothing more is due).
+    """
     captured = pay_read.reference_totals(reference=order.number).captured
+    over = money(captured - order.total)
+    if over > 0 and captured_now is not None:
+        _overpayment_refund(order, captured_now, min(over, captured_now.amount), why="overpayment refunded",
+                            reason="paid more than due",
+                            policy="payment beyond what the order was due refunded to the original account")
+        captured = money(captured - min(over, captured_now.amount))
     Order.objects.filter(pk=order.pk).update(paid_total=captured, updated_at=timezone.now())
     order.paid_total = captured
     if captured < order.total:
         return
     order.paid_at = timezone.now()
     Order.objects.filter(pk=order.pk).update(paid_at=order.paid_at)
+    for pending in _payments_pending_provider(order):
+        pay.payment_cancel(payment=pending, actor=actor)
     order_transition(order, Status.PAID, actor=actor, store=store, emit="order.paid",
                      data={"paid_total": str(captured)})
     membership.on_paid(order)
@@ -445,7 +512,7 @@ def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, tenders: Sequ
                   subtotal=priced.subtotal, discount_total=priced.discount_total, total=total,
                   created_by=_user(actor), customer_phone=customer_phone,
                   **_member_fields(member, priced.coupon, chosen_guide_id=guide_id))
-    order, created = _insert_order(order, lookup=lookup, request_hash=request_hash)
+    order, created = _insert_order(order, lookup=lookup, request_hash=request_hash, key_constraint=_CLIENT_UUID_ONCE)
     if not created:
         return PlaceResult(order, created=False)
     lines_made = _lines_create(order, priced, None, store.warehouse_id, handed_over=True)
@@ -582,13 +649,21 @@ def _check_store_staff_for_warehouse(actor, warehouse_id: int) -> None:
 # --- pickup ---------------------------------------------------------------------------------------
 
 
+def _pickup_order(code: str, queryset) -> Order | None:
+    """The order a pickup code stands for: the open one holding it, else the last that held it.
+
+    A code is unique among open pickup orders and reused once they close; an order never
+    reopens, so the open holder of a code is always its newest."""
+    return queryset.filter(pickup_code=(code or "").strip()).order_by("-id").first()
+
+
 def pickup_lookup(*, code: str, store: Store, actor=None) -> Order:
     """Find the order for a pickup code, checking it is picked up at ``store``.
 
     Every attempt is audited (who, where, when); a refused attempt is recorded
     in its own transaction, then the error is raised.
     """
-    order = Order.objects.filter(pickup_code=(code or "").strip()).select_related("store").first()
+    order = _pickup_order(code, Order.objects.select_related("store"))
     if order is None:
         raise PickupCodeInvalid(field="code")
     if order.store_id != store.pk:
@@ -615,7 +690,7 @@ def pickup_handover(*, code: str, store: Store, actor=None) -> Order:
     Two clerks confirming the same code at once: the order row lock lets one
     through; the other gets invalid_order_state.
     """
-    order = Order.objects.filter(pickup_code=(code or "").strip()).first()
+    order = _pickup_order(code, Order.objects.all())
     if order is None:
         raise PickupCodeInvalid(field="code")
     order = locks.order_for_update(order)

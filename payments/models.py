@@ -129,6 +129,10 @@ class Refund(models.Model):
                                    help_text=_("How and where the money went back, e.g. refunded in cash "
                                                "at the store with manager approval."))
     failure = models.CharField(_("failure"), max_length=300, blank=True, default="")
+    overpayment = models.BooleanField(
+        _("overpayment"), default=False,
+        help_text=_("Gives back money captured beyond what the order was due (a second capture, or a "
+                    "capture on a closed order); it never counted towards the order."))
     store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.PROTECT, related_name="refunds",
                               verbose_name=_("store"), help_text=_("Where the refund was handed out."))
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,

@@ -362,6 +362,21 @@ def payment_answer_apply(*, payment: Payment | int, captured: bool, provider_txn
 # --- notifications ----------------------------------------------------------------------------
 
 
+def notification_signed(*, provider: str, headers: Mapping[str, str], body: bytes | str) -> bool:
+    """Whether ``body`` carries a valid signature of ``provider``: the provider's authentication.
+
+    Pure: checks the signature only (no database, no network, nothing logged), so
+    the API can tell a provider's notification from anonymous traffic before
+    applying it with ``notification_handle``.
+    """
+    raw = body.encode() if isinstance(body, str) else bytes(body)
+    try:
+        provider_named(provider).verify_notification(headers, raw)
+    except (UnknownProvider, InvalidSignature, ProviderNotConfigured):
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class NotificationResult:
     """What one provider notification did.
@@ -517,7 +532,7 @@ def _unmatched_capture_report(payment: Payment, note: Notification) -> None:
 @service
 def refund_create(*, payment: Payment | int, amount: Decimal | int | str, reason: str, actor=None,
                   store: Store | None = None, policy: str = "",
-                  method: str = Refund.Method.ORIGINAL) -> Refund:
+                  method: str = Refund.Method.ORIGINAL, overpayment: bool = False) -> Refund:
     """Give back part or all of a captured payment.
 
     ``method`` "original" returns the money to the tender it came from: at once
@@ -526,8 +541,9 @@ def refund_create(*, payment: Payment | int, amount: Decimal | int | str, reason
     "cash" hands cash out at ``store`` (required) whatever the tender was,
     e.g. an online payment refunded at a store counter with a manager's
     approval (the caller checks the approval); ``policy`` records which rule
-    applied.  The sum of succeeded and pending refunds never exceeds the
-    payment.  Locks the payment row.  Queues ``refund.succeeded`` or
+    applied.  ``overpayment`` marks money captured beyond what the order was due
+    (it never counted towards the order; ``orders.audits`` tells it apart).
+    The sum of succeeded and pending refunds never exceeds the payment.  Locks the payment row.  Queues ``refund.succeeded`` or
     ``payments.refund_requested``.  Raises InvalidAmount, InvalidPaymentInput,
     PaymentNotFound, PaymentNotCaptured, OverRefund.
     """
@@ -549,7 +565,7 @@ def refund_create(*, payment: Payment | int, amount: Decimal | int | str, reason
         raise OverRefund(params={"refundable": payment.refundable_amount, "amount": amount})
     kind = tender_for(payment.tender)
     refund = Refund(number=number_next("RF"), payment=payment, amount=amount, method=method, reason=reason,
-                    policy_note=policy, store=store, created_by=_actor(actor))
+                    policy_note=policy, store=store, created_by=_actor(actor), overpayment=bool(overpayment))
     if kind.refunds_via_provider(refund):
         refund.save(force_insert=True)
         Payment.objects.filter(pk=payment.pk).update(refunding_amount=F("refunding_amount") + amount)

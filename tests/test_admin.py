@@ -408,6 +408,23 @@ def test_count_add_and_apply_post_the_difference(client, world, hq):
     assert any("applied" in m for m in page_messages(response))
 
 
+def test_a_count_applied_after_a_sale_keeps_the_sale(client, world, hq):
+    # Given store A's shelf counted at 7 in the admin while the books said 10
+    store_a, sku = world["store_a"], world["skus"][0]
+    client.post(url("inventory.stockcount", "add"),
+                {"warehouse": store_a.warehouse_id, **lines([{"sku": sku.pk, "counted": "7"}])})
+    count = StockCount.objects.filter(created_by=hq).get()
+    # When the till sells one before HQ applies the count
+    services.stock_sell(warehouse=store_a.warehouse, lines=[(sku.id, 1)], reference="POS-1")
+    response = action(client, "inventory.stockcount", "apply_count", [count])
+
+    # Then the three found missing are written off and the sale stays: 6 on the shelf and on the books
+    assert any("applied" in m for m in page_messages(response))
+    assert on_hand(store_a.warehouse, sku) == 6
+    assert StockMove.objects.get(reference=count.number).qty == -3
+    assert list(count.lines.values_list("expected", "difference")) == [(10, -3)]
+
+
 def test_applying_a_count_twice_reports_and_changes_nothing(client, world):
     count = StockCount.objects.get()
     action(client, "inventory.stockcount", "apply_count", [count])

@@ -746,6 +746,44 @@ def test_count_apply_posts_count_moves_equal_to_the_difference(central, stocked,
         [(a.id, 10, -3), (b.id, 10, 2), (c.id, 10, 0), (new.id, 0, 3)])
 
 
+def test_sales_between_counting_and_applying_are_kept(central, sku):
+    # Given 20 on the books and a shelf counted at 18 (two missing)
+    services.stock_receive(warehouse=central, lines=[(sku.id, 20)])
+    count = services.count_create(warehouse=central, lines=[(sku.id, 18)])
+    # When one unit is sold before the count is applied
+    services.stock_sell(warehouse=central, lines=[(sku.id, 1)], reference="POS-1")
+    services.count_apply(count=count)
+    # Then the count posts what it found missing (two), and the sale stays: 17 on the shelf, 17 on the books
+    assert level(central, sku) == (17, 0)
+    assert moves_of(count.number) == [(central.id, sku.id, "sellable", -2, "count")]
+    assert list(count.lines.values_list("expected", "difference")) == [(20, -2)]
+
+
+def test_a_receipt_between_counting_and_applying_is_kept(central, sku):
+    services.stock_receive(warehouse=central, lines=[(sku.id, 5)])
+    count = services.count_create(warehouse=central, lines=[(sku.id, 6)])  # one more found than booked
+    services.stock_receive(warehouse=central, lines=[(sku.id, 10)])
+    services.count_apply(count=count)
+    assert level(central, sku) == (16, 0)
+
+
+def test_audit_flags_a_count_applied_against_the_book_of_another_moment(central, sku):
+    # Given a count (20 booked, 18 counted) applied correctly after one sale: it moved −2
+    services.stock_receive(warehouse=central, lines=[(sku.id, 20)])
+    count = services.count_create(warehouse=central, lines=[(sku.id, 18)])
+    services.stock_sell(warehouse=central, lines=[(sku.id, 1)], reference="POS-1")
+    services.count_apply(count=count)
+    line = count.lines.get()
+    # When its line says it was posted against the book at applying (19 → −1), as stale counts were
+    StockCountLine.objects.filter(pk=line.pk).update(expected=19, difference=-1)
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("audit_ledgers", stdout=out)
+    assert (f"count {count.number}, sku {sku.id}: counted 18 against 19 on the books when counted, "
+            f"difference -1, but the count moved -2") in out.getvalue()
+    StockCountLine.objects.filter(pk=line.pk).update(expected=20, difference=-2)  # the closing audit passes
+
+
 def test_count_lines_for_the_same_sku_add_up(central, stocked):
     # the same SKU found on the shop floor and in the back room
     count = services.count_create(warehouse=central, lines=[(stocked[0].id, 4), (stocked[0].id, 5)])

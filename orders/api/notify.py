@@ -2,7 +2,9 @@
 
 The provider's signature is the authentication (verified by the payments
 service); a partner key may also relay notifications, if it holds
-``payments:notify``.  The notification goes to ``order_payment_notify``, which
+``payments:notify``.  Signed notifications are not anonymous traffic: they never
+count against the per-address limit for unauthenticated calls
+(``SignedNotificationRateLimit``).  The notification goes to ``order_payment_notify``, which
 applies it exactly once and marks the order paid; the answer is the
 acknowledgement the provider expects (``payments.api.acks``).
 
@@ -24,10 +26,12 @@ from o2o.apiauth import (
     scope_message,
 )
 from o2o.errors import NotFound
+from o2o.ratelimit import RateLimit
 from orders import services
 from payments.api.acks import PROVIDERS, notification_logged, provider_answer
 from payments.api.serializers import AckOut, SandboxNotificationIn
 from payments.models import PaymentNotification
+from payments.services import notification_signed
 
 ACK_EXAMPLES = [
     OpenApiExample("acknowledged", value={"code": "SUCCESS", "message": "OK"}, response_only=True,
@@ -38,9 +42,21 @@ ACK_EXAMPLES = [
 ]
 
 
+class SignedNotificationRateLimit(RateLimit):
+    """A notification with a valid provider signature is the provider, authenticated: it is never counted
+    against the anonymous per-address limit (a provider sends from a few addresses, for every paid order).
+    Unsigned or forged notifications are anonymous traffic and limited as such; a relaying key by its own limit.
+    """
+
+    def anonymous_exempt(self, request, view) -> bool:
+        return notification_signed(provider=view.kwargs.get("provider", ""), headers=dict(request.headers.items()),
+                                   body=request._request.body)
+
+
 class ProviderNotify(APIView):
     required_scopes = None
     authentication_classes = [PartnerKeyAuthentication]
+    throttle_classes = [SignedNotificationRateLimit]
     parser_classes: list = []
 
     @api_doc(

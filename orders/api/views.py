@@ -152,9 +152,14 @@ class OrderListCreate(PrincipalMixin, generics.ListAPIView):
     @api_doc(
         summary="Place an online order", tags=ORDER_TAGS, request=OrderCreateIn, idempotent=True,
         description="Prices, discounts and totals are set by the server; the order holds its stock until "
-                    "paid (expires_at). Placing the same external_id again returns the first order with 200.",
+                    "paid (expires_at). Placing the same external_id again returns the first order with 200. "
+                    "A key limited to stores acts for those stores only: it names one of them as the order's "
+                    "store for every fulfillment (the store that sold a shipped order; the goods may still "
+                    "ship from a warehouse), else 400 store_required.",
         responses={201: OrderDetailOut, 200: OrderDetailOut}, errors=WRITE_ERRORS,
-        error_examples={409: [("insufficient_stock", "No warehouse has enough stock for this order.")],
+        error_examples={400: [("store_required", "This key acts for its stores only: name one of them as "
+                                                 "the order's store.")],
+                        409: [("insufficient_stock", "No warehouse has enough stock for this order.")],
                         422: [("unknown_sku", "Unknown SKU."), ("inactive_sku", "This SKU is not active."),
                               ("duplicate_different_payload",
                                "This order id was already used for a different order.")]},
@@ -167,6 +172,11 @@ class OrderListCreate(PrincipalMixin, generics.ListAPIView):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         p = self.principal
+        if p.store_ids is not None and v["store"] is None:
+            # The key's scope is its stores: an order of none of them would be placed and then
+            # invisible to the key that placed it (it could not pay, cancel or read it).
+            raise StoreRequired(_("This key acts for its stores only: name one of them as the order's store."),
+                                field="store")
         result = services.order_place(
             channel=p.channel, partner=p.partner, external_id=v["external_id"] or None,
             fulfillment=v["fulfillment"], store=v["store"],

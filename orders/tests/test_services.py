@@ -27,7 +27,9 @@ from orders.models import (
     Status,
 )
 from orders.services import LineIn, ReturnLineIn, TenderIn
+from payments import services as pay_services
 from payments.models import Payment, Refund
+from payments.providers.sandbox import sandbox_notification
 from stores.models import Role
 from stores.tests.factories import StaffFactory
 
@@ -202,6 +204,65 @@ def test_paying_a_pickup_order_held_at_the_store_makes_it_ready(stocked, store_a
     audit_clean()
 
 
+def _notify(payment):
+    headers, body = sandbox_notification(payment)
+    return services.order_payment_notify(provider="sandbox", headers=headers, body=body)
+
+
+def test_a_second_payment_start_returns_the_open_one(stocked, store_a):
+    order = place_pickup(store_a, stocked[:1])
+    first = services.order_payment_start(order=order, tender="sandbox")
+    again = services.order_payment_start(order=order, tender="sandbox")
+    assert again.pk == first.pk
+    assert Payment.objects.filter(reference=order.number).count() == 1
+    audit_clean()
+
+
+def test_a_start_for_another_amount_supersedes_the_open_payment(stocked, store_a):
+    order = place_pickup(store_a, stocked[:1])
+    stale = pay_services.payment_create(reference=order.number, tender="sandbox", amount=Decimal("1.00"))
+    fresh = services.order_payment_start(order=order, tender="sandbox")
+    stale.refresh_from_db()
+    assert fresh.pk != stale.pk and fresh.amount == order.total
+    assert stale.status == Payment.Status.CANCELLED
+    assert list(Payment.objects.filter(reference=order.number, status="pending")) == [fresh]
+
+
+def test_every_capture_beyond_the_due_is_refunded(stocked, store_a):
+    # Given two pending provider payments for the full amount, both captured by the provider
+    order = place_pickup(store_a, stocked[:1])
+    first = services.order_payment_start(order=order, tender="sandbox")
+    second = pay_services.payment_create(reference=order.number, tender="sandbox", amount=order.total)
+    _notify(first)
+    _notify(second)
+    order.refresh_from_db()
+    # Then the order is paid once and the second capture is refunded in full as an overpayment
+    assert order.status == Status.READY_FOR_PICKUP and order.paid_total == order.total
+    assert [(r.payment_id, r.amount, r.overpayment) for r in Refund.objects.all()] == [
+        (second.pk, order.total, True)]
+    audit_clean()
+    # When cancelled, the order refunds its total from the payment that paid it
+    services.order_cancel(order=order, reason="changed mind")
+    first.refresh_from_db()
+    assert first.refunded_amount + first.refunding_amount == order.total
+    assert sum(r.amount for r in Refund.objects.all()) == 2 * order.total
+    audit_clean()
+
+
+def test_paying_the_order_cancels_its_other_pending_payments(stocked, store_a):
+    order = place_pickup(store_a, stocked[:1])
+    superseded = pay_services.payment_create(reference=order.number, tender="sandbox", amount=Decimal("1.00"))
+    services.order_pay(order=order, tenders=[TenderIn("cash", order.total)])
+    superseded.refresh_from_db()
+    assert superseded.status == Payment.Status.CANCELLED
+    # The provider still takes it: the money goes back, the order stays paid once
+    _notify(superseded)
+    order.refresh_from_db()
+    assert order.paid_total == order.total
+    assert Refund.objects.get(payment=superseded).overpayment
+    audit_clean()
+
+
 def test_payment_that_does_not_match_the_amount_due_is_refused(stocked, store_a):
     order = place_pickup(store_a, stocked[:1])
     before = snapshot()
@@ -239,6 +300,38 @@ def test_pickup_from_central_is_ready_only_after_the_transfer_arrives(stocked, c
     assert order.status == Status.READY_FOR_PICKUP
     services.pickup_handover(code=order.pickup_code, store=store_b, actor=clerk_b)
     assert level(store_b.warehouse, stocked[0]) == (0, 0)
+    audit_clean()
+
+
+def _codes(monkeypatch, *codes):
+    """Make the pickup code generator draw ``codes`` first, then random ones again."""
+    queue, draw = list(codes), services._new_pickup_code
+    monkeypatch.setattr(services, "_new_pickup_code", lambda: queue.pop(0) if queue else draw())
+
+
+def test_a_pickup_code_collision_draws_again_and_never_returns_another_customers_order(
+        stocked, store_a, monkeypatch):
+    # Given an open pickup order, and a code generator that draws its code again
+    first = place_pickup(store_a, stocked[:1])
+    _codes(monkeypatch, first.pickup_code, first.pickup_code, "12345678")
+    # When another customer places the very same basket
+    result = services.order_place(channel=Channel.WEB, fulfillment=Fulfillment.PICKUP, store=store_a,
+                                  lines=[LineIn(stocked[0].id, 1)], customer_phone="+8613900000001")
+    # Then they get an order of their own, with a code of its own
+    assert result.created and result.order.pk != first.pk
+    assert result.order.pickup_code == "12345678"
+    assert services.pickup_lookup(code="12345678", store=store_a).pk == result.order.pk
+    audit_clean()
+
+
+def test_a_closed_orders_pickup_code_may_be_drawn_again(stocked, store_a, monkeypatch):
+    old = place_pickup(store_a, stocked[:1])
+    services.order_cancel(order=old, reason="changed mind")
+    _codes(monkeypatch, old.pickup_code)
+    new = place_pickup(store_a, stocked[:1])
+    assert new.pickup_code == old.pickup_code and new.pk != old.pk
+    # The code now stands for the open order
+    assert services.pickup_lookup(code=old.pickup_code, store=store_a).pk == new.pk
     audit_clean()
 
 
@@ -384,6 +477,24 @@ def test_pos_sale_takes_stock_at_the_moment_of_sale(stocked, store_a, clerk_a):
                                      lines=[LineIn(stocked[0].id, 2)], tenders=[TenderIn("cash", Decimal("198.00"))])
     assert not retry.created and retry.order.pk == order.pk
     assert level(store_a.warehouse, stocked[0]) == (3, 0)
+    audit_clean()
+
+
+def test_a_pos_sale_retried_past_the_first_lookup_is_recognised_by_its_sale_id(stocked, store_a, monkeypatch):
+    # A retry that raced the first submit past the lookup meets the sale id's unique constraint
+    sale_id = uuid.uuid4()
+    kwargs = {"store": store_a, "client_uuid": sale_id, "lines": [LineIn(stocked[0].id, 1)],
+              "tenders": [TenderIn("cash", Decimal("99.00"))]}
+    first = services.pos_sale_create(**kwargs).order
+    real, calls = services._existing, []
+
+    def existing_missed_once(**kw):
+        calls.append(kw)
+        return None if len(calls) == 1 else real(**kw)
+
+    monkeypatch.setattr(services, "_existing", existing_missed_once)
+    retry = services.pos_sale_create(**kwargs)
+    assert not retry.created and retry.order.pk == first.pk and len(calls) == 2
     audit_clean()
 
 

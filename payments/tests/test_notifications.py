@@ -295,3 +295,16 @@ def test_nested_in_a_failing_service_nothing_is_kept(pending):
     result = _order_paid_by_notification(headers=headers, body=body)
     assert result.applied
     assert json.loads(PaymentNotification.objects.get().body)["out_trade_no"] == pending.number
+
+
+@pytest.mark.django_db
+def test_notification_signed_checks_the_signature_only(pending, django_assert_num_queries):
+    headers, body = sandbox_notification(pending)
+    forged = body.replace(b'"amount_fen":2550', b'"amount_fen":2551')
+    before = ledger_state()
+    with django_assert_num_queries(0):
+        assert services.notification_signed(provider="sandbox", headers=headers, body=body)
+        assert not services.notification_signed(provider="sandbox", headers=headers, body=forged)
+        assert not services.notification_signed(provider="sandbox", headers={}, body=body)
+        assert not services.notification_signed(provider="paypal", headers=headers, body=body)
+    assert ledger_state() == before

@@ -1,19 +1,23 @@
 """Order endpoints: placing, paying, cancelling, shipping, pickup, returns, isolation and every error code."""
 
 import base64
+import io
 import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from catalog.tests.factories import SkuFactory
 from inventory import services as stock
 from o2o.apiauth import ORDERS_READ, ORDERS_WRITE, PAYMENTS_NOTIFY
+from orders import services as order_services
 from orders.models import Order, OrderEvent, Status
-from payments.models import Payment, PaymentNotification
+from payments import services as pay_services
+from payments.models import Payment, PaymentNotification, Refund
 from payments.providers.sandbox import sandbox_notification
 from stores.tests.factories import CityFactory
 from tests.api.conftest import bearer, idem, meta, notify, pay, place
@@ -48,6 +52,26 @@ def test_place_pickup_order_is_priced_by_the_server(partner, stocked, store_a):
     assert body["pickup_code"] and len(body["pickup_code"]) == 8
     assert response["ETag"] == f'"{body["version"]}"'
     assert response["Location"] == f"/api/v1/orders/{body['id']}/"
+
+
+def test_a_pickup_code_collision_never_hands_out_another_customers_order(partner, stocked, store_a,
+                                                                         monkeypatch):
+    # Given a customer's open pickup order, and a code generator that draws that code again first
+    _key, client = partner
+    first = placed(client, store_a, stocked, customer_phone="+8613800000001")
+    queue = [first["pickup_code"], "87654321"]
+    monkeypatch.setattr(order_services, "_new_pickup_code", lambda: queue.pop(0))
+
+    # When another customer places the same basket (no external id)
+    response = place(client, store=store_a, lines=[{"sku": stocked[0].pk, "qty": 2}],
+                     customer_phone="+8613800000002")
+
+    # Then they get a new order of their own, with another code
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["id"] != first["id"] and body["pickup_code"] == "87654321"
+    assert Order.objects.get(pk=body["id"]).customer_phone == "+8613800000002"
+    assert Order.objects.get(pk=first["id"]).pickup_code == first["pickup_code"]
 
 
 def test_same_external_id_returns_the_first_order(partner, stocked, store_a):
@@ -188,6 +212,34 @@ def test_a_store_restricted_key_cannot_use_other_stores(make_key, stocked, store
     assert response.status_code == 400 and "store" in response.json()["fields"]
 
 
+def test_a_store_limited_key_names_its_store_on_a_ship_from_warehouse_order(make_key, stocked, store_a, store_b):
+    # Given a partner key limited to store A
+    _key, raw = make_key(stores=[store_a])
+    client = bearer(raw)
+    city = CityFactory()
+    ship = {"fulfillment": "ship_warehouse", "ship_city": city.pk, "ship_address": "文三路 1 号",
+            "lines": [{"sku": stocked[0].pk, "qty": 1}]}
+    before = Order.objects.count()
+
+    # When it places a ship-from-warehouse order without a store, or with another store
+    bare = client.post(ORDERS, ship, format="json", **idem())
+    other = client.post(ORDERS, {**ship, "store": store_b.pk}, format="json", **idem())
+
+    # Then it is told which store to name, in the one error shape, and nothing is placed
+    assert bare.status_code == 400 and bare["Content-Type"] == "application/json"
+    assert bare.json()["code"] == "store_required" and "store" in bare.json()["fields"]
+    assert other.status_code == 400 and "store" in other.json()["fields"]
+    assert Order.objects.count() == before
+
+    # And with its own store named, the order is placed and stays the key's to read, pay and cancel
+    placed_ = client.post(ORDERS, {**ship, "store": store_a.pk}, format="json", **idem())
+    assert placed_.status_code == 201, placed_.content
+    body = placed_.json()
+    assert body["store"] == store_a.pk and body["lines"][0]["warehouse"] != store_a.warehouse_id
+    assert client.get(f"{ORDERS}{body['id']}/").status_code == 200
+    assert client.post(f"{ORDERS}{body['id']}/cancel/", {}, format="json", **idem()).status_code == 200
+
+
 def test_staff_see_only_their_stores_orders(partner, clerk_a, clerk_b, stocked, store_a):
     _key, client = partner
     order = placed(client, store_a, stocked)
@@ -295,6 +347,68 @@ def test_pay_with_a_provider_and_its_notification(partner, stocked, store_a):
     assert detail["status"] == "ready_for_pickup" and detail["paid_total"] == "198.00"
     assert [p["status"] for p in detail["payments"]] == ["captured"]
     assert PaymentNotification.objects.filter(outcome="applied").count() == 1
+
+
+def test_paying_on_two_phones_opens_one_payment_and_charges_once(partner, stocked, store_a):
+    # Given an order the customer starts paying on two phones (two requests, two Idempotency-Keys)
+    _key, client = partner
+    order = placed(client, store_a, stocked)
+    first = client.post(f"{ORDERS}{order['id']}/payments/", {"tender": "sandbox"}, format="json", **idem())
+    second = client.post(f"{ORDERS}{order['id']}/payments/", {"tender": "sandbox"}, format="json", **idem())
+
+    # Then both phones show the same payment: the provider can take the money only once
+    assert first.status_code == second.status_code == 201
+    assert first.json()["id"] == second.json()["id"]
+    assert Payment.objects.filter(reference=order["number"]).count() == 1
+    ack = notify(APIClient(), Payment.objects.get(pk=second.json()["id"]))
+    assert ack.status_code == 200
+    detail = client.get(f"{ORDERS}{order['id']}/").json()
+    assert detail["status"] == "ready_for_pickup" and detail["paid_total"] == "198.00"
+    call_command("audit_ledgers", stdout=io.StringIO())
+
+
+def test_a_second_capture_is_refunded_and_cancel_refunds_the_rest(partner, stocked, store_a):
+    # Given an order with a second pending provider payment for the full amount (opened before one
+    # payment per order was enforced), and the provider captures both
+    _key, client = partner
+    order = placed(client, store_a, stocked)
+    started = client.post(f"{ORDERS}{order['id']}/payments/", {"tender": "sandbox"}, format="json", **idem())
+    first = Payment.objects.get(pk=started.json()["id"])
+    second = pay_services.payment_create(reference=order["number"], tender="sandbox", amount=first.amount)
+
+    assert notify(APIClient(), first).status_code == 200
+    assert notify(APIClient(), second).status_code == 200
+
+    # Then the order is paid once and the second capture goes back in full, recorded on the order
+    detail = client.get(f"{ORDERS}{order['id']}/").json()
+    assert detail["status"] == "ready_for_pickup" and detail["paid_total"] == "198.00"
+    refund = Refund.objects.get(payment=second)
+    assert refund.amount == Decimal("198.00") and refund.overpayment
+    assert OrderEvent.objects.filter(order_id=order["id"], reason="second payment refunded").exists()
+    call_command("audit_ledgers", stdout=io.StringIO())
+
+    # When the order is cancelled, the first payment is refunded in full: the customer gets everything back
+    cancelled = client.post(f"{ORDERS}{order['id']}/cancel/", {}, format="json", **idem())
+    assert cancelled.status_code == 200
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.refunded_amount + first.refunding_amount == Decimal("198.00")
+    assert second.refunded_amount + second.refunding_amount == Decimal("198.00")
+    call_command("audit_ledgers", stdout=io.StringIO())
+
+
+def test_a_capture_on_a_cancelled_order_is_refunded(partner, stocked, store_a):
+    _key, client = partner
+    order = placed(client, store_a, stocked)
+    started = client.post(f"{ORDERS}{order['id']}/payments/", {"tender": "sandbox"}, format="json", **idem())
+    client.post(f"{ORDERS}{order['id']}/cancel/", {}, format="json", **idem())
+
+    assert notify(APIClient(), Payment.objects.get(pk=started.json()["id"])).status_code == 200
+
+    refund = Refund.objects.get(payment_id=started.json()["id"])
+    assert refund.amount == Decimal("198.00") and refund.overpayment
+    assert client.get(f"{ORDERS}{order['id']}/").json()["status"] == "cancelled"
+    call_command("audit_ledgers", stdout=io.StringIO())
 
 
 def test_unconfigured_or_unknown_tenders_are_400(partner, stocked, store_a, settings):
@@ -555,6 +669,33 @@ def test_a_cursor_with_an_impossible_time_is_400(partner):
     response = client.get("/api/v1/catalog/skus/", {"cursor": cursor})
 
     assert response.status_code == 400 and "cursor" in response.json()["fields"]
+
+
+def test_signed_notifications_are_not_limited_like_anonymous_traffic(partner, stocked, store_a, settings):
+    # Given a per-address limit for anonymous calls, and more paid orders than it allows in a minute
+    settings.API_RATE_LIMIT_ANONYMOUS_PER_MINUTE = 10
+    _key, client = partner
+    payments = []
+    for i in range(settings.API_RATE_LIMIT_ANONYMOUS_PER_MINUTE + 2):
+        order = place(client, store=store_a, lines=[{"sku": stocked[i % 5].pk, "qty": 1}])
+        started = client.post(f"{ORDERS}{order.json()['id']}/payments/", {"tender": "sandbox"}, format="json",
+                              **idem())
+        payments.append(Payment.objects.get(pk=started.json()["id"]))
+
+    # When the provider notifies every payment from one address
+    provider = APIClient(REMOTE_ADDR="203.0.113.7")
+    answers = [provider.post("/api/v1/payments/notify/sandbox/", data=body, **meta(headers)).status_code
+               for headers, body in (sandbox_notification(p) for p in payments)]
+
+    # Then every signed notification is applied, none refused with 429
+    assert answers == [200] * len(payments)
+    assert Payment.objects.filter(pk__in=[p.pk for p in payments], status="captured").count() == len(payments)
+
+    # And unsigned junk from that address is still anonymous traffic: refused, then limited
+    junk = [provider.post("/api/v1/payments/notify/sandbox/", data=b'{"out_trade_no": "x"}',
+                          content_type="application/json").status_code
+            for _ in range(settings.API_RATE_LIMIT_ANONYMOUS_PER_MINUTE + 1)]
+    assert junk == [401] * settings.API_RATE_LIMIT_ANONYMOUS_PER_MINUTE + [429]
 
 
 def test_a_notification_with_a_nul_byte_is_refused(db):
