@@ -139,9 +139,11 @@ class MoneyMachine(RuleBasedStateMachine):
     def pay_start(self, data, twice):
         """The customer presses pay (on two phones: twice)."""
         order = self.online(data, Status.PENDING_PAYMENT)
-        if order is None:
-            return
-        for _ in range(2 if twice else 1):
+        if order is not None:
+            self.start_payment(order, times=2 if twice else 1)
+
+    def start_payment(self, order: Order, *, times: int = 1) -> None:
+        for _ in range(times):
             self.attempt(lambda: services.order_payment_start(order=order.pk, tender="sandbox"))
 
     @rule(data=st.data(), again=st.booleans())
@@ -151,9 +153,19 @@ class MoneyMachine(RuleBasedStateMachine):
                        .values_list("pk", flat=True))
         if not pending:
             return
-        payment = Payment.objects.get(pk=data.draw(st.sampled_from(pending)))
+        self.notify(Payment.objects.get(pk=data.draw(st.sampled_from(pending))), times=2 if again else 1)
+
+    @rule(data=st.data())
+    def late_notification(self, data):
+        """The provider reports a capture of a payment we gave up (its order was cancelled meanwhile)."""
+        given_up = list(Payment.objects.filter(status=Payment.Status.CANCELLED, tender="sandbox")
+                        .values_list("pk", flat=True))
+        if given_up:
+            self.notify(Payment.objects.get(pk=data.draw(st.sampled_from(given_up))))
+
+    def notify(self, payment: Payment, *, times: int = 1) -> None:
         headers, body = sandbox_notification(payment)
-        for _ in range(2 if again else 1):
+        for _ in range(times):
             self.attempt(lambda: services.order_payment_notify(provider="sandbox", headers=headers, body=body))
 
     @rule(data=st.data())
@@ -215,3 +227,29 @@ class MoneyMachine(RuleBasedStateMachine):
 @pytest.mark.django_db
 def test_money_stock_and_points_are_conserved_through_the_faces():
     run_state_machine_as_test(MoneyMachine, settings=MACHINE)
+
+
+@pytest.mark.django_db
+def test_a_payment_captured_after_its_order_was_cancelled_leaves_the_books_balanced():
+    """The machine's steps in the order that charged customers twice: pay pressed on two phones,
+    the order cancelled, then the provider's capture arriving late, twice."""
+    machine = MoneyMachine()
+    try:
+        order = services.order_place(channel=Channel.MINI_PROGRAM, fulfillment=Fulfillment.PICKUP,
+                                     store=machine.store, external_id="late-1",
+                                     lines=[LineIn(machine.skus[1].id, 1)]).order
+        machine.orders.append(order.pk)
+        machine.start_payment(order, times=2)
+        payments = list(Payment.objects.filter(reference=order.number))
+        services.order_cancel(order=order.pk, reason="customer cancelled")
+        for payment in payments:
+            machine.notify(payment, times=2)
+
+        captured = Payment.objects.filter(reference=order.number, status=Payment.Status.CAPTURED)
+        assert captured.count() == 1  # one live payment per order and tender: the second start reused it
+        assert Refund.objects.filter(payment__in=captured).aggregate(s=Sum("amount"))["s"] == order.total
+        machine.money_in_equals_money_out_plus_money_held()
+        machine.stock_left_the_stores_only_with_sales()
+        machine.the_audit_finds_nothing()
+    finally:
+        machine.teardown()
