@@ -65,9 +65,13 @@ def test_a_domain_error_fails_the_job_without_retrying():
     assert run.call_count == 1 and not SettlementDay.objects.exists()
 
 
-def test_the_beat_job_settles_the_last_ended_day():
+def test_the_beat_job_settles_the_last_ended_day(monkeypatch):
     build_day(shop())
     shift_days(1)
+    # The job runs at midday: just after midnight, yesterday is still within its grace period and
+    # the last ended day is the one before (a run then would rightly settle that one).
+    midday = services.day_start(services.business_day_of(timezone.now())) + timedelta(hours=12)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: midday)
     result = tasks.settlement_daily.apply()
     assert result.get() == yesterday().isoformat()
     assert SettlementDay.objects.get().net == D("1127.17")
