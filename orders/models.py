@@ -185,6 +185,34 @@ class OrderLine(models.Model):
         ]
 
 
+class OrderLinePromotion(models.Model):
+    """What one promotion took off one order line: the receipt's explanation and the promotion's cost.
+
+    A row per promotion per line rather than JSON on the line: reports and settlement sum them by
+    promotion and by cost bearer in SQL, the promotion is protected from deletion while sales refer
+    to it, and the code, name and bearer are snapshots, so editing a promotion later changes no
+    sale already made.  The line's ``discount`` includes these amounts; a return refunds per line,
+    so it gives back the promotion's share with the goods.
+    """
+
+    line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="promotions")
+    promotion = models.ForeignKey("promotions.Promotion", on_delete=models.PROTECT, related_name="+",
+                                  verbose_name=_("promotion"))
+    code = models.CharField(_("code"), max_length=40)
+    name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=20)
+    bearer = models.CharField(_("cost borne by"), max_length=10)
+    amount = models.DecimalField(_("taken off"), **MONEY)
+    gift_qty = models.PositiveIntegerField(_("gift units"), default=0)
+    gift_cost = models.DecimalField(_("cost of the gift"), default=Decimal("0.00"), **MONEY)
+
+    class Meta:
+        verbose_name = _("promotion on an order line")
+        verbose_name_plural = _("promotions on order lines")
+        ordering = ["line_id", "id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="order_line_promotion_positive")]
+
+
 class OrderEvent(models.Model):
     class Kind(models.TextChoices):
         STATUS = "status", _("Status change")
