@@ -366,7 +366,7 @@ def candidates(rules, items: tuple[Item, ...], ctx: Context) -> list[Rule]:
 def promotions_apply(rules, items, ctx: Context) -> Result:
     """The best combination of ``rules`` for the basket ``items`` in ``ctx`` (see the module docstring)."""
     items = tuple(items)
-    found = candidates(rules, items, ctx)
+    found = sorted(candidates(rules, items, ctx), key=lambda r: r.order_key)
     if not found:
         return Result(line_discounts=tuple(ZERO for _ in items))
     free = [r for r in found if not r.group]
