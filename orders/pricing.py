@@ -209,15 +209,13 @@ def _promotions(lines: list[PricedLine], *, channel: str, store_id: int | None, 
     """The lines with what the live promotions take off them.  Marketplaces keep their own prices."""
     if channel == Channel.MARKETPLACE or not lines:
         return lines
-    rules = promo_read.promotions_live(exclude=exclude)
-    if not rules:
+    result = promo_read.promotions_price(
+        items=[engine.Item(sku_id=ln.sku.pk, qty=ln.qty, amount=ln.gross, product_id=ln.sku.product_id,
+                           category_id=ln.category_id, cost_price=ln.sku.cost_price) for ln in lines],
+        channel=channel, store_id=store_id, city_id=city_id, exclude=exclude,
+        tier_code=lambda: member.tier.code if member is not None and member.tier_id else "")
+    if not result.applied:
         return lines
-    needs_tier = any(r.tier_codes or r.kind == engine.MEMBER_PRICE for r in rules)
-    tier = member.tier.code if needs_tier and member is not None and member.tier_id else ""
-    ctx = promo_read.sale_context(channel=channel, store_id=store_id, city_id=city_id, tier_code=tier)
-    items = [engine.Item(sku_id=ln.sku.pk, qty=ln.qty, amount=ln.gross, product_id=ln.sku.product_id,
-                         category_id=ln.category_id, cost_price=ln.sku.cost_price) for ln in lines]
-    result = engine.promotions_apply(rules, items, ctx)
     return [_with(ln, promotion=result.line_discounts[i],
                   promotions=tuple(a for a in result.applied if a.line == i))
             for i, ln in enumerate(lines)]

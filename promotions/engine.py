@@ -12,7 +12,7 @@ How a basket is priced:
    the time of day, what is left of its budget and uses) and to lines in its scope (SKUs, products,
    categories with their subcategories; an empty scope is everything).
 2. Line-level kinds (限时特价, 会员价, 第N件N折, bundle price, 买赠) run before basket-level kinds
-   (满减, 满折), then by ``priority`` (smaller first), then by id.  Each promotion is computed on what
+   (满减, 满折), then by ``priority`` (smaller first), then in that order of kinds, then by id.  Each promotion is computed on what
    the lines cost after the promotions before it, so a 满减 threshold is measured on the price
    after the special prices (the retail rule: 满减 counts what is paid for the goods).
 3. Promotions without an exclusivity group always stack.  Of the promotions sharing a group, one
@@ -119,8 +119,11 @@ class Rule:
         return 0 if self.kind in LINE_KINDS else 1
 
     @property
-    def order_key(self) -> tuple[int, int, int]:
-        return (self.stage, self.priority, self.id)
+    def order_key(self) -> tuple[int, int, int, int]:
+        # Prices (special, member) before percentages and sets, so a price is a price: of equal
+        # priority, 限时特价 then 第二件半价 gives half of the special price, not nothing.
+        rank = (LINE_KINDS + BASKET_KINDS).index(self.kind) if self.kind in LINE_KINDS + BASKET_KINDS else 99
+        return (self.stage, self.priority, rank, self.id)
 
     def in_context(self, ctx: Context) -> bool:
         if self.remaining_uses is not None and self.remaining_uses <= 0:

@@ -230,3 +230,11 @@ def test_many_groups_fall_back_to_a_greedy_choice_and_stay_deterministic():
     first = promotions_apply(rules, basket, POS)
     assert first == promotions_apply(list(reversed(rules)), basket, POS)
     assert first.total > 0 and all(s <= D("100") for s in first.line_discounts)
+
+
+def test_of_equal_priority_a_price_comes_before_a_percentage():
+    nth = rule(engine.NTH_ITEM, id=1, nth=2, percent=D("50"))
+    special = rule(engine.SPECIAL_PRICE, id=2, price=D("89.00"))
+    total, _, result = taken([nth, special], [item(1, 2, "99.00")])
+    assert [a.rule.id for a in result.applied] == [2, 1]
+    assert total == D("20.00") + D("44.50")
