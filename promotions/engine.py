@@ -16,7 +16,8 @@ How a basket is priced:
    the lines cost after the promotions before it, so a 满减 threshold is measured on the price
    after the special prices (the retail rule: 满减 counts what is paid for the goods).
 3. Promotions without an exclusivity group always stack.  Of the promotions sharing a group, one
-   applies per sale: every choice is tried (up to ``EXHAUSTIVE_LIMIT`` combinations, else one
+   applies per sale: every choice is tried (up to ``EXHAUSTIVE_LIMIT`` combinations; past that,
+   only the ``SHORTLIST`` options of each group that take off most on their own, and past that one
    greedy pass group by group) and the combination taking the most off wins; ties go to the
    earlier choice (priority, then id), so the answer is deterministic.
 4. Every amount is a discount on a line, rounded to the fen and never more than what the line
@@ -38,7 +39,8 @@ from decimal import Decimal
 from o2o.money import ZERO, allocate, money
 
 HUNDRED = Decimal(100)
-EXHAUSTIVE_LIMIT = 256
+EXHAUSTIVE_LIMIT = 64  # combinations of group choices tried one by one
+SHORTLIST = 2  # past that, the options of a group worth trying: the best alone, by what they take off
 
 THRESHOLD_OFF = "threshold_off"  # 满减
 THRESHOLD_PERCENT = "threshold_percent"  # 满折
@@ -246,8 +248,9 @@ def _special_price(price: Decimal | None, items, now, idx) -> dict[int, Decimal]
     if price is None:
         return {}
     out = {}
+    price = money(price)
     for i in idx:
-        off = money(now[i] - price * items[i].qty)
+        off = now[i] - price * items[i].qty  # exact: both in fen
         if off > 0:
             out[i] = min(off, now[i])
     return out
@@ -310,8 +313,9 @@ def _gift(rule: Rule, items, now, idx) -> tuple[dict[int, Decimal], dict[int, in
     return {i: min(money(v), now[i]) for i, v in out.items() if money(v) > 0}, qtys
 
 
-def _one(rule: Rule, items: tuple[Item, ...], now: list[Decimal], ctx: Context) -> list[Applied]:
-    idx = [i for i, it in enumerate(items) if now[i] > 0 and rule.covers(it)]
+def _one(rule: Rule, items: tuple[Item, ...], now: list[Decimal], ctx: Context,
+         covered: tuple[int, ...]) -> list[Applied]:
+    idx = [i for i in covered if now[i] > 0]
     if not idx and rule.kind != GIFT:
         return []
     qtys: dict[int, int] = {}
@@ -339,18 +343,32 @@ def _one(rule: Rule, items: tuple[Item, ...], now: list[Decimal], ctx: Context) 
             for i, amount in sorted(parts.items())]
 
 
-def _run(rules: list[Rule], items: tuple[Item, ...], ctx: Context) -> tuple[list[Applied], list[Decimal]]:
-    now = [money(it.amount) for it in items]
-    applied: list[Applied] = []
+def _run(rules: list[Rule], items: tuple[Item, ...], ctx: Context, cover: dict[int, tuple[int, ...]],
+         start: tuple[list[Applied], list[Decimal]] | None = None) -> tuple[list[Applied], list[Decimal]]:
+    """Apply ``rules`` in order; ``start``: (applied, what the lines cost) after the rules before them."""
+    base = [it.amount for it in items]  # in fen (promotions_apply quantized them)
+    now = list(start[1]) if start else list(base)
+    applied: list[Applied] = list(start[0]) if start else []
     for rule in sorted(rules, key=lambda r: r.order_key):
-        for a in _one(rule, items, now, ctx):
-            now[a.line] = money(now[a.line] - a.amount)
+        for a in _one(rule, items, now, ctx, cover[rule.id]):
+            now[a.line] = now[a.line] - a.amount  # exact: both in fen
             applied.append(a)
-    return applied, [money(it.amount - left) for it, left in zip(items, now)]
+    return applied, now
+
+
+def _discounts(items: tuple[Item, ...], now: list[Decimal]) -> list[Decimal]:
+    return [it.amount - left for it, left in zip(items, now)]
 
 
 def _taken(applied: list[Applied]) -> Decimal:
     return money(sum((a.amount for a in applied), ZERO))
+
+
+def _combinations(options: list[list[Rule]]) -> int:
+    n = 1
+    for opt in options:
+        n *= len(opt)
+    return n
 
 
 def candidates(rules, items: tuple[Item, ...], ctx: Context) -> list[Rule]:
@@ -368,7 +386,8 @@ def candidates(rules, items: tuple[Item, ...], ctx: Context) -> list[Rule]:
 
 def promotions_apply(rules, items, ctx: Context) -> Result:
     """The best combination of ``rules`` for the basket ``items`` in ``ctx`` (see the module docstring)."""
-    items = tuple(items)
+    items = tuple(it if it.amount == money(it.amount) and it.amount.as_tuple().exponent == -2
+                  else Item(**{**it.__dict__, "amount": money(it.amount)}) for it in items)
     found = sorted(candidates(rules, items, ctx), key=lambda r: r.order_key)
     if not found:
         return Result(line_discounts=tuple(ZERO for _ in items))
@@ -378,23 +397,33 @@ def promotions_apply(rules, items, ctx: Context) -> Result:
         if r.group:
             groups.setdefault(r.group, []).append(r)
     options = [groups[g] for g in sorted(groups)]
+    cover = {r.id: tuple(i for i, it in enumerate(items) if r.covers(it)) for r in found}
+    if _combinations(options) > EXHAUSTIVE_LIMIT:
+        # Too many to try them all: keep, in each group, the options that take off most on their own.
+        def alone(rule: Rule) -> Decimal:
+            return _taken(_one(rule, items, [it.amount for it in items], ctx, cover[rule.id]))
+
+        options = [sorted(opt, key=lambda r: -alone(r))[:SHORTLIST] if len(opt) > SHORTLIST else opt
+                   for opt in options]
+    # The stacking promotions that run before any group's choice give the same start to every trial.
+    first = min((r.order_key for opt in options for r in opt), default=None)
+    early = [r for r in free if first is None or r.order_key < first]
+    late = [r for r in free if first is not None and r.order_key >= first]
+    start = _run(early, items, ctx, cover)
     best: tuple[Decimal, list[Applied], list[Decimal]] | None = None
-    combos = 1
-    for opt in options:
-        combos *= len(opt)
-    if combos <= EXHAUSTIVE_LIMIT:
+    if _combinations(options) <= EXHAUSTIVE_LIMIT:
         for choice in itertools.product(*options):
-            applied, lines = _run(free + list(choice), items, ctx)
+            applied, now = _run(late + list(choice), items, ctx, cover, start)
             if best is None or _taken(applied) > best[0]:
-                best = (_taken(applied), applied, lines)
+                best = (_taken(applied), applied, now)
     else:
-        # Too many combinations to try them all: choose group by group, the others fixed.
+        # Still too many: choose group by group, the others fixed.
         chosen = [opt[0] for opt in options]
         for g, opt in enumerate(options):
             for rule in opt:
                 trial = chosen[:g] + [rule] + chosen[g + 1:]
-                applied, lines = _run(free + trial, items, ctx)
+                applied, now = _run(late + trial, items, ctx, cover, start)
                 if best is None or _taken(applied) > best[0]:
-                    best, chosen = (_taken(applied), applied, lines), trial
-    _, applied, lines = best
-    return Result(applied=tuple(applied), line_discounts=tuple(lines), candidates=tuple(found))
+                    best, chosen = (_taken(applied), applied, now), trial
+    _, applied, now = best
+    return Result(applied=tuple(applied), line_discounts=tuple(_discounts(items, now)), candidates=tuple(found))
