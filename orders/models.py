@@ -9,6 +9,7 @@ so any partial refund is exact.
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -205,6 +206,11 @@ class OrderLinePromotion(models.Model):
     amount = models.DecimalField(_("taken off"), **MONEY)
     gift_qty = models.PositiveIntegerField(_("gift units"), default=0)
     gift_cost = models.DecimalField(_("cost of the gift"), default=Decimal("0.00"), **MONEY)
+    # 买赠: how many units of what earned the gift, and how many gift units' value a return of
+    # those goods has taken back since (the customer kept the gift without what earned it).
+    buy_qty = models.PositiveIntegerField(_("units that earn the gift"), default=0)
+    earned_by = ArrayField(models.BigIntegerField(), default=list, blank=True, verbose_name=_("earned by SKUs"))
+    gift_taken_back = models.PositiveIntegerField(_("gift units taken back"), default=0)
 
     class Meta:
         verbose_name = _("promotion on an order line")

@@ -146,9 +146,11 @@ def _lines_create(order: Order, priced: PricedSale, plan: dict[int, dict[int, in
 
 def _line_promotion(line: OrderLine, applied, amount: Decimal, first: bool) -> OrderLinePromotion:
     rule = applied.rule
+    gift = applied.gift_qty > 0 and first
     return OrderLinePromotion(line=line, promotion_id=rule.id, code=rule.code, name=rule.name, kind=rule.kind,
-                              bearer=rule.bearer, amount=amount, gift_qty=applied.gift_qty if first else 0,
-                              gift_cost=applied.gift_cost if first else ZERO)
+                              bearer=rule.bearer, amount=amount, gift_qty=applied.gift_qty if gift else 0,
+                              gift_cost=applied.gift_cost if gift else ZERO, buy_qty=rule.buy_qty if gift else 0,
+                              earned_by=list(applied.earned_by) if gift else [])
 
 
 def _promotions_hold(priced: PricedSale, reprice) -> PricedSale:
@@ -770,6 +772,7 @@ def _return_goods(order: Order, *, store: Store, lines: Sequence[ReturnLineIn], 
             restock[item.condition].append((ln.sku_id, item.qty))
         OrderLine.objects.filter(pk=ln.pk).update(qty_returned=F("qty_returned") + qty,
                                                   refunded_amount=F("refunded_amount") + refund)
+    _gifts_taken_back(order_lines, picked, return_lines)
     ReturnLine.objects.bulk_create(return_lines)
     for condition, items in restock.items():
         if items:
@@ -779,6 +782,42 @@ def _return_goods(order: Order, *, store: Store, lines: Sequence[ReturnLineIn], 
     ret.refund_total = money(sum((r.refund_amount for r in return_lines), ZERO))
     ret.save(update_fields=["refund_total"])
     return ret
+
+
+def _gifts_taken_back(order_lines: dict[int, OrderLine], picked: dict[int, list[ReturnLineIn]],
+                      return_lines: list[ReturnLine]) -> None:
+    """买赠: goods that earned a gift come back while the customer keeps the gift: the gift's value
+    is taken back from their refund (never below zero), and the refunded amounts are adjusted in place.
+
+    A gift line was sold at zero, so bringing the gift back refunds nothing; bringing it back with the
+    goods, nothing is taken.  Each gift unit's value is taken back at most once (``gift_taken_back``).
+    Runs under the order's row lock, like the rest of the return.
+    """
+    gifts = list(OrderLinePromotion.objects.filter(line_id__in=list(order_lines), gift_qty__gt=0))
+    if not gifts:
+        return
+    returning = {line_id: sum(i.qty for i in items) for line_id, items in picked.items()}
+    kept_by_sku: dict[int, int] = {}
+    for ln in order_lines.values():
+        kept_by_sku[ln.sku_id] = kept_by_sku.get(ln.sku_id, 0) + ln.qty - ln.qty_returned - returning.get(ln.pk, 0)
+    for gift in gifts:
+        gift_line = order_lines[gift.line_id]
+        per_set = gift.buy_qty + (gift.gift_qty if gift_line.sku_id in gift.earned_by else 0)
+        earned = (sum(kept_by_sku.get(s, 0) for s in gift.earned_by) // per_set) * gift.gift_qty if per_set else 0
+        kept = min(gift.gift_qty, gift_line.qty - gift_line.qty_returned - returning.get(gift_line.pk, 0))
+        units = max(0, kept - earned - gift.gift_taken_back)
+        if not units:
+            continue
+        per_unit = allocate(gift.amount, [Decimal(1)] * gift.gift_qty)
+        owed = money(sum(per_unit[gift.gift_taken_back:gift.gift_taken_back + units], ZERO))
+        for rl in return_lines:
+            if owed <= 0:
+                break
+            if rl.order_line.sku_id in gift.earned_by and rl.order_line_id != gift.line_id:
+                take = min(owed, rl.refund_amount)
+                rl.refund_amount, owed = money(rl.refund_amount - take), money(owed - take)
+                OrderLine.objects.filter(pk=rl.order_line_id).update(refunded_amount=F("refunded_amount") - take)
+        OrderLinePromotion.objects.filter(pk=gift.pk).update(gift_taken_back=F("gift_taken_back") + units)
 
 
 def _after_return(order: Order, ret: Return, *, actor, store: Store) -> None:

@@ -173,6 +173,8 @@ class Applied:
     amount: Decimal
     gift_qty: int = 0
     gift_cost: Decimal = ZERO
+    # 买赠: the SKUs whose units earned the gift (a return of them may take the gift's value back)
+    earned_by: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -338,8 +340,10 @@ def _one(rule: Rule, items: tuple[Item, ...], now: list[Decimal], ctx: Context,
     total = money(sum(parts.values(), ZERO))
     if total <= 0 or (rule.remaining_budget is not None and total > rule.remaining_budget):
         return []  # a promotion whose budget cannot cover this sale does not apply to it
+    earned_by = tuple(sorted({items[i].sku_id for i in idx})) if rule.kind == GIFT else ()
     return [Applied(rule=rule, line=i, amount=amount, gift_qty=qtys.get(i, 0),
-                    gift_cost=money(items[i].cost_price * qtys[i]) if qtys.get(i) else ZERO)
+                    gift_cost=money(items[i].cost_price * qtys[i]) if qtys.get(i) else ZERO,
+                    earned_by=earned_by if qtys.get(i) else ())
             for i, amount in sorted(parts.items())]
 
 

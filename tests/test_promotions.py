@@ -5,9 +5,11 @@ against the promotions; marketplace orders keep the marketplace's price."""
 
 import re
 import uuid
+from io import StringIO
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 
 from catalog.tests.factories import SkuFactory
@@ -204,3 +206,44 @@ def test_a_paused_promotion_stops_at_once_and_the_exchange_prices_the_new_goods_
     assert result.order.total == D("199.00")  # jeans at the special price
     assert OrderLinePromotion.objects.get(line__order=result.order).code == "JEANS"
     assert Promotion.objects.get(code="JEANS").used_count == 1
+
+
+def test_returning_the_goods_without_the_gift_takes_the_gifts_value_back(clerk, store_a, goods, promotions):
+    shirt, _, socks = goods
+    sale = order_services.pos_sale_create(store=store_a, client_uuid=uuid.uuid4(), actor=clerk,
+                                          lines=[LineIn(shirt.id, 2), LineIn(socks.id, 1)],
+                                          tenders=[TenderIn("cash", D("148.50"))]).order
+    lines = {ln.sku_id: ln for ln in sale.lines.all()}
+    gift = OrderLinePromotion.objects.get(line__order=sale, code="SOCKS")
+    assert (gift.buy_qty, gift.earned_by) == (2, [shirt.id])
+
+    # One shirt back, the socks kept: one shirt no longer earns them; their 19.90 comes off the refund.
+    first = order_services.return_create(order=sale, store=store_a, actor=clerk,
+                                         lines=[ReturnLineIn(lines[shirt.id].pk, 1)])
+    assert first.refund_total == D("74.25") - D("19.90")
+    # The rest back, gift included: nothing more is taken; the gift line refunds nothing.
+    rest = order_services.return_create(order=sale, store=store_a, actor=clerk,
+                                        lines=[ReturnLineIn(lines[shirt.id].pk, 1), ReturnLineIn(lines[socks.id].pk, 1)])
+    assert rest.refund_total == D("74.25")
+    gift.refresh_from_db()
+    assert gift.gift_taken_back == 1
+    line = sale.lines.get(sku=shirt)
+    assert line.refunded_amount == sum(rl.refund_amount for rl in line.return_lines.all()) == D("128.60")
+    call_command("audit_ledgers", stdout=StringIO())
+
+
+def test_returning_the_goods_with_the_gift_refunds_them_in_full(clerk, store_a, goods, promotions):
+    shirt, _, socks = goods
+    sale = order_services.pos_sale_create(store=store_a, client_uuid=uuid.uuid4(), actor=clerk,
+                                          lines=[LineIn(shirt.id, 3), LineIn(socks.id, 1)],
+                                          tenders=[TenderIn("cash", D("247.50"))]).order
+    lines = {ln.sku_id: ln for ln in sale.lines.all()}
+    # Three shirts, one back: the two kept still earn the socks.
+    one = order_services.return_create(order=sale, store=store_a, actor=clerk,
+                                       lines=[ReturnLineIn(lines[shirt.id].pk, 1)])
+    assert one.refund_total == D("82.50")
+    both = order_services.return_create(order=sale, store=store_a, actor=clerk,
+                                        lines=[ReturnLineIn(lines[shirt.id].pk, 2), ReturnLineIn(lines[socks.id].pk, 1)])
+    assert both.refund_total == D("165.00")
+    sale.refresh_from_db()
+    assert sale.refunded_total == sale.paid_total
