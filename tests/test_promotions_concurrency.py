@@ -16,7 +16,6 @@ from o2o.errors import DomainError
 from orders import services
 from orders.models import Channel, Fulfillment, Order, OrderLinePromotion
 from orders.services import LineIn, TenderIn
-from promotions.models import Promotion
 from promotions.tests.factories import promotion
 from stores.models import Warehouse
 from stores.tests.factories import StoreFactory, WarehouseFactory
