@@ -222,9 +222,11 @@ def _promotions(lines: list[PricedLine], *, channel: str, store_id: int | None, 
 
 
 def skus_load(sku_ids) -> dict[int, Sku]:
-    """The SKUs with what pricing reads of them (list price, category), in one query."""
+    """The SKUs with what pricing reads of them (list price, category, cost for a gift) and the barcode the
+    counter shows beside each line, in one query."""
     return {s.pk: s for s in Sku.objects.filter(id__in=list(sku_ids)).select_related("product")
-            .only("id", "code", "name", "list_price", "cost_price", "is_active", "product__category_id")}
+            .only("id", "code", "barcode", "name", "list_price", "cost_price", "is_active",
+                  "product__category_id")}
 
 
 def demand_of(lines: Iterable) -> dict[int, int]:

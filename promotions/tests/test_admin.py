@@ -116,3 +116,29 @@ def test_consistency_flags_a_difference_nothing_explains(store_a, shirt, monkeyp
     rows = selectors.price_consistency(baskets=[[(shirt, 2)]], stores=[store_a])
     assert [c.flagged for c in rows[0].online] == [True, True]
     assert "SHIRT2 differs without a reason" in rows[0].online[0].notes[0]
+
+
+def test_head_office_staff_run_promotions_and_a_store_manager_cannot(store_a, shirt):
+    from stores.models import Role
+    from stores.services import staff_create
+
+    def login(role, username):
+        user = staff_create(username=username, password="pw-12345678", display_name=username, role=role,
+                            employee_no=f"E-{username}", stores=[store_a] if role == Role.STORE_MANAGER else []).user
+        client = Client(HTTP_ACCEPT_LANGUAGE="en")
+        client.force_login(user)
+        return client
+
+    promo = promotion(code="SHIRT2", kind="nth_item", nth=2, percent=D("50"), skus=[shirt])
+    hq, manager = login(Role.HQ_ADMIN, "hq1"), login(Role.STORE_MANAGER, "mgr1")
+
+    assert hq.get(reverse("admin:promotions_promotion_changelist")).status_code == 200
+    assert hq.get(reverse("admin:promotions_promotion_preview")).status_code == 200
+    assert hq.post(reverse("admin:promotions_promotion_changelist"),
+                   {"action": "pause", ACTION_CHECKBOX_NAME: [promo.pk]}).status_code == 302
+    promo.refresh_from_db()
+    assert promo.status == "paused"
+    for path in (reverse("admin:promotions_promotion_changelist"), reverse("admin:promotions_promotion_preview"),
+                 reverse("admin:promotions_promotion_consistency")):
+        response = manager.get(path)  # not admin staff: sent to the login page
+        assert response.status_code == 302 and reverse("admin:login") in response.url, path
