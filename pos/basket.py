@@ -261,6 +261,11 @@ class PricedBasket:
         return self.sale.promotion_discount if self.sale else ZERO
 
     @property
+    def coupon_skipped(self) -> bool:
+        """The coupon does not stack with promotions, and the promotions save more: it is not used."""
+        return bool(self.sale and self.sale.coupon_skipped)
+
+    @property
     def discount_total(self) -> Decimal:
         """The clerk's discounts (price overrides and the basket discount), without the coupon."""
         return money(self.override_discount + self.manual_discount)

@@ -247,3 +247,22 @@ def test_returning_the_goods_with_the_gift_refunds_them_in_full(clerk, store_a, 
     assert both.refund_total == D("165.00")
     sale.refresh_from_db()
     assert sale.refunded_total == sale.paid_total
+
+
+def test_the_counter_says_when_a_coupon_is_left_for_the_promotions(clerk, store_a, goods, promotions):
+    from members.services import members
+
+    _, jeans, _ = goods
+    member = members.member_register(phone="13800138000", channel="pos", store_id=store_a.pk, name="王芳")
+    code = coupons.coupon_issue(template=make_template(amount=D("20.00"), stacks_with_promotions=False),
+                                member=member).code
+    client = login(clerk)
+    uid, _ = pos_basket(client, [(jeans, 1)])
+
+    page = htmx(client, reverse("pos:sale_coupon"), {"coupon": code}).content.decode()
+
+    assert 'data-testid="coupon-skipped"' in page and 'data-due="199.00"' in page
+    htmx(client, reverse("pos:sale_complete"), {"client_uuid": uid, "cash_tendered": "200"})
+    sale = Order.objects.get(client_uuid=uid)
+    assert (sale.total, sale.coupon_code, sale.coupon_discount) == (D("199.00"), "", D("0.00"))
+    assert coupons.IssuedCoupon.objects.get(code=code).status == "issued"
