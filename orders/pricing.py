@@ -1,10 +1,10 @@
 """One priced sale: a basket or an order input priced once, into one object everything else reads.
 
 ``sale_price`` reads the catalogue once and returns a :class:`PricedSale`: the lines with their
-list prices, what the live promotions take off each line (``promotions.engine``: the same engine for
-the POS, online orders and exchanges, so a basket costs the same in every channel; marketplace
-orders keep the marketplace's own prices), the order-level discount (a clerk's discount and price overrides, or a partner's
-discount) allocated to the lines to the fen, the coupon quoted on what each line costs after that
+list prices, what the live promotions take off each line (``promotions.engine``: the same engine
+for the POS, online orders and exchanges, so a basket costs the same in every channel; marketplace
+orders keep the marketplace's own prices), the order-level discount (a clerk's discount and price
+overrides, or a partner's discount) allocated to the lines to the fen, the coupon quoted on what each line costs after that
 discount, and the coupon's share of each line.  The POS page shows it, the POS checkout and the
 API placement create the order from it, and the coupon redemption records its quote: nothing
 downstream prices again, so the order's discount and the redemption's cannot drift apart.
@@ -123,9 +123,6 @@ class PricedSale:
                 uses[a.rule.id] = money(uses.get(a.rule.id, ZERO) + a.amount)
         return uses
 
-    def promotions_applied(self) -> list[tuple[PricedLine, engine.Applied]]:
-        return [(ln, a) for ln in self.lines for a in ln.promotions]
-
     def raise_errors(self) -> PricedSale:
         if self.errors:
             raise self.errors[0]
@@ -178,8 +175,11 @@ def sale_price(*, demand: dict[int, int], channel: str, store_id: int | None = N
             if not quote.stacks_with_promotions and any(ln.promotion for ln in lines):
                 # Either the promotions or the coupon: whichever saves the customer more.
                 bare = _order_discount(listed, order_discount)[0]
-                alone = _coupon(bare, code=coupon_code, member=member, channel=channel, store_id=store_id)
-                if alone.discount > money(sum((ln.promotion for ln in lines), ZERO)):
+                try:
+                    alone = _coupon(bare, code=coupon_code, member=member, channel=channel, store_id=store_id)
+                except DomainError:
+                    alone = None
+                if alone is not None and alone.discount > money(sum((ln.promotion for ln in lines), ZERO)):
                     lines, quote = bare, alone
                 else:
                     quote, skipped = None, "coupon_not_stackable"
