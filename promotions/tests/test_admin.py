@@ -132,7 +132,9 @@ def test_head_office_staff_run_promotions_and_a_store_manager_cannot(store_a, sh
     promo = promotion(code="SHIRT2", kind="nth_item", nth=2, percent=D("50"), skus=[shirt])
     hq, manager = login(Role.HQ_ADMIN, "hq1"), login(Role.STORE_MANAGER, "mgr1")
 
-    assert hq.get(reverse("admin:promotions_promotion_changelist")).status_code == 200
+    listing = hq.get(reverse("admin:promotions_promotion_changelist")).content.decode()
+    assert reverse("admin:promotions_promotion_preview") in listing
+    assert reverse("admin:promotions_promotion_consistency") in listing
     assert hq.get(reverse("admin:promotions_promotion_preview")).status_code == 200
     assert hq.post(reverse("admin:promotions_promotion_changelist"),
                    {"action": "pause", ACTION_CHECKBOX_NAME: [promo.pk]}).status_code == 302
