@@ -15,7 +15,7 @@ only authority on availability.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Iterable
 
@@ -132,7 +132,8 @@ class PricedSale:
 def sale_price(*, demand: dict[int, int], channel: str, store_id: int | None = None,
                order_discount: Decimal = ZERO, coupon_code: str = "", member=None,
                strict: bool = True, skus: dict[int, Sku] | None = None, city_id: int | None = None,
-               promotions_exclude: frozenset[int] = frozenset()) -> PricedSale:
+               promotions_exclude: frozenset[int] = frozenset(),
+               promotions_skip_skus: frozenset[int] = frozenset()) -> PricedSale:
     """Price ``demand`` ({sku id: qty}) for ``channel`` at ``store_id`` (else for delivery to ``city_id``).
 
     The promotions run first, on the list prices; the order-level discount is spread on what the
@@ -140,6 +141,8 @@ def sale_price(*, demand: dict[int, int], channel: str, store_id: int | None = N
     not stack with promotions is weighed against them: the sale takes whichever saves more (the
     promotions on a tie, so the coupon stays for another day), and says why in ``coupon_skipped``.
     ``promotions_exclude``: promotion ids to leave out (ones that ran out while the sale was made).
+    ``promotions_skip_skus``: SKUs whose price a manager set at the counter: that price is the price,
+    they take no promotion (nor count towards one).
 
     With ``strict`` the first problem is raised (unknown_sku, inactive_sku, invalid_discount, the
     coupon errors); otherwise the sale is priced as far as it can be and the problems are kept in
@@ -159,7 +162,7 @@ def sale_price(*, demand: dict[int, int], channel: str, store_id: int | None = N
                          category_id=skus[sku_id].product.category_id)
               for sku_id, qty in demand.items() if sku_id in skus]
     promoted = _promotions(listed, channel=channel, store_id=store_id, city_id=city_id, member=member,
-                           exclude=promotions_exclude)
+                           exclude=promotions_exclude, skip_skus=promotions_skip_skus)
     order_discount = money(order_discount)
     lines, discount_error = _order_discount(promoted, order_discount)
     if discount_error is not None:
@@ -205,20 +208,24 @@ def _order_discount(lines: list[PricedLine], amount: Decimal) -> tuple[list[Pric
 
 
 def _promotions(lines: list[PricedLine], *, channel: str, store_id: int | None, city_id: int | None, member,
-                exclude: frozenset[int]) -> list[PricedLine]:
+                exclude: frozenset[int], skip_skus: frozenset[int]) -> list[PricedLine]:
     """The lines with what the live promotions take off them.  Marketplaces keep their own prices."""
-    if channel == Channel.MARKETPLACE or not lines:
+    taking = [i for i, ln in enumerate(lines) if ln.sku.pk not in skip_skus]
+    if channel == Channel.MARKETPLACE or not taking:
         return lines
     result = promo_read.promotions_price(
         items=[engine.Item(sku_id=ln.sku.pk, qty=ln.qty, amount=ln.gross, product_id=ln.sku.product_id,
-                           category_id=ln.category_id, cost_price=ln.sku.cost_price) for ln in lines],
+                           category_id=ln.category_id, cost_price=ln.sku.cost_price)
+               for ln in (lines[i] for i in taking)],
         channel=channel, store_id=store_id, city_id=city_id, exclude=exclude,
         tier_code=lambda: member.tier.code if member is not None and member.tier_id else "")
     if not result.applied:
         return lines
-    return [_with(ln, promotion=result.line_discounts[i],
-                  promotions=tuple(a for a in result.applied if a.line == i))
-            for i, ln in enumerate(lines)]
+    out = list(lines)
+    for n, i in enumerate(taking):
+        out[i] = _with(lines[i], promotion=result.line_discounts[n],
+                       promotions=tuple(replace(a, line=i) for a in result.applied if a.line == n))
+    return out
 
 
 def skus_load(sku_ids) -> dict[int, Sku]:

@@ -326,7 +326,8 @@ def basket_price(basket: Basket, store: Store, *, member=None) -> PricedBasket:
         priced.sale = sale_price(demand=demand_of(basket.lines), channel=Channel.POS, store_id=store.pk,
                                  order_discount=priced.discount_total, coupon_code=basket.coupon,
                                  member=member if member is not None else basket.member_id, strict=False,
-                                 skus=skus)
+                                 skus=skus, promotions_skip_skus=frozenset(
+                                     ln.sku_id for ln in basket.lines if ln.price is not None))
         shown: dict[int, tuple] = {ln.sku.pk: ln.promotions for ln in priced.sale.lines}
         for line in priced.lines:  # a SKU on two basket lines shows its promotions once
             line.promotions = shown.pop(line.sku.pk, ())

@@ -266,3 +266,21 @@ def test_the_counter_says_when_a_coupon_is_left_for_the_promotions(clerk, store_
     sale = Order.objects.get(client_uuid=uid)
     assert (sale.total, sale.coupon_code, sale.coupon_discount) == (D("199.00"), "", D("0.00"))
     assert coupons.IssuedCoupon.objects.get(code=code).status == "issued"
+
+
+def test_a_managers_price_override_is_the_price_no_promotion_on_top(clerk, store_a, goods, promotions):
+    from payments import approvals
+
+    _, jeans, _ = goods
+    manager = StaffFactory(role=Role.STORE_MANAGER, store=store_a).user
+    approvals.manager_pin_set(user=manager, pin="4321")
+    client = login(clerk)
+    uid, page = pos_basket(client, [(jeans, 1)])
+    assert 'data-due="199.00"' in page  # the special price
+
+    page = htmx(client, reverse("pos:sale_price", args=[0]), {"price": "220", "pin": "4321"}).content.decode()
+
+    assert 'data-due="220.00"' in page and "牛仔裤限时特价" not in page
+    htmx(client, reverse("pos:sale_complete"), {"client_uuid": uid, "cash_tendered": "220"})
+    sale = Order.objects.get(client_uuid=uid)
+    assert sale.total == D("220.00") and not OrderLinePromotion.objects.filter(line__order=sale).exists()
