@@ -340,7 +340,8 @@ class CouponTemplateAdmin(admin.ModelAdmin):
     autocomplete_fields = ["stores", "categories", "skus"]
     fieldsets = [
         (None, {"fields": ["code", "name", "description", "is_active"]}),
-        (_("Terms"), {"fields": ["kind", "amount", "percent", "max_discount", "threshold"]}),
+        (_("Terms"), {"fields": ["kind", "amount", "percent", "max_discount", "threshold",
+                                 "stacks_with_promotions"]}),
         (_("Scope (empty means all)"), {"fields": ["channels", "stores", "categories", "skus"]}),
         (_("Validity"), {"fields": ["validity", "valid_from", "valid_until", "valid_days"]}),
         (_("Limits and issue channels"), {"fields": ["total_limit", "per_member_limit", "issued_count",

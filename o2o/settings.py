@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "inventory",
     "payments",
     "members",
+    "promotions",
     "orders",
     "settlement",
     "reporting",

@@ -19,6 +19,7 @@ from orders.models import (
     Order,
     OrderEvent,
     OrderLine,
+    OrderLinePromotion,
     Return,
     ReturnLine,
     Shipment,
@@ -149,6 +150,36 @@ class ReturnAdmin(StoreScoped, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Return._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OrderLinePromotion)
+class OrderLinePromotionAdmin(StoreScoped, admin.ModelAdmin):
+    """What each promotion took off each line sold, with who bears it: the promotion cost by bearer."""
+
+    store_scope = ("line__order__store",)
+    list_display = ["order_number", "sku_code", "code", "name", "kind", "bearer", "amount", "gift_qty", "gift_cost",
+                    "gift_taken_back"]
+    list_filter = ["bearer", "kind", "code", "line__order__store"]
+    search_fields = ["line__order__number", "code", "name", "line__sku_code"]
+    date_hierarchy = "line__order__created_at"
+    list_select_related = ["line__order"]
+
+    @admin.display(description=_("order number"), ordering="line__order__number")
+    def order_number(self, obj):
+        return obj.line.order.number
+
+    @admin.display(description=_("SKU code"), ordering="line__sku_code")
+    def sku_code(self, obj):
+        return obj.line.sku_code
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in OrderLinePromotion._meta.fields]
 
     def has_add_permission(self, request):
         return False

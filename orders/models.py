@@ -9,6 +9,7 @@ so any partial refund is exact.
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -191,6 +192,39 @@ class OrderLine(models.Model):
             models.CheckConstraint(condition=Q(refunded_amount__lte=F("line_total")),
                                    name="order_line_refund_within_total"),
         ]
+
+
+class OrderLinePromotion(models.Model):
+    """What one promotion took off one order line: the receipt's explanation and the promotion's cost.
+
+    A row per promotion per line rather than JSON on the line: reports and settlement sum them by
+    promotion and by cost bearer in SQL, the promotion is protected from deletion while sales refer
+    to it, and the code, name and bearer are snapshots, so editing a promotion later changes no
+    sale already made.  The line's ``discount`` includes these amounts; a return refunds per line,
+    so it gives back the promotion's share with the goods.
+    """
+
+    line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="promotions")
+    promotion = models.ForeignKey("promotions.Promotion", on_delete=models.PROTECT, related_name="+",
+                                  verbose_name=_("promotion"))
+    code = models.CharField(_("code"), max_length=40)
+    name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=20)
+    bearer = models.CharField(_("cost borne by"), max_length=10)
+    amount = models.DecimalField(_("taken off"), **MONEY)
+    gift_qty = models.PositiveIntegerField(_("gift units"), default=0)
+    gift_cost = models.DecimalField(_("cost of the gift"), default=Decimal("0.00"), **MONEY)
+    # 买赠: how many units of what earned the gift, and how many gift units' value a return of
+    # those goods has taken back since (the customer kept the gift without what earned it).
+    buy_qty = models.PositiveIntegerField(_("units that earn the gift"), default=0)
+    earned_by = ArrayField(models.BigIntegerField(), default=list, blank=True, verbose_name=_("earned by SKUs"))
+    gift_taken_back = models.PositiveIntegerField(_("gift units taken back"), default=0)
+
+    class Meta:
+        verbose_name = _("promotion on an order line")
+        verbose_name_plural = _("promotions on order lines")
+        ordering = ["line_id", "id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="order_line_promotion_positive")]
 
 
 class OrderEvent(models.Model):

@@ -58,6 +58,7 @@ from orders.models import (
     Order,
     OrderEvent,
     OrderLine,
+    OrderLinePromotion,
     Return,
     ReturnLine,
     Shipment,
@@ -69,6 +70,8 @@ from payments import selectors as pay_read
 from payments import services as pay
 from payments.models import Payment, Refund
 from payments.tenders import tender_for
+from promotions.exceptions import PromotionExhausted
+from promotions.services import promotions_consume, promotions_release
 from stores.models import Store
 
 ONLINE_CHANNELS = {Channel.WEB, Channel.MINI_PROGRAM, Channel.MARKETPLACE}
@@ -117,21 +120,56 @@ def _demand(lines: Sequence[LineIn]) -> dict[int, int]:
 
 def _lines_create(order: Order, priced: PricedSale, plan: dict[int, dict[int, int]] | None,
                   warehouse_id: int | None, handed_over: bool = False) -> list[OrderLine]:
-    """One OrderLine per SKU and warehouse; a split SKU's discount is re-allocated across its parts."""
-    lines, line_no = [], 0
+    """One OrderLine per SKU and warehouse; a split SKU's discount is re-allocated across its parts.
+
+    What each promotion took off a line is kept beside it (``OrderLinePromotion``), split like the
+    discount."""
+    lines, line_no, explained = [], 0, []
     for row in priced.lines:
         sku = row.sku
         parts = [(w, q[sku.id]) for w, q in plan.items() if sku.id in q] if plan else [(warehouse_id, row.qty)]
-        discounts = allocate(row.discount, [Decimal(q) for _, q in parts])
-        coupon_parts = allocate(row.coupon, [Decimal(q) for _, q in parts])
-        for (wid, qty), disc, coupon in zip(parts, discounts, coupon_parts):
+        weights = [Decimal(q) for _, q in parts]
+        discounts = allocate(row.discount, weights)
+        coupon_parts = allocate(row.coupon, weights)
+        promo_parts = [allocate(a.amount, weights) for a in row.promotions]
+        for n, ((wid, qty), disc, coupon) in enumerate(zip(parts, discounts, coupon_parts)):
             line_no += 1
-            lines.append(OrderLine(order=order, line_no=line_no, sku=sku, sku_code=sku.code, name=sku.name,
-                                   unit_price=row.unit_price, qty=qty, discount=disc, warehouse_id=wid,
-                                   coupon_discount=coupon, category_id_snapshot=row.category_id,
-                                   line_total=money(row.unit_price * qty - disc),
-                                   qty_shipped=qty if handed_over else 0))
-    return OrderLine.objects.bulk_create(lines)
+            line = OrderLine(order=order, line_no=line_no, sku=sku, sku_code=sku.code, name=sku.name,
+                             unit_price=row.unit_price, qty=qty, discount=disc, warehouse_id=wid,
+                             coupon_discount=coupon, category_id_snapshot=row.category_id,
+                             line_total=money(row.unit_price * qty - disc), qty_shipped=qty if handed_over else 0)
+            lines.append(line)
+            explained.extend(_line_promotion(line, a, shares[n], n == 0)
+                             for a, shares in zip(row.promotions, promo_parts) if shares[n] > 0)
+    made = OrderLine.objects.bulk_create(lines)
+    if explained:
+        OrderLinePromotion.objects.bulk_create(explained)
+    return made
+
+
+def _line_promotion(line: OrderLine, applied, amount: Decimal, first: bool) -> OrderLinePromotion:
+    rule = applied.rule
+    gift = applied.gift_qty > 0 and first
+    return OrderLinePromotion(line=line, promotion_id=rule.id, code=rule.code, name=rule.name, kind=rule.kind,
+                              bearer=rule.bearer, amount=amount, gift_qty=applied.gift_qty if gift else 0,
+                              gift_cost=applied.gift_cost if gift else ZERO, buy_qty=rule.buy_qty if gift else 0,
+                              earned_by=list(applied.earned_by) if gift else [])
+
+
+def _promotions_hold(priced: PricedSale, reprice) -> PricedSale:
+    """Take the sale's uses of its promotions within their caps; one that ran out since the sale was
+    priced is left out and the sale priced again without it (``reprice(exclude)``), a bounded number
+    of times."""
+    excluded: frozenset[int] = frozenset()
+    for _attempt in range(5):
+        try:
+            promotions_consume(uses=priced.promotion_uses())
+            return priced
+        except PromotionExhausted as exc:
+            excluded = excluded | frozenset(exc.params["promotions"])
+            priced = reprice(excluded)
+    promotions_consume(uses=priced.promotion_uses())
+    return priced
 
 
 def _existing(*, lookup: dict[str, Any], request_hash: str) -> Order | None:
@@ -225,8 +263,13 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
         existing = _existing(lookup=lookup, request_hash=request_hash)
         if existing is not None:
             return PlaceResult(existing, created=False)
-    priced = sale_price(demand=demand, channel=channel, store_id=store.pk if store else None,
-                        order_discount=discount, coupon_code=coupon_code, member=member)
+    def reprice(exclude: frozenset[int] = frozenset()) -> PricedSale:
+        return sale_price(demand=demand, channel=channel, store_id=store.pk if store else None,
+                          city_id=ship_city_id, order_discount=discount, coupon_code=coupon_code, member=member,
+                          promotions_exclude=exclude)
+
+    # A promotion that runs out while this order is placed is left out: the order takes the new price.
+    priced = _promotions_hold(reprice(), reprice)
     config = allocation.channel_config(channel)
     warehouses = allocation.candidates(channel=channel, fulfillment=fulfillment, store=store,
                                        ship_city_id=ship_city_id, config=config)
@@ -246,6 +289,7 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
                   **_member_fields(member, priced.coupon, chosen_guide_id=None))
     order, created = _insert_order(order, lookup=lookup, request_hash=request_hash, key_constraint=_EXTERNAL_ID_ONCE)
     if not created:
+        promotions_release(uses=priced.promotion_uses())
         return PlaceResult(order, created=False)
     _lines_create(order, priced, plan, None)
     membership.coupon_redeem(order, priced, actor=actor, partner=partner)
@@ -515,6 +559,8 @@ def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, tenders: Sequ
     order, created = _insert_order(order, lookup=lookup, request_hash=request_hash, key_constraint=_CLIENT_UUID_ONCE)
     if not created:
         return PlaceResult(order, created=False)
+    # The counter priced the sale and the customer pays that: a promotion that ran out since is refused.
+    promotions_consume(uses=priced.promotion_uses())
     lines_made = _lines_create(order, priced, None, store.warehouse_id, handed_over=True)
     stock.stock_sell(warehouse=store.warehouse_id, lines=[(ln.sku_id, ln.qty) for ln in lines_made],
                      reference=order.number, actor=actor)
@@ -803,6 +849,7 @@ def _return_goods(order: Order, *, store: Store, lines: Sequence[ReturnLineIn], 
             restock[item.condition].append((ln.sku_id, item.qty))
         OrderLine.objects.filter(pk=ln.pk).update(qty_returned=F("qty_returned") + qty,
                                                   refunded_amount=F("refunded_amount") + refund)
+    _gifts_taken_back(order_lines, picked, return_lines)
     ReturnLine.objects.bulk_create(return_lines)
     for condition, items in restock.items():
         if items:
@@ -812,6 +859,42 @@ def _return_goods(order: Order, *, store: Store, lines: Sequence[ReturnLineIn], 
     ret.refund_total = money(sum((r.refund_amount for r in return_lines), ZERO))
     ret.save(update_fields=["refund_total"])
     return ret
+
+
+def _gifts_taken_back(order_lines: dict[int, OrderLine], picked: dict[int, list[ReturnLineIn]],
+                      return_lines: list[ReturnLine]) -> None:
+    """买赠: goods that earned a gift come back while the customer keeps the gift: the gift's value
+    is taken back from their refund (never below zero), and the refunded amounts are adjusted in place.
+
+    A gift line was sold at zero, so bringing the gift back refunds nothing; bringing it back with the
+    goods, nothing is taken.  Each gift unit's value is taken back at most once (``gift_taken_back``).
+    Runs under the order's row lock, like the rest of the return.
+    """
+    gifts = list(OrderLinePromotion.objects.filter(line_id__in=list(order_lines), gift_qty__gt=0))
+    if not gifts:
+        return
+    returning = {line_id: sum(i.qty for i in items) for line_id, items in picked.items()}
+    kept_by_sku: dict[int, int] = {}
+    for ln in order_lines.values():
+        kept_by_sku[ln.sku_id] = kept_by_sku.get(ln.sku_id, 0) + ln.qty - ln.qty_returned - returning.get(ln.pk, 0)
+    for gift in gifts:
+        gift_line = order_lines[gift.line_id]
+        per_set = gift.buy_qty + (gift.gift_qty if gift_line.sku_id in gift.earned_by else 0)
+        earned = (sum(kept_by_sku.get(s, 0) for s in gift.earned_by) // per_set) * gift.gift_qty if per_set else 0
+        kept = min(gift.gift_qty, gift_line.qty - gift_line.qty_returned - returning.get(gift_line.pk, 0))
+        units = max(0, kept - earned - gift.gift_taken_back)
+        if not units:
+            continue
+        per_unit = allocate(gift.amount, [Decimal(1)] * gift.gift_qty)
+        owed = money(sum(per_unit[gift.gift_taken_back:gift.gift_taken_back + units], ZERO))
+        for rl in return_lines:
+            if owed <= 0:
+                break
+            if rl.order_line.sku_id in gift.earned_by and rl.order_line_id != gift.line_id:
+                take = min(owed, rl.refund_amount)
+                rl.refund_amount, owed = money(rl.refund_amount - take), money(owed - take)
+                OrderLine.objects.filter(pk=rl.order_line_id).update(refunded_amount=F("refunded_amount") - take)
+        OrderLinePromotion.objects.filter(pk=gift.pk).update(gift_taken_back=F("gift_taken_back") + units)
 
 
 def _after_return(order: Order, ret: Return, *, actor, store: Store, reason: str = "") -> None:

@@ -231,6 +231,7 @@ class PricedLine:
     amount: Decimal
     available: int
     overridden: bool
+    promotions: tuple = ()  # what the promotions take off this SKU (orders.pricing / promotions.engine)
 
 
 @dataclass
@@ -256,13 +257,22 @@ class PricedBasket:
         return self.sale.coupon_error if self.sale else None
 
     @property
+    def promotion_discount(self) -> Decimal:
+        return self.sale.promotion_discount if self.sale else ZERO
+
+    @property
+    def coupon_skipped(self) -> bool:
+        """The coupon does not stack with promotions, and the promotions save more: it is not used."""
+        return bool(self.sale and self.sale.coupon_skipped)
+
+    @property
     def discount_total(self) -> Decimal:
         """The clerk's discounts (price overrides and the basket discount), without the coupon."""
         return money(self.override_discount + self.manual_discount)
 
     @property
     def total(self) -> Decimal:
-        return money(self.subtotal - self.discount_total - self.coupon_discount)
+        return money(self.subtotal - self.promotion_discount - self.discount_total - self.coupon_discount)
 
     @property
     def due(self) -> Decimal:
@@ -315,7 +325,11 @@ def basket_price(basket: Basket, store: Store, *, member=None) -> PricedBasket:
         priced.sale = sale_price(demand=demand_of(basket.lines), channel=Channel.POS, store_id=store.pk,
                                  order_discount=priced.discount_total, coupon_code=basket.coupon,
                                  member=member if member is not None else basket.member_id, strict=False,
-                                 skus=skus)
+                                 skus=skus, promotions_skip_skus=frozenset(
+                                     ln.sku_id for ln in basket.lines if ln.price is not None))
+        shown: dict[int, tuple] = {ln.sku.pk: ln.promotions for ln in priced.sale.lines}
+        for line in priced.lines:  # a SKU on two basket lines shows its promotions once
+            line.promotions = shown.pop(line.sku.pk, ())
     return priced
 
 

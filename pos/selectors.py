@@ -126,13 +126,19 @@ class Receipt:
     def cash_payment(self) -> Payment | None:
         return next((p for p in self.payments if p.tender == "cash"), None)
 
+    @property
+    def promotion_discount(self) -> Decimal:
+        """What the promotions took off the sale (each line lists them)."""
+        return money(sum((p.amount for ln in self.lines for p in ln.line.promotions.all()), Decimal(0)))
+
 
 def receipt(order: Order) -> Receipt:
     payments = list(Payment.objects.filter(reference=order.number, status=Payment.Status.CAPTURED).order_by("pk"))
     tendered = CashTendered.objects.filter(payment__in=payments).first()
     returns = list(order.returns.select_related("store").prefetch_related("lines__order_line").order_by("pk"))
     lot = member_read.points_earned_for_order(order.number)
-    lines = [ReceiptLine(ln, money(ln.unit_price * ln.qty)) for ln in order.lines.order_by("line_no")]
+    lines = [ReceiptLine(ln, money(ln.unit_price * ln.qty))
+             for ln in order.lines.order_by("line_no").prefetch_related("promotions")]
     return Receipt(order=order, lines=lines, payments=payments, tendered=tendered,
                    returns=returns, refunds=list(Refund.objects.filter(payment__in=payments).order_by("pk")),
                    member=member_for_order(order),

@@ -645,7 +645,8 @@ def _receipt_page(request, order: Order, *, approval=None, error: str = "", stat
                 and order.refunded_total == 0 and not data.returns)
     return _page(request, "pos/receipt.html", {
         "order": order, "receipt": data, "qr": _qr_svg(order.number), "voidable": voidable,
-        "clerk_discount": order.discount_total - order.coupon_discount,
+        "clerk_discount": order.discount_total - order.coupon_discount - data.promotion_discount,
+        "promotion_discount": data.promotion_discount,
         "approval": approval, "error": error, "reprint": request.GET.get("reprint") == "1"}, status=status)
 
 

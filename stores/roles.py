@@ -23,8 +23,8 @@ from o2o.db import service
 from stores.models import Role
 
 # The apps whose data staff work with.  ``o2o`` holds the outbox (HQ may look at it).
-BUSINESS_APPS = ("catalog", "stores", "inventory", "members", "orders", "payments", "settlement", "reporting",
-                 "integrations", "o2o")
+BUSINESS_APPS = ("catalog", "stores", "inventory", "members", "promotions", "orders", "payments", "settlement",
+                 "reporting", "integrations", "o2o")
 
 ALL = ("add", "change", "delete", "view")
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FLOORS = {
     "o2o": 0,
     "catalog": 1, "stores": 1,
-    "members": 2, "inventory": 2,
+    "members": 2, "inventory": 2, "promotions": 2,
     "payments": 3,
     "orders": 4,
     "pos": 5, "reporting": 5, "integrations": 5, "settlement": 5,

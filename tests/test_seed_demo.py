@@ -1,3 +1,4 @@
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -133,3 +134,28 @@ def test_history_days_rings_up_orders_through_the_services_and_stays_consistent(
     seed(history_days=2)  # idempotent
     assert Order.objects.count() == made
     call_command("audit_ledgers", stdout=StringIO())
+
+
+def test_the_clerks_first_sale_shows_the_demo_promotions():
+    from django.test import Client
+    from django.urls import reverse
+
+    from promotions.models import Promotion
+
+    seed()
+    seed()  # made once
+    assert sorted(Promotion.objects.values_list("code", flat=True)) == [
+        "DEMO-M300", "DEMO-SPECIAL", "DEMO-TEE2", "DEMO-Z800"]
+    store = Store.objects.get(code="HZ001")
+    sku = (Sku.objects.filter(code__startswith=f"{PRODUCT_PREFIX}0001-",
+                              levels__warehouse=store.warehouse, levels__on_hand__gt=0)
+           .order_by("code").first())
+    assert sku is not None
+    clerk = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    clerk.force_login(get_user_model().objects.get(username="clerk"))
+
+    page = clerk.post(reverse("pos:sale_scan"), {"code": sku.barcode}, HTTP_HX_REQUEST="true").content.decode()
+
+    special = (sku.list_price * Decimal("0.2")).quantize(Decimal("0.01"))
+    assert f"新品限时特价 −¥{special}" in page
+    assert 'data-testid="promotion-discount"' in page

@@ -99,6 +99,9 @@ class CouponTemplate(models.Model):
     claimable_online = models.BooleanField(_("members may claim it online"), default=False)
     guide_can_issue = models.BooleanField(_("guides may hand it out"), default=False)
     shareable = models.BooleanField(_("members may share it"), default=False)
+    stacks_with_promotions = models.BooleanField(
+        _("stacks with promotions"), default=True,
+        help_text=_("If not, a sale takes either the promotions or this coupon, whichever saves the customer more."))
     is_active = models.BooleanField(_("active"), default=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+", verbose_name=_("created by"))

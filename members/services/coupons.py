@@ -115,6 +115,7 @@ class CouponQuote:
     store_amount: Decimal
     line_discounts: tuple[Decimal, ...]
     currency: str = CURRENCY
+    stacks_with_promotions: bool = True
 
 
 # --- codes and QR ----------------------------------------------------------------------------
@@ -405,7 +406,7 @@ def _quote(coupon: IssuedCoupon, *, channel: str, store_id: int | None,
     line_discounts = tuple(next(shares) if ok else ZERO for ok in flags)
     return CouponQuote(code=coupon.code, discount=discount, eligible_amount=eligible,
                        ecommerce_amount=money(ecommerce), store_amount=money(discount - ecommerce),
-                       line_discounts=line_discounts)
+                       line_discounts=line_discounts, stacks_with_promotions=template.stacks_with_promotions)
 
 
 def coupon_evaluate(*, code: str, member: Member | int | None, channel: str, store_id: int | None,

@@ -1,5 +1,5 @@
 """Demo data for a pilot city: 杭州 (浙江) with a central warehouse, stores, a catalog,
-opening stock, replenishment rules and one login per staff role.
+opening stock, replenishment rules, a few live promotions and one login per staff role.
 
 Safe to run again: every row is looked up by its natural key first, the catalog
 is only topped up to ``--skus``, and opening stock is received once per
@@ -29,16 +29,19 @@ import sys
 import time
 import zlib
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 from stdnum import ean
 from tqdm import tqdm
 
 from catalog.models import Brand, Category, Product, Sku
+from promotions.models import Promotion
 from inventory.models import MoveReason, ReplenishmentProposal, ReplenishmentRule, StockMove
 from inventory.services import replenishment_propose, stock_receive
 from reporting.demo import history_create
@@ -179,7 +182,7 @@ class Command(BaseCommand):
         self.history_days = history_days
         started = time.monotonic()
         # History before the rules: today's replenishment proposals see the stock the history sold.
-        steps = ["roles", "locations", "categories", "catalog", "stock", "staff", "history", "rules"]
+        steps = ["roles", "locations", "categories", "catalog", "stock", "staff", "history", "rules", "promotions"]
         with tqdm(total=len(steps), desc="seed_demo", unit="step", file=sys.stderr, disable=None) as bar:
             with transaction.atomic():
                 summary = {}
@@ -322,6 +325,35 @@ class Command(BaseCommand):
         new_rules = ReplenishmentRule.objects.count() - before[0]
         new_proposals = ReplenishmentProposal.objects.count() - before[1]
         return f"{len(rules)} rules ({new_rules} new), {new_proposals} new proposals for today"
+
+    def seed_promotions(self, **_):
+        """A few promotions live for a month from today, in every store and online: the clerk's first
+        sale shows them (T-shirts second at half price, a special price on the first demo product,
+        满300减30 / 满600减80 or 满800享9折, whichever saves more).  Found by code: made once."""
+        today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+        window = {"valid_from": today, "valid_until": today + timedelta(days=30),
+                  "channels": ["pos", "web", "mini_program"]}
+        first = [s for s in self.skus if s.code.startswith(f"{PRODUCT_PREFIX}0001-")]
+        offers = [
+            ("DEMO-TEE2", {"name": "T恤第二件半价", "kind": "nth_item", "nth": 2, "percent": Decimal("50"),
+                           "priority": 10}, {"categories": [c for c in [self.leaf_categories.get("tshirts")] if c]}),
+            ("DEMO-SPECIAL", {"name": "新品限时特价", "kind": "special_price", "bearer": "store",
+                              "price": (first[0].list_price * Decimal("0.8")).quantize(Decimal("0.01"))
+                              if first else Decimal("0.00")}, {"skus": first}),
+            ("DEMO-M300", {"name": "满300减30，满600减80", "kind": "threshold_off", "steps": "300:30, 600:80",
+                           "exclusive_group": "全场", "bearer": "ecommerce"}, {}),
+            ("DEMO-Z800", {"name": "满800享9折", "kind": "threshold_percent", "threshold": Decimal("800"),
+                           "percent": Decimal("10"), "exclusive_group": "全场"}, {}),
+        ]
+        created = 0
+        for code, fields, scope in offers:
+            if Promotion.objects.filter(code=code).exists() or (code == "DEMO-SPECIAL" and not first):
+                continue
+            promo = Promotion.objects.create(code=code, **window, **fields)
+            for name, values in scope.items():
+                getattr(promo, name).set(values)
+            created += 1
+        return f"{created} new promotions"
 
     def seed_staff(self, **_):
         User = get_user_model()
