@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "corsheaders",
     "o2o",
     "catalog",
     "stores",
@@ -79,6 +80,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything that may answer early, so every /api/v1/ answer carries the CORS headers.
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -239,6 +242,19 @@ SPECTACULAR_SETTINGS = {
         "BucketEnum": "inventory.models.Bucket",
     },
 }
+
+# Browsers on these origins (comma-separated, e.g. https://shop.example.com) may call /api/v1/
+# directly; nothing else on the site answers cross-origin requests.  Partner keys travel in the
+# Authorization header, never in cookies, so credentials are not allowed.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/api/v1/"
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_METHODS = ("DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT")
+CORS_ALLOW_HEADERS = ("accept", "accept-language", "authorization", "content-type", "idempotency-key",
+                      "if-match")
+CORS_EXPOSE_HEADERS = ("ETag", "Location", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",
+                       "RateLimit-Reset")
+CORS_PREFLIGHT_MAX_AGE = 3600
 
 # --- domain defaults ------------------------------------------------------------
 
