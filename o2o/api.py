@@ -347,6 +347,15 @@ def error_responses(*statuses: int, examples: dict[int, list[tuple[str, str]]] |
 RETRY_AFTER_HEADER = OpenApiParameter(
     "Retry-After", type=int, location=OpenApiParameter.HEADER, response=[429], required=False,
     description="Seconds until the rate limit window resets.")
+# On every answer to an authenticated caller once the request was counted (not on a 401).
+RATE_LIMIT_HEADERS = [
+    OpenApiParameter("RateLimit-Limit", type=int, location=OpenApiParameter.HEADER, response=True,
+                     required=False, description="Requests allowed per window (one minute) for this caller."),
+    OpenApiParameter("RateLimit-Remaining", type=int, location=OpenApiParameter.HEADER, response=True,
+                     required=False, description="Requests left in the current window."),
+    OpenApiParameter("RateLimit-Reset", type=int, location=OpenApiParameter.HEADER, response=True,
+                     required=False, description="Seconds until the current window ends."),
+]
 ETAG_HEADER = OpenApiParameter(
     "ETag", type=str, location=OpenApiParameter.HEADER, response=[200, 201], required=False,
     description="The order's version; send it back as If-Match to update only that version.")
@@ -364,8 +373,9 @@ def api_doc(*, summary: str, responses: dict, errors=(), error_examples=None, re
             description: str = "",
             parameters=(), idempotent: bool = False, if_match: bool = False, examples=(), tags=None,
             operation_id: str | None = None, auth=None):
-    """``extend_schema`` with the documented errors, Retry-After, and Idempotency-Key / If-Match."""
-    params = [*parameters, RETRY_AFTER_HEADER]
+    """``extend_schema`` with the documented errors, Retry-After and RateLimit-*, and Idempotency-Key /
+    If-Match."""
+    params = [*parameters, RETRY_AFTER_HEADER, *RATE_LIMIT_HEADERS]
     if idempotent:
         params.append(IDEMPOTENCY_KEY_HEADER)
     if if_match:

@@ -91,6 +91,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "o2o.middleware.DatabaseUnavailableMiddleware",
+    "o2o.ratelimit.RateLimitHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "o2o.urls"
