@@ -242,6 +242,7 @@ SPECTACULAR_SETTINGS = {
         "ChannelEnum": "orders.models.Channel",
         "FulfillmentEnum": "orders.models.Fulfillment",
         "BucketEnum": "inventory.models.Bucket",
+        "WebhookDeliveryStatusEnum": "integrations.models.WebhookDelivery.Status",
     },
 }
 
@@ -257,6 +258,10 @@ CORS_ALLOW_HEADERS = ("accept", "accept-language", "authorization", "content-typ
 CORS_EXPOSE_HEADERS = ("ETag", "Location", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",
                        "RateLimit-Reset")
 CORS_PREFLIGHT_MAX_AGE = 3600
+
+# Webhook receivers on private networks are refused (a subscription must not make the server call
+# internal services) unless listed here: host names, addresses or CIDR networks, comma-separated.
+WEBHOOK_ALLOWED_PRIVATE_RECEIVERS = env_list("WEBHOOK_ALLOWED_PRIVATE_RECEIVERS")
 
 # --- domain defaults ------------------------------------------------------------
 
