@@ -55,7 +55,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from o2o.apiauth import MEMBERS_READ, ORDERS_READ, STOCK_READ
+from o2o.apiauth import MEMBERS_READ, ORDERS_READ, STOCK_READ, key_rotated_register
 from o2o.db import service
 from o2o.errors import Conflict, InvalidInput
 from integrations.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -212,6 +212,13 @@ def subscription_create(*, key: PartnerKey, url: str, events: Iterable[str]) -> 
                                               secret=f"whsec_{secrets.token_urlsafe(32)}")
 
 
+@key_rotated_register
+def subscriptions_follow_rotation(old: PartnerKey, new: PartnerKey) -> None:
+    """A rotated key's subscriptions move to its successor, with their URL, events and secret, so
+    events keep coming once the old key expires; the partner manages them with the new key."""
+    WebhookSubscription.objects.filter(partner_key=old).update(partner_key=new)
+
+
 def _subscribed(subscription: WebhookSubscription, topic: str) -> bool:
     events = subscription.events or []
     if "*" in events:
@@ -226,7 +233,9 @@ def subscriptions_for(topic: str, *, channel: str | None = None, partner: str | 
     ``channel`` (order events) limits to keys of that channel and partner code, and then
     a store-restricted key only gets the events of its stores.
     """
+    live_key = Q(partner_key__expires_at__isnull=True) | Q(partner_key__expires_at__gt=timezone.now())
     qs = (WebhookSubscription.objects.filter(is_active=True, partner_key__revoked_at__isnull=True)
+          .filter(live_key)
           .filter(Q(events__contains=[topic]) | Q(events__contains=["*"]))
           .select_related("partner_key").prefetch_related("partner_key__stores").order_by("id"))
     if channel is not None:

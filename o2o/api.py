@@ -299,7 +299,7 @@ ERROR_DEFAULTS: dict[int, tuple[str, str, str]] = {
           "failed validation, a bad filter, a cursor we did not make (invalid_cursor), or a missing "
           "Idempotency-Key."),
     401: ("not_authenticated", "Authentication credentials were not provided.",
-          "No, unknown or revoked API key (or no session)."),
+          "No, unknown, revoked or expired API key (or no session)."),
     403: ("insufficient_scope", "This API key lacks the scope orders:write.",
           "The caller may not use this operation (scope, kind of caller, store)."),
     404: ("not_found", "Not found.", "No such object, or not visible to this caller."),
