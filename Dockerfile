@@ -36,4 +36,5 @@ RUN DEBUG=0 SECRET_KEY=collectstatic-only \
 USER o2o
 EXPOSE 8000
 
-CMD ["gunicorn", "o2o.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "o2o.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", \
+     "--limit-request-line", "8190", "--limit-request-field_size", "32768", "--access-logfile", "-"]

@@ -21,7 +21,13 @@ events carry the order ``version`` so receivers can drop stale ones.
 Settings (read with defaults): WEBHOOK_TIMEOUT_SECONDS (5), WEBHOOK_RETRY_HOURS
 (24), WEBHOOK_RETRY_BASE_SECONDS (30), WEBHOOK_RETRY_MAX_SECONDS (3600),
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES (False: no deliveries to loopback or private
-networks, so a subscription cannot make the server call internal services).
+networks, so a subscription cannot make the server call internal services),
+WEBHOOK_ALLOWED_PRIVATE_RECEIVERS (from the environment: host names and
+addresses or networks in CIDR form that may be receivers even though private,
+for an operator's intranet receiver; everything else private stays refused).
+
+Partners test a subscription with a ``webhook.ping`` sent at once through the same
+claim / sign / record path, and ask for deliveries again (one, or a time range).
 """
 
 from __future__ import annotations
@@ -49,8 +55,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from o2o.apiauth import MEMBERS_READ, ORDERS_READ, STOCK_READ
-from o2o.errors import InvalidInput
+from o2o.apiauth import MEMBERS_READ, ORDERS_READ, STOCK_READ, key_rotated_register
+from o2o.db import service
+from o2o.errors import Conflict, InvalidInput
 from integrations.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from o2o.models import OutboxMessage, PartnerKey
 from o2o.outbox import consumer
@@ -71,6 +78,10 @@ MEMBER_EVENTS = ("member.points_changed",)
 EVENT_SCOPES = {**{t: ORDERS_READ for t in ORDER_EVENTS}, **{t: STOCK_READ for t in STOCK_EVENTS},
                 **{t: MEMBERS_READ for t in MEMBER_EVENTS}}
 EVENTS = tuple(EVENT_SCOPES)
+# Sent only on request (POST .../ping/), to any subscription whatever its events.
+PING_EVENT = "webhook.ping"
+# The most deliveries one ranged redelivery request may queue.
+REDELIVER_MAX = 1000
 
 
 def _setting(name: str, default):
@@ -110,8 +121,38 @@ def signature_verify(secret: str, header: str, body: bytes, *, tolerance: int = 
 # --- subscriptions --------------------------------------------------------------------------------
 
 
+def private_receivers() -> tuple[frozenset[str], tuple]:
+    """The operator's allowlist (WEBHOOK_ALLOWED_PRIVATE_RECEIVERS): (host names, networks).
+
+    An entry that parses as an address or CIDR network is a network (an address is a /32 or
+    /128); anything else is a host name, compared case-insensitively and without a final dot.
+    """
+    hosts, networks = set(), []
+    for entry in _setting("WEBHOOK_ALLOWED_PRIVATE_RECEIVERS", ()) or ():
+        entry = str(entry).strip()
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+        except ValueError:
+            if "/" in entry:
+                log.warning("WEBHOOK_ALLOWED_PRIVATE_RECEIVERS: %r is neither a host nor a network", entry)
+                continue
+            hosts.add(entry.lower().rstrip("."))
+    return frozenset(hosts), tuple(networks)
+
+
+def _is_public(ip) -> bool:
+    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
+                or ip.is_unspecified)
+
+
 def _address_allowed(host: str) -> bool:
+    """Every address the host resolves to is public, or the operator allowed it (by name or network)."""
     if _setting("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False):
+        return True
+    allowed_hosts, allowed_networks = private_receivers()
+    if host.lower().rstrip(".") in allowed_hosts:
         return True
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
@@ -119,8 +160,9 @@ def _address_allowed(host: str) -> bool:
         return False
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast \
-                or ip.is_unspecified:
+        if _is_public(ip):
+            continue
+        if not any(ip.version == net.version and ip in net for net in allowed_networks):
             return False
     return True
 
@@ -170,6 +212,13 @@ def subscription_create(*, key: PartnerKey, url: str, events: Iterable[str]) -> 
                                               secret=f"whsec_{secrets.token_urlsafe(32)}")
 
 
+@key_rotated_register
+def subscriptions_follow_rotation(old: PartnerKey, new: PartnerKey) -> None:
+    """A rotated key's subscriptions move to its successor, with their URL, events and secret, so
+    events keep coming once the old key expires; the partner manages them with the new key."""
+    WebhookSubscription.objects.filter(partner_key=old).update(partner_key=new)
+
+
 def _subscribed(subscription: WebhookSubscription, topic: str) -> bool:
     events = subscription.events or []
     if "*" in events:
@@ -184,7 +233,9 @@ def subscriptions_for(topic: str, *, channel: str | None = None, partner: str | 
     ``channel`` (order events) limits to keys of that channel and partner code, and then
     a store-restricted key only gets the events of its stores.
     """
+    live_key = Q(partner_key__expires_at__isnull=True) | Q(partner_key__expires_at__gt=timezone.now())
     qs = (WebhookSubscription.objects.filter(is_active=True, partner_key__revoked_at__isnull=True)
+          .filter(live_key)
           .filter(Q(events__contains=[topic]) | Q(events__contains=["*"]))
           .select_related("partner_key").prefetch_related("partner_key__stores").order_by("id"))
     if channel is not None:
@@ -353,6 +404,82 @@ def deliveries_due_ids(*, limit: int = 500) -> list[int]:
                                                next_attempt_at__lte=now)
                 .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
                 .order_by("next_attempt_at", "id").values_list("id", flat=True)[:limit])
+
+
+@service
+def ping_create(*, subscription: WebhookSubscription) -> WebhookDelivery:
+    """A ``webhook.ping`` delivery for the subscription, due now, with no retry window.
+
+    The caller sends it right after commit (``webhook_send``); a failed ping is a dead letter
+    at once rather than retried for a day.  Raises Conflict (``subscription_inactive``) when
+    the subscription or its key is disabled.
+    """
+    if not subscription.is_active or not subscription.partner_key.is_active:
+        raise Conflict(_("This subscription is not active."), code="subscription_inactive")
+    now = timezone.now()
+    event_id = f"evt_ping_{uuid.uuid4().hex}"
+    body = event_body(event_id=event_id, topic=PING_EVENT, created_at=now,
+                      data={"subscription": subscription.pk, "url": subscription.url})
+    return WebhookDelivery.objects.create(subscription=subscription, event_id=event_id, topic=PING_EVENT,
+                                          body=body, next_attempt_at=now, give_up_at=now)
+
+
+def ping_send(*, subscription: WebhookSubscription) -> WebhookDelivery:
+    """Create a ping and send it now; the delivery after its attempt.
+
+    Called inside someone else's transaction (a caller that groups writes, a test), it cannot
+    call the network: the ping is then queued after that commit, for a worker, and returned pending.
+    """
+    delivery = ping_create(subscription=subscription)
+    if connection.in_atomic_block:
+        transaction.on_commit(lambda: _enqueue([delivery.pk]))
+        return delivery
+    sent = webhook_send(delivery_id=delivery.pk)
+    if sent is None:  # the beat sweep claimed it first; it is sent there, once
+        delivery.refresh_from_db()
+        return delivery
+    return sent
+
+
+@service
+def deliveries_redeliver(*, ids: Iterable[int]) -> list[int]:
+    """Send these deliveries again now (the partner API's redeliver), same event id and body.
+
+    Delivered and dead ones become pending with a new retry window; pending ones that no worker
+    holds right now are brought forward (one being sent is left to finish).  Queues the sends
+    after commit.  Returns the ids that will be sent.
+    """
+    now = timezone.now()
+    give_up = now + timedelta(hours=float(_setting("WEBHOOK_RETRY_HOURS", 24)))
+    ids = list(ids)
+    rows = (WebhookDelivery.objects.filter(pk__in=ids)
+            .filter(~Q(status=WebhookDelivery.Status.PENDING) | Q(locked_until__isnull=True)
+                    | Q(locked_until__lt=now)))
+    chosen = list(rows.order_by("id").values_list("id", flat=True))
+    WebhookDelivery.objects.filter(pk__in=chosen).update(status=WebhookDelivery.Status.PENDING,
+                                                         next_attempt_at=now, locked_until=None,
+                                                         give_up_at=give_up)
+    transaction.on_commit(lambda: _enqueue(chosen))
+    return chosen
+
+
+def deliveries_in_range(*, key: PartnerKey, since, until, statuses: Iterable[str],
+                        subscription_id: int | None = None) -> list[int]:
+    """Ids of the key's deliveries created in [since, until) with these statuses (pings left out).
+
+    Raises InvalidInput (``too_many_deliveries``) past REDELIVER_MAX: narrow the range.
+    """
+    qs = (WebhookDelivery.objects.filter(subscription__partner_key=key, created_at__gte=since,
+                                         created_at__lt=until, status__in=list(statuses))
+          .exclude(topic=PING_EVENT))
+    if subscription_id is not None:
+        qs = qs.filter(subscription_id=subscription_id)
+    ids = list(qs.order_by("id").values_list("id", flat=True)[:REDELIVER_MAX + 1])
+    if len(ids) > REDELIVER_MAX:
+        raise InvalidInput(_("More than %(max)s deliveries match; choose a shorter time range.")
+                           % {"max": REDELIVER_MAX}, code="too_many_deliveries",
+                           params={"max": REDELIVER_MAX})
+    return ids
 
 
 @transaction.atomic

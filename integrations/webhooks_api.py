@@ -1,17 +1,23 @@
-"""Partners manage their webhook subscriptions and read their delivery log over the API."""
+"""Partners manage their webhook subscriptions, read their delivery log, ping a subscription and ask
+for deliveries again over the API."""
 
 from __future__ import annotations
 
 import django_filters
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample
 from rest_framework import generics, serializers
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from o2o.api import LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, Text, api_doc, id_filter
 from o2o.apiauth import PARTNER, principal_of
 from o2o.idempotency import idempotent
 from integrations.models import WebhookDelivery, WebhookSubscription
-from integrations.webhooks import EVENTS, subscription_create
+from integrations.webhooks import (EVENTS, PING_EVENT, REDELIVER_MAX, deliveries_in_range, deliveries_redeliver,
+                                   ping_send, subscription_create)
 
 TAGS = ["webhooks"]
 
@@ -49,7 +55,7 @@ class DeliveryOut(serializers.ModelSerializer):
 class DeliveryFilter(django_filters.FilterSet):
     subscription = id_filter(field_name="subscription_id")
     status = django_filters.ChoiceFilter(choices=WebhookDelivery.Status.choices)
-    topic = django_filters.ChoiceFilter(choices=[(e, e) for e in EVENTS])
+    topic = django_filters.ChoiceFilter(choices=[(e, e) for e in (*EVENTS, PING_EVENT)])
 
     class Meta:
         model = WebhookDelivery
@@ -145,3 +151,96 @@ class DeliveryList(PartnerOnly, generics.ListAPIView):
                  "last_error": "HTTP 503", "created_at": "2026-11-23T18:00:00+08:00", "delivered_at": None})])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+DELIVERY = {"id": 91, "subscription": 3, "event_id": "evt_ping_5f0c", "topic": PING_EVENT, "status": "succeeded",
+            "attempts": 1, "next_attempt_at": "2026-11-23T18:00:00+08:00", "last_status_code": 200,
+            "last_error": "", "created_at": "2026-11-23T18:00:00+08:00",
+            "delivered_at": "2026-11-23T18:00:00+08:00"}
+
+
+class SubscriptionPing(PartnerOnly, APIView):
+    """Send a signed webhook.ping to the subscription's URL now and answer with the delivery."""
+
+    @api_doc(summary="Ping a subscription", tags=TAGS, request=None, idempotent=True,
+             operation_id="webhooks_subscription_ping",
+             description="Sends a signed `webhook.ping` event to the subscription's URL at once, the way "
+                         "every event is sent, and answers with the delivery: `status` succeeded when the "
+                         "receiver answered 2xx, else dead with `last_status_code` / `last_error`. A ping "
+                         "is not retried.",
+             responses={201: DeliveryOut}, errors=(*WRITE_ERRORS, 404),
+             error_examples={409: [("subscription_inactive", "This subscription is not active.")]},
+             examples=[OpenApiExample("ping", response_only=True, status_codes=["201"], value=DELIVERY)])
+    @idempotent(atomic=False)  # it calls the receiver after its own commit
+    def post(self, request, pk: int):
+        subscription = get_object_or_404(WebhookSubscription.objects.select_related("partner_key"),
+                                         pk=pk, partner_key=self.key())
+        return Response(DeliveryOut(ping_send(subscription=subscription)).data, status=201)
+
+
+class DeliveryRedeliver(PartnerOnly, APIView):
+    """Send one delivery again now."""
+
+    @api_doc(summary="Redeliver a delivery", tags=TAGS, request=None, idempotent=True,
+             operation_id="webhooks_delivery_redeliver",
+             description="Queues the delivery to be sent again now, with the same event id and body and a "
+                         "new retry window (a delivery being sent at this moment is left to finish).",
+             responses={202: DeliveryOut}, errors=(*WRITE_ERRORS, 404),
+             examples=[OpenApiExample("queued", response_only=True, status_codes=["202"],
+                                      value={**DELIVERY, "topic": "order.paid", "event_id": "evt_1207",
+                                             "status": "pending", "delivered_at": None})])
+    @idempotent
+    def post(self, request, pk: int):
+        delivery = get_object_or_404(WebhookDelivery, pk=pk, subscription__partner_key=self.key())
+        deliveries_redeliver(ids=[delivery.pk])
+        delivery.refresh_from_db()
+        return Response(DeliveryOut(delivery).data, status=202)
+
+
+class RedeliverRangeIn(serializers.Serializer):
+    since = serializers.DateTimeField(help_text="Deliveries created at or after this time.")
+    until = serializers.DateTimeField(required=False, help_text="… and before this time (default: now).")
+    status = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookDelivery.Status.choices), required=False, min_length=1,
+        max_length=3, help_text='Which deliveries to send again (default ["dead"]).')
+    subscription = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1,
+                                            help_text="Only this subscription's deliveries.")
+
+    def validate(self, attrs):
+        attrs.setdefault("until", timezone.now())
+        if attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": [_("Must be later than since.")]})
+        return attrs
+
+
+class RedeliverRangeOut(serializers.Serializer):
+    count = serializers.IntegerField()
+    deliveries = serializers.ListField(child=serializers.IntegerField(), help_text="Ids queued to be sent.")
+
+
+class DeliveriesRedeliver(PartnerOnly, APIView):
+    """Send again every delivery of a time range (by default the dead letters)."""
+
+    @api_doc(summary="Redeliver a time range", tags=TAGS, request=RedeliverRangeIn, idempotent=True,
+             operation_id="webhooks_deliveries_redeliver_range",
+             description=f"Queues every delivery of yours created in [since, until) with the given statuses "
+                         f"(default dead) to be sent again now, at most {REDELIVER_MAX} per request; pings "
+                         "are left out. Each keeps its event id and body.",
+             responses={202: RedeliverRangeOut}, errors=WRITE_ERRORS,
+             error_examples={400: [("too_many_deliveries",
+                                    f"More than {REDELIVER_MAX} deliveries match; choose a shorter time range.")]},
+             examples=[OpenApiExample("range", request_only=True,
+                                      value={"since": "2026-11-23T00:00:00+08:00",
+                                             "until": "2026-11-24T00:00:00+08:00"}),
+                       OpenApiExample("queued", response_only=True, status_codes=["202"],
+                                      value={"count": 2, "deliveries": [90, 94]})])
+    @idempotent
+    def post(self, request):
+        data = RedeliverRangeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        ids = deliveries_in_range(key=self.key(), since=values["since"], until=values["until"],
+                                  statuses=values.get("status") or [WebhookDelivery.Status.DEAD],
+                                  subscription_id=values.get("subscription"))
+        queued = deliveries_redeliver(ids=ids)
+        return Response({"count": len(queued), "deliveries": queued}, status=202)

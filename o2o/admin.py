@@ -1,14 +1,18 @@
-"""Admin for the partner API keys (the raw key is shown once, on creation) and idempotency records."""
+"""Admin for the partner API keys (the raw key is shown once, on creation or rotation) and idempotency
+records."""
 
 from __future__ import annotations
 
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from o2o.apiauth import SCOPES, key_generate, key_hash, partner_key_revoke, scopes_clean
+from o2o.apiauth import (SCOPES, KeyNotRotatable, key_generate, key_hash, partner_key_revoke, partner_key_rotate,
+                         scopes_clean)
 from o2o.channels import Channel
 from o2o.models import IdempotencyRecord, PartnerKey
 
@@ -19,7 +23,7 @@ class PartnerKeyForm(forms.ModelForm):
 
     class Meta:
         model = PartnerKey
-        fields = ["name", "channel", "partner", "scopes", "stores", "rate_limit_per_minute"]
+        fields = ["name", "channel", "partner", "scopes", "stores", "rate_limit_per_minute", "expires_at"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -34,12 +38,17 @@ class PartnerKeyForm(forms.ModelForm):
 class PartnerKeyAdmin(admin.ModelAdmin):
     form = PartnerKeyForm
     list_display = ["name", "prefix", "channel", "partner", "scope_list", "created_at", "last_used_at",
-                    "revoked_at"]
-    list_filter = ["channel", ("revoked_at", admin.EmptyFieldListFilter)]
+                    "expires_at", "live", "revoked_at", "replaced_by"]
+    list_filter = ["channel", ("revoked_at", admin.EmptyFieldListFilter),
+                   ("expires_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "partner"]
-    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at", "replaced_by"]
     filter_horizontal = ["stores"]
-    actions = ["revoke"]
+    actions = ["revoke", "rotate"]
+
+    @admin.display(description=_("live"), boolean=True)
+    def live(self, obj):
+        return obj.is_active
 
     @admin.display(description=_("scopes"))
     def scope_list(self, obj):
@@ -60,6 +69,20 @@ class PartnerKeyAdmin(admin.ModelAdmin):
             partner_key_revoke(key=key)
         self.message_user(request, ngettext("%(n)d key revoked.", "%(n)d keys revoked.", queryset.count())
                           % {"n": queryset.count()})
+
+    @admin.action(description=_("Rotate the selected keys (the old ones keep working for 7 days)"))
+    def rotate(self, request, queryset):
+        for key in queryset.order_by("pk"):
+            try:
+                new, raw = partner_key_rotate(key=key)
+            except KeyNotRotatable:
+                self.message_user(request, _("%(key)s was not rotated: it is revoked, expired or already "
+                                             "rotated.") % {"key": key}, level=messages.ERROR)
+                continue
+            messages.warning(request, _("New key for %(name)s, shown only now; copy it: %(key)s. The old key "
+                                        "%(old)s keeps working until %(until)s.")
+                             % {"name": new.name, "key": raw, "old": key.prefix,
+                                "until": date_format(timezone.localtime(key.expires_at), "DATETIME_FORMAT")})
 
 
 @admin.register(IdempotencyRecord)

@@ -11,9 +11,11 @@ answered as client errors here, after the service's transaction rolled back.
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import timedelta
 from datetime import timezone as dt_timezone
+from urllib.parse import parse_qs
 
 import django_filters
 from django import forms
@@ -31,7 +33,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from o2o.errors import DomainError
+from o2o.errors import DomainError, InvalidInput
 
 
 class PreconditionFailed(exceptions.APIException):
@@ -182,6 +184,12 @@ class Text(serializers.CharField):
 _INT_POSITION = re.compile(r"^-?\d{1,19}$")
 
 
+def invalid_cursor(param: str = "cursor") -> InvalidInput:
+    """400 invalid_cursor: a cursor we did not make (tampered, truncated, or for another list)."""
+    message = gettext("Invalid cursor: follow the next / previous links as given.")
+    return InvalidInput(message, code="invalid_cursor", field=param)
+
+
 class CursorPage(CursorPagination):
     """Cursor pagination with a stable ordering per view (``ordering`` on the view).
 
@@ -195,14 +203,31 @@ class CursorPage(CursorPagination):
     ordering = "-id"
 
     def decode_cursor(self, request):
+        encoded = request.query_params.get(self.cursor_query_param)
+        if not encoded:
+            return None  # absent or empty (?cursor=): the first page
+        # DRF decodes leniently: base64 that drops unknown characters, unknown tokens ignored,
+        # so a mangled cursor silently became the first page.  We only accept what we emit.
+        if not self._tokens_ok(encoded):
+            raise invalid_cursor(self.cursor_query_param)
         try:
             cursor = super().decode_cursor(request)
         except exceptions.NotFound:
-            raise exceptions.ValidationError(
-                {self.cursor_query_param: [gettext("Invalid cursor.")]}) from None
+            raise invalid_cursor(self.cursor_query_param) from None
         if cursor is not None and cursor.position is not None and not self._position_ok(cursor.position):
-            raise exceptions.ValidationError({self.cursor_query_param: [gettext("Invalid cursor.")]})
+            raise invalid_cursor(self.cursor_query_param)
         return cursor
+
+    @staticmethod
+    def _tokens_ok(encoded: str) -> bool:
+        """The cursor is strict base64 of a query string of o / r / p, each at most once."""
+        try:
+            text = base64.b64decode(encoded.encode("ascii"), validate=True).decode("ascii")
+        except (ValueError, UnicodeError):
+            return False
+        tokens = parse_qs(text, keep_blank_values=True)
+        return bool(tokens) and set(tokens) <= {"o", "r", "p"} and all(len(v) == 1 for v in tokens.values()) \
+            and tokens.get("r", ["0"])[0] in ("0", "1")
 
     def _position_ok(self, position: str) -> bool:
         field = self.ordering[0].lstrip("-") if isinstance(self.ordering, (list, tuple)) else \
@@ -271,9 +296,10 @@ class ErrorSerializer(serializers.Serializer):
 
 ERROR_DEFAULTS: dict[int, tuple[str, str, str]] = {
     400: ("invalid_input", "The input is not valid.", "Invalid input: malformed JSON, wrong types, "
-          "failed validation, bad filter or cursor, or a missing Idempotency-Key."),
+          "failed validation, a bad filter, a cursor we did not make (invalid_cursor), or a missing "
+          "Idempotency-Key."),
     401: ("not_authenticated", "Authentication credentials were not provided.",
-          "No, unknown or revoked API key (or no session)."),
+          "No, unknown, revoked or expired API key (or no session)."),
     403: ("insufficient_scope", "This API key lacks the scope orders:write.",
           "The caller may not use this operation (scope, kind of caller, store)."),
     404: ("not_found", "Not found.", "No such object, or not visible to this caller."),
@@ -321,6 +347,15 @@ def error_responses(*statuses: int, examples: dict[int, list[tuple[str, str]]] |
 RETRY_AFTER_HEADER = OpenApiParameter(
     "Retry-After", type=int, location=OpenApiParameter.HEADER, response=[429], required=False,
     description="Seconds until the rate limit window resets.")
+# On every answer to an authenticated caller once the request was counted (not on a 401).
+RATE_LIMIT_HEADERS = [
+    OpenApiParameter("RateLimit-Limit", type=int, location=OpenApiParameter.HEADER, response=True,
+                     required=False, description="Requests allowed per window (one minute) for this caller."),
+    OpenApiParameter("RateLimit-Remaining", type=int, location=OpenApiParameter.HEADER, response=True,
+                     required=False, description="Requests left in the current window."),
+    OpenApiParameter("RateLimit-Reset", type=int, location=OpenApiParameter.HEADER, response=True,
+                     required=False, description="Seconds until the current window ends."),
+]
 ETAG_HEADER = OpenApiParameter(
     "ETag", type=str, location=OpenApiParameter.HEADER, response=[200, 201], required=False,
     description="The order's version; send it back as If-Match to update only that version.")
@@ -338,8 +373,9 @@ def api_doc(*, summary: str, responses: dict, errors=(), error_examples=None, re
             description: str = "",
             parameters=(), idempotent: bool = False, if_match: bool = False, examples=(), tags=None,
             operation_id: str | None = None, auth=None):
-    """``extend_schema`` with the documented errors, Retry-After, and Idempotency-Key / If-Match."""
-    params = [*parameters, RETRY_AFTER_HEADER]
+    """``extend_schema`` with the documented errors, Retry-After and RateLimit-*, and Idempotency-Key /
+    If-Match."""
+    params = [*parameters, RETRY_AFTER_HEADER, *RATE_LIMIT_HEADERS]
     if idempotent:
         params.append(IDEMPOTENCY_KEY_HEADER)
     if if_match:

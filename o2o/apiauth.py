@@ -4,7 +4,9 @@ Partner keys look like ``o2o_<prefix>_<secret>`` and travel as
 ``Authorization: Bearer <key>``.  Only the SHA-256 of the whole key is stored;
 the prefix finds the row and the hash is compared in constant time, so a
 database leak does not leak usable keys.  A key carries scopes, a channel
-(and partner code) and optionally a set of stores.
+(and partner code) and optionally a set of stores and an expiry.  Rotating a key
+(``partner_key_rotate``) gives a partner a second live key; the old one expires
+after a grace period, so the changeover needs no downtime.
 
 Staff use their POS session.  They get the read scopes, ``orders:write`` and
 ``members:write`` (registering members at the counter), always limited to
@@ -23,7 +25,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -45,6 +47,20 @@ def staff_scope_register(func: StaffScope) -> StaffScope:
     _staff_scope[:] = [func]
     return func
 
+
+# (old key, new key) -> None, run inside the rotation's transaction: apps carry over what they
+# hang on a key (webhook subscriptions), so nothing stops when the old key expires.
+KeyRotated = Callable[[PartnerKey, PartnerKey], None]
+_key_rotated: list[KeyRotated] = []
+
+
+def key_rotated_register(func: KeyRotated) -> KeyRotated:
+    """Register a step to run when a key is rotated (once per function, however often imported)."""
+    if func not in _key_rotated:
+        _key_rotated.append(func)
+    return func
+
+
 CATALOG_READ = "catalog:read"
 STOCK_READ = "stock:read"
 ORDERS_READ = "orders:read"
@@ -59,6 +75,8 @@ PARTNER, STAFF = "partner", "staff"
 KEY_PREFIX = "o2o"
 # last_used_at is written at most this often per key, not on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# How long a rotated key keeps working beside its successor, unless told otherwise.
+ROTATION_GRACE = timedelta(days=7)
 
 
 # --- keys -----------------------------------------------------------------------------------------
@@ -88,15 +106,50 @@ def scopes_clean(scopes) -> list[str]:
 
 @transaction.atomic
 def partner_key_create(*, name: str, channel: str, scopes, partner: str = "", stores=(),
-                       rate_limit_per_minute: int | None = None) -> tuple[PartnerKey, str]:
+                       rate_limit_per_minute: int | None = None,
+                       expires_at: datetime | None = None) -> tuple[PartnerKey, str]:
     """Create a key; returns (row, raw key).  The raw key exists only in this return value."""
     prefix, raw = key_generate()
     key = PartnerKey.objects.create(name=name, prefix=prefix, key_hash=key_hash(raw), channel=channel,
                                     partner=partner, scopes=scopes_clean(scopes),
-                                    rate_limit_per_minute=rate_limit_per_minute)
+                                    rate_limit_per_minute=rate_limit_per_minute, expires_at=expires_at)
     if stores:
         key.stores.set(stores)
     return key, raw
+
+
+class KeyNotRotatable(ValueError):
+    """The key is revoked, expired or already rotated: there is nothing live to hand over from."""
+
+
+@transaction.atomic
+def partner_key_rotate(*, key: PartnerKey, grace: timedelta = ROTATION_GRACE,
+                       expires_at: datetime | None = None) -> tuple[PartnerKey, str]:
+    """A new key with the same name, channel, partner, scopes, stores and rate limit; the old one
+    stays valid for ``grace`` (or until it was to expire anyway, if sooner) and records its
+    successor; what apps hang on the key follows it (``key_rotated_register``: webhook
+    subscriptions move to the new key).  Returns (new row, raw key); ``expires_at`` is the new
+    key's own expiry.
+
+    Locks the old key's row, so of two rotations of one key at once the second finds it already
+    rotated.  Raises KeyNotRotatable for a revoked, expired or already rotated key.
+    """
+    old = PartnerKey.objects.select_for_update().get(pk=key.pk)
+    if not old.is_active:
+        raise KeyNotRotatable(f"key {old.prefix} is revoked or expired")
+    if old.replaced_by_id is not None:
+        raise KeyNotRotatable(f"key {old.prefix} was already rotated; rotate its successor instead")
+    new, raw = partner_key_create(name=old.name, channel=old.channel, scopes=old.scopes, partner=old.partner,
+                                  stores=list(old.stores.all()),
+                                  rate_limit_per_minute=old.rate_limit_per_minute, expires_at=expires_at)
+    ends = timezone.now() + grace
+    old.expires_at = min(ends, old.expires_at) if old.expires_at else ends
+    old.replaced_by = new
+    old.save(update_fields=["expires_at", "replaced_by"])
+    for step in _key_rotated:
+        step(old, new)
+    key.expires_at, key.replaced_by = old.expires_at, new
+    return new, raw
 
 
 def partner_key_revoke(*, key: PartnerKey) -> PartnerKey:
@@ -202,8 +255,10 @@ class PartnerKeyAuthentication(BaseAuthentication):
         key = PartnerKey.objects.filter(prefix=prefix).first() if prefix else None
         if key is None or not hmac.compare_digest(key.key_hash, key_hash(raw)):
             raise exceptions.AuthenticationFailed(_("Invalid API key."))
-        if not key.is_active:
+        if key.revoked_at is not None:
             raise exceptions.AuthenticationFailed(_("This API key has been revoked."), code="api_key_revoked")
+        if key.is_expired:
+            raise exceptions.AuthenticationFailed(_("This API key has expired."), code="api_key_expired")
         now = timezone.now()
         if key.last_used_at is None or key.last_used_at < now - LAST_USED_RESOLUTION:
             PartnerKey.objects.filter(pk=key.pk).update(last_used_at=now)

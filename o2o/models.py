@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -54,7 +55,9 @@ class PartnerKey(models.Model):
     The key is ``o2o_<prefix>_<secret>``: the prefix finds the row, the
     SHA-256 of the whole key is compared in constant time.  A key acts for one
     sales channel (and partner code); with stores set it is further limited
-    to those stores.
+    to those stores.  It may expire (``expires_at``); rotating a key leaves the
+    old one working until its grace period ends, so a partner has two live keys
+    during a changeover.
     """
 
     name = models.CharField(_("name"), max_length=100)
@@ -71,6 +74,10 @@ class PartnerKey(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True,
+                                      help_text=_("Empty: never. A rotated key expires after its grace period."))
+    replaced_by = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, editable=False,
+                                    related_name="+", verbose_name=_("rotated to"))
 
     class Meta:
         verbose_name = _("partner API key")
@@ -81,8 +88,12 @@ class PartnerKey(models.Model):
         return f"{self.name} ({self.prefix})"
 
     @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
 
 
 class IdempotencyRecord(models.Model):

@@ -12,6 +12,9 @@ per client address for unauthenticated calls.  A view whose callers prove who th
 are another way (a payment provider's signed notification) says so with
 ``anonymous_exempt`` and is not counted as anonymous.  When Redis is down the limit
 is not enforced (logged): refusing every partner call would be worse.
+
+Authenticated callers see where they stand in ``RateLimit-Limit`` / ``-Remaining`` / ``-Reset``
+headers (:class:`RateLimitHeadersMiddleware`).
 """
 
 from __future__ import annotations
@@ -97,10 +100,36 @@ class RateLimit(BaseThrottle):
             identity = f"ip:{self.get_ident(request)}"
             limit = int(getattr(settings, "API_RATE_LIMIT_ANONYMOUS_PER_MINUTE", 120))
         try:
-            allowed, _count, ttl = hit(identity, limit=limit)
+            allowed, count, ttl = hit(identity, limit=limit)
         except redis.RedisError as exc:
             log.warning("rate limit not enforced, Redis unavailable: %s", exc)
             return True
+        if principal is not None:
+            # Read by RateLimitHeadersMiddleware on the way out (the Django request, not DRF's wrapper).
+            request._request.o2o_rate_limit = (limit, max(limit - count, 0), ttl)
         if not allowed:
             raise RateLimited(wait=ttl)
         return True
+
+
+class RateLimitHeadersMiddleware:
+    """``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` on API answers.
+
+    The names of the IETF httpapi draft: the caller's limit per window, the requests left in the
+    current window, and the seconds until it resets.  Set for partner keys and staff sessions
+    whenever the limiter counted the request (so not on a 401, which is refused before counting),
+    including the 429 itself.  Nothing is sent when Redis was unavailable: no count, no promise.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        counted = getattr(request, "o2o_rate_limit", None)
+        if counted is not None:
+            limit, remaining, reset = counted
+            response["RateLimit-Limit"] = str(limit)
+            response["RateLimit-Remaining"] = str(remaining)
+            response["RateLimit-Reset"] = str(reset)
+        return response

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "corsheaders",
     "o2o",
     "catalog",
     "stores",
@@ -80,14 +81,18 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything that may answer early, so every /api/v1/ answer carries the CORS headers.
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "o2o.middleware.RequestLimitsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "o2o.middleware.DatabaseUnavailableMiddleware",
+    "o2o.ratelimit.RateLimitHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "o2o.urls"
@@ -243,8 +248,26 @@ SPECTACULAR_SETTINGS = {
         "ChannelEnum": "orders.models.Channel",
         "FulfillmentEnum": "orders.models.Fulfillment",
         "BucketEnum": "inventory.models.Bucket",
+        "WebhookDeliveryStatusEnum": "integrations.models.WebhookDelivery.Status",
     },
 }
+
+# Browsers on these origins (comma-separated, e.g. https://shop.example.com) may call /api/v1/
+# directly; nothing else on the site answers cross-origin requests.  Partner keys travel in the
+# Authorization header, never in cookies, so credentials are not allowed.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/api/v1/"
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_METHODS = ("DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT")
+CORS_ALLOW_HEADERS = ("accept", "accept-language", "authorization", "content-type", "idempotency-key",
+                      "if-match")
+CORS_EXPOSE_HEADERS = ("ETag", "Location", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",
+                       "RateLimit-Reset")
+CORS_PREFLIGHT_MAX_AGE = 3600
+
+# Webhook receivers on private networks are refused (a subscription must not make the server call
+# internal services) unless listed here: host names, addresses or CIDR networks, comma-separated.
+WEBHOOK_ALLOWED_PRIVATE_RECEIVERS = env_list("WEBHOOK_ALLOWED_PRIVATE_RECEIVERS")
 
 # --- domain defaults ------------------------------------------------------------
 
