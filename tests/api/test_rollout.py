@@ -1,12 +1,15 @@
 """The API obeys the roll-out: pickup only at launched stores, returns from elsewhere only where
-returns anywhere is on, shipping only from stores that ship."""
+returns anywhere is on, shipping only from stores that ship, guide binding only where it is on."""
 
 import pytest
 
 from inventory import services as stock
+from members.models import GuideBinding
+from members.services import members
 from orders.models import Order, Return
-from stores.models import Capability
+from stores.models import Capability, Role
 from stores.services import capability_set
+from stores.tests.factories import StaffFactory
 from tests.api.conftest import idem, pay, place
 
 pytestmark = pytest.mark.django_db
@@ -68,3 +71,20 @@ def test_return_from_elsewhere_needs_return_anywhere_at_the_receiving_store(part
     assert elsewhere.status_code == 409 and elsewhere.json()["code"] == "return_anywhere_not_launched"
     assert at_home.status_code == 201 and launched.status_code == 201
     assert list(Return.objects.order_by("id").values_list("store", flat=True)) == [store_a.pk, store_b.pk]
+
+
+def test_binding_to_a_guide_of_a_store_not_launched_is_409(partner, store_a, store_b):
+    _key, client = partner
+    member = members.member_register(phone="13800138000", channel="mini_program")
+    StaffFactory(role=Role.GUIDE, store=store_a, guide_code="G-A")
+    StaffFactory(role=Role.GUIDE, store=store_b, guide_code="G-B")
+    capability_set(capability=Capability.GUIDE, enabled=False, store=store_b)
+
+    refused = client.post(f"/api/v1/members/{member.pk}/guide/", {"guide_code": "G-B", "source": "qr"},
+                          format="json", **idem())
+    bound = client.post(f"/api/v1/members/{member.pk}/guide/", {"guide_code": "G-A", "source": "qr"},
+                        format="json", **idem())
+
+    assert refused.status_code == 409 and refused.json()["code"] == "guide_not_launched"
+    assert bound.status_code == 200 and bound.json()["store"] == store_a.pk
+    assert GuideBinding.objects.get().store == store_a
