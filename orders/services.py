@@ -669,6 +669,14 @@ def line_refund_amount(line: OrderLine, already_returned: int, qty: int) -> Deci
     return money(sum(per_unit[already_returned:already_returned + qty], ZERO))
 
 
+def return_store_check(order: Order, store: Store) -> None:
+    """Raise NotLaunched when ``store`` may not take ``order`` back: goods bought elsewhere (another
+    store, or online and shipped) come back at a store only once it takes part in returns
+    anywhere (the roll-out); its own sales it always takes back."""
+    if store.pk != order.store_id and not capability_enabled(Capability.RETURN_ANYWHERE, store=store):
+        raise NotLaunched(capability=Capability.RETURN_ANYWHERE, store=store)
+
+
 @service
 def return_create(*, order: Order | int, store: Store, lines: Sequence[ReturnLineIn], actor=None,
                   reason: str = "", client_uuid: uuid.UUID | str | None = None, approved_by=None) -> Return:
@@ -701,10 +709,7 @@ def _return_goods(order: Order, *, store: Store, lines: Sequence[ReturnLineIn], 
     """Record a return of ``order`` (locked by the caller) and restock; the refund is the caller's."""
     if order.status not in HANDED_OVER:
         raise OrderNotReturnable(params={"status": order.status})
-    if store.pk != order.store_id and not capability_enabled(Capability.RETURN_ANYWHERE, store=store):
-        # Goods bought elsewhere (another store, or online and shipped) come back here only once
-        # the store takes part in returns anywhere; its own sales it always takes back.
-        raise NotLaunched(capability=Capability.RETURN_ANYWHERE, store=store)
+    return_store_check(order, store)
     if approved_by is None and return_window_end(order) < timezone.now():
         raise ReturnWindowClosed(params={"until": return_window_end(order).isoformat()})
     order_lines = {ln.pk: ln for ln in order.lines.all()}

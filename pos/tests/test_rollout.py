@@ -45,3 +45,20 @@ def test_a_store_not_launched_refuses_a_return_from_elsewhere(client_a, store_a,
         "client_uuid": return_uuid(page), f"qty_{line.pk}": "1", f"condition_{line.pk}": "sellable"})
     assert taken.status_code == 302
     assert Return.objects.get().order == own
+
+
+def test_the_refusal_comes_before_any_manager_approval(client_a, store_a, store_b, clerk_b, stocked, shift_a):
+    shirt, _ = stocked
+    capability_set(capability=Capability.RETURN_ANYWHERE, enabled=False, store=store_a)
+    online = online_pickup_order(store_b, shirt)
+    order_services.pickup_handover(code=online.pickup_code, store=store_b, actor=clerk_b)
+
+    # found by the customer's phone, not the receipt: a manager would have to approve, but
+    # the store cannot take it back at all, so it says so at once
+    page = client_a.get(reverse("pos:return_detail", args=[online.pk])).content.decode()
+    line = online.lines.get()
+    refused = client_a.post(reverse("pos:return_detail", args=[online.pk]), {
+        "client_uuid": return_uuid(page), f"qty_{line.pk}": "1", f"condition_{line.pk}": "sellable"})
+    assert refused.status_code == 422
+    assert f"{store_a} 尚未开通全渠道退货。" in refused.content.decode()
+    assert not Return.objects.exists()
