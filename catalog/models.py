@@ -38,6 +38,15 @@ class Brand(models.Model):
         return self.name
 
 
+class ProductLine(models.TextChoices):
+    """How merchandising organises a product; revenue split rules can be conditioned on it."""
+
+    NONE = "", _("Not classified")
+    BULK = "bulk", _("Bulk line (大货)")
+    NEW = "new", _("New line (N品)")
+    ONLINE_ONLY = "online_only", _("Online exclusive (电商专供)")
+
+
 class Product(models.Model):
     """A product (SPU); what is sold and stocked is its SKUs."""
 
@@ -47,6 +56,7 @@ class Product(models.Model):
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products",
                                  verbose_name=_("category"))
     description = models.TextField(_("description"), blank=True, default="")
+    line = models.CharField(_("product line"), max_length=20, blank=True, default="", choices=ProductLine.choices)
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True, db_index=True)

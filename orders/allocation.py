@@ -4,7 +4,8 @@
   first warehouse of the channel's priority list that can, and the goods are
   transferred to the store before the order is ready for pickup.
 * Ship: the channel's priority list (central first), then — if the channel
-  ships from stores — the stockrooms of stores in the customer's city.
+  ships from stores — the stockrooms of stores in the customer's city where shipping
+  from the store is switched on (the roll-out, ``stores.selectors``).
   One warehouse supplies the whole order unless the channel allows a split.
 
 Reads availability for every candidate in one query; the reservation that
@@ -18,7 +19,8 @@ from collections import defaultdict
 from orders.exceptions import NoWarehouseCanFulfil
 from orders.models import ChannelConfig, ChannelWarehouse, Fulfillment
 from inventory.selectors import stock_available
-from stores.models import Store, Warehouse
+from stores.models import Capability, Store, Warehouse
+from stores.selectors import capability_stores_enabled
 
 
 def channel_config(channel: str) -> ChannelConfig:
@@ -41,8 +43,11 @@ def candidates(*, channel: str, fulfillment: str, store: Store | None, ship_city
         return [store.warehouse_id, *[w for w in _priority_warehouses(channel) if w != store.warehouse_id]]
     city_stores = []
     if ship_city_id and (config.ship_from_store or fulfillment == Fulfillment.SHIP_STORE):
-        city_stores = list(Store.objects.filter(city_id=ship_city_id, is_active=True, warehouse__is_active=True)
-                           .order_by("id").values_list("warehouse_id", flat=True))
+        rows = list(Store.objects.filter(city_id=ship_city_id, is_active=True, warehouse__is_active=True)
+                    .order_by("id").values_list("id", "warehouse_id"))
+        # Only stores where shipping from the store is switched on (the roll-out) ship.
+        shipping = capability_stores_enabled(Capability.SHIP_FROM_STORE, [store_id for store_id, _ in rows])
+        city_stores = [warehouse_id for store_id, warehouse_id in rows if store_id in shipping]
     if fulfillment == Fulfillment.SHIP_STORE:
         return city_stores
     return [*_priority_warehouses(channel), *[w for w in city_stores]]

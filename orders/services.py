@@ -72,7 +72,9 @@ from payments.models import Payment, Refund
 from payments.tenders import tender_for
 from promotions.exceptions import PromotionExhausted
 from promotions.services import promotions_consume, promotions_release
-from stores.models import Store
+from stores.exceptions import NotLaunched
+from stores.models import Capability, Store
+from stores.selectors import capability_enabled
 
 ONLINE_CHANNELS = {Channel.WEB, Channel.MINI_PROGRAM, Channel.MARKETPLACE}
 HANDED_OVER = {Status.PICKED_UP, Status.COMPLETED, Status.SHIPPED, Status.PARTIALLY_SHIPPED}
@@ -243,7 +245,7 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
     ``coupon_code`` of theirs is redeemed on it (restored if the order is cancelled or expires).
     Locks: stock levels of the chosen warehouse(s), ordered; the coupon row.  Queues: ``order.created``.
     Raises: invalid_quantity, unknown_sku, inactive_sku, insufficient_stock, store_required,
-    invalid_fulfillment, invalid_discount, duplicate_different_payload, member_not_found and
+    pickup_not_launched (pickup is not switched on at the store), invalid_fulfillment, invalid_discount, duplicate_different_payload, member_not_found and
     the coupon errors (coupon_expired, coupon_used, coupon_out_of_scope, …).
     """
     if channel not in ONLINE_CHANNELS:
@@ -252,6 +254,8 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
         raise InvalidFulfillment(field="fulfillment")
     if fulfillment == Fulfillment.PICKUP and store is None:
         raise StoreRequired(field="store")
+    if fulfillment == Fulfillment.PICKUP and not capability_enabled(Capability.PICKUP, store=store):
+        raise NotLaunched(capability=Capability.PICKUP, store=store, field="store")
     demand = _demand(lines)
     member = membership.member_resolve(member)
     request_hash = _payload_hash({"lines": sorted(demand.items()), "fulfillment": fulfillment,
@@ -786,6 +790,14 @@ def line_refund_amount(line: OrderLine, already_returned: int, qty: int) -> Deci
     return money(sum(per_unit[already_returned:already_returned + qty], ZERO))
 
 
+def return_store_check(order: Order, store: Store) -> None:
+    """Raise NotLaunched when ``store`` may not take ``order`` back: goods bought elsewhere (another
+    store, or online and shipped) come back at a store only once it takes part in returns
+    anywhere (the roll-out); its own sales it always takes back."""
+    if store.pk != order.store_id and not capability_enabled(Capability.RETURN_ANYWHERE, store=store):
+        raise NotLaunched(capability=Capability.RETURN_ANYWHERE, store=store)
+
+
 @service
 def return_create(*, order: Order | int, store: Store, lines: Sequence[ReturnLineIn], actor=None,
                   reason: str = "", client_uuid: uuid.UUID | str | None = None, approved_by=None) -> Return:
@@ -795,7 +807,8 @@ def return_create(*, order: Order | int, store: Store, lines: Sequence[ReturnLin
     the same line serialize).  After the channel's return window, a manager's
     ``approved_by`` is required (recorded on the return).  Queues ``order.returned``.
     Raises return_exceeds_purchase, order_not_returnable, return_window_closed,
-    unknown_order_line, invalid_quantity.
+    unknown_order_line, invalid_quantity, return_anywhere_not_launched (goods bought elsewhere,
+    at a store where returns anywhere are not switched on).
     """
     if client_uuid:
         existing = Return.objects.filter(client_uuid=client_uuid).first()
@@ -817,6 +830,7 @@ def _return_goods(order: Order, *, store: Store, lines: Sequence[ReturnLineIn], 
     """Record a return of ``order`` (locked by the caller) and restock; the refund is the caller's."""
     if order.status not in HANDED_OVER:
         raise OrderNotReturnable(params={"status": order.status})
+    return_store_check(order, store)
     if approved_by is None and return_window_end(order) < timezone.now():
         raise ReturnWindowClosed(params={"until": return_window_end(order).isoformat()})
     order_lines = {ln.pk: ln for ln in order.lines.all()}

@@ -502,6 +502,7 @@ def pos_return(*, order: Order | int, store: Store, actor, lines: list[ReturnLin
     found = selectors.returnable_orders(store).filter(pk=getattr(order, "pk", order)).first()
     if found is None:
         raise OrderNotFound()
+    order_services.return_store_check(found, store)  # before asking a manager for an approval in vain
     needed = return_approvals_needed(found, by_receipt=by_receipt)
     manager, method = _verify(store, actor, approval, needed)
     return _return(order=found, store=store, actor=actor, lines=lines, key=key, reason=reason, needed=needed,

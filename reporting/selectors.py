@@ -361,3 +361,49 @@ def filter_choices(user) -> dict:
     cities = {s.city_id: s.city for s in stores}
     return {"regions": sorted(regions.values(), key=lambda r: r.code),
             "cities": sorted(cities.values(), key=lambda c: c.code), "stores": stores}
+
+
+# --- roll-out: pilot against control ---------------------------------------------------------------
+
+
+def _group_figures(store_ids: frozenset[int], start: date, end: date) -> dict:
+    """The roll-out's figures of some stores over some days, from the daily roll-ups."""
+    if start > end or not store_ids:
+        return {"stores": len(store_ids), "days": max((end - start).days + 1, 0), "net": ZERO, "online_share": None,
+                "pickup_rate": None, "returns_elsewhere": 0, "omni_members": 0, "omni_share": None,
+                "sales_per_store": None, "guide_sales": ZERO, "guide_share": None}
+    scope = Scope(start, end, store_ids, None)
+    sales = _rows(DailySalesRollup, scope).aggregate(
+        n_net=Sum("net"), n_online=Sum("net", filter=Q(channel__in=ONLINE)))
+    net, online = _m(sales["n_net"]), _m(sales["n_online"])
+    o2o = o2o_metrics(scope)
+    guide = _m(_rows(DailyGuideSalesRollup, scope).aggregate(s=Sum("sales"))["s"])
+    return {"stores": len(store_ids), "days": scope.days, "net": net, "online_share": _ratio(online, net),
+            "pickup_rate": o2o["pickup_rate"], "returns_elsewhere": o2o["online_returns_in_store"],
+            "omni_members": o2o["omni_members"], "omni_share": o2o["omni_share"],
+            "sales_per_store": money(net / len(store_ids)), "guide_sales": guide,
+            "guide_share": _ratio(guide, net)}
+
+
+def pilot_control(scope: Scope) -> list[dict]:
+    """For every city launched by the end of the range, its stores (the pilot) against the stores
+    of the cities not launched by then (the control), before and after the city's launch date,
+    within the viewer's scope.  Online share and sales are of the orders that have a store (sold,
+    picked up or shipped there); warehouse shipments belong to no city's stores."""
+    stores = Store.objects.using(report_db()).filter(scope.stores_q("pk")).select_related("city")
+    by_city: dict = {}
+    for store in stores:
+        by_city.setdefault(store.city, set()).add(store.pk)
+    control = frozenset(pk for city, ids in by_city.items()
+                        if city.launched_on is None or city.launched_on > scope.end for pk in ids)
+    out = []
+    for city, ids in sorted(by_city.items(), key=lambda kv: (kv[0].launched_on or date.max, kv[0].pk)):
+        if city.launched_on is None or city.launched_on > scope.end:
+            continue
+        launch = max(city.launched_on, scope.start)
+        periods = {"before": (scope.start, launch - timedelta(days=1)), "after": (launch, scope.end)}
+        pilot = {k: _group_figures(frozenset(ids), *p) for k, p in periods.items()}
+        others = {k: _group_figures(control, *p) for k, p in periods.items()}
+        out.append({"city": city.name, "launched_on": city.launched_on, "pilot": pilot, "control": others,
+                    "groups": [pilot["before"], pilot["after"], others["before"], others["after"]]})
+    return out

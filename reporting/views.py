@@ -69,6 +69,7 @@ def dashboard(request):
     guides = selectors.guide_leaderboard(scope)
     stock = selectors.stock_metrics(scope)
     members = selectors.member_metrics()
+    rollout = selectors.pilot_control(scope)
     charts = {
         "salesByDay": {"days": [d["day"] for d in sales["by_day"]],
                        "series": {gettext("Net sales"): [d["net"] for d in sales["by_day"]],
@@ -92,6 +93,6 @@ def dashboard(request):
         **admin.site.each_context(request),
         "title": gettext("Business dashboard"), "form": form, "invalid": invalid, "scope": scope,
         "sales": sales, "o2o": o2o, "coupons": coupons, "guides": guides, "stock": stock, "members": members,
-        "charts": charts,
+        "rollout": rollout, "charts": charts,
     }
     return TemplateResponse(request, "dashboard/index.html", context)

@@ -4,16 +4,23 @@ read-only here (and immutable in the database)."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy as _
 
 from o2o.exports import export_response
 from o2o.schedule import BEAT_SCHEDULE
-from settlement import selectors
+from settlement import ledger, selectors
+from settlement.simulation import simulation_csv, split_simulate
 from settlement.models import (
+    LedgerPosting,
+    Party,
+    Payout,
     ScheduledJob,
     SettlementDay,
     SettlementStatement,
@@ -24,6 +31,7 @@ from settlement.models import (
     TenderLine,
     WalletTransfer,
 )
+from stores.admin import ServiceAddAdmin, action_each, action_hidden_fields, form_page
 
 
 class ReadOnlyMixin:
@@ -46,21 +54,65 @@ def _store(store) -> str:
     return str(store) if store is not None else str(_("no store"))
 
 
+class SimulationForm(forms.Form):
+    draft = forms.ChoiceField(label=_("draft set"))
+    start = forms.DateField(label=_("first business day"))
+    end = forms.DateField(label=_("last business day"))
+
+    def __init__(self, *args, drafts=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["draft"].choices = [(d, d) for d in drafts]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+            self.add_error("end", _("The last day cannot be before the first."))
+        elif data.get("start") and data.get("end") and (data["end"] - data["start"]).days > 92:
+            self.add_error("end", _("Simulate at most a quarter at a time."))
+        return data
+
+
 @admin.register(SplitRule)
 class SplitRuleAdmin(admin.ModelAdmin):
-    list_display = ["name", "priority", "channel", "fulfillment", "store", "guide_condition", "ecommerce_percent",
-                    "guide_store_percent", "valid_from", "valid_until", "is_active", "first_used_on"]
-    list_filter = ["is_active", "channel", "fulfillment"]
+    list_display = ["name", "draft", "priority", "channel", "fulfillment", "store", "guide_condition",
+                    "product_line", "territory", "ecommerce_percent", "guide_store_percent", "credit_trade_area",
+                    "valid_from", "valid_until", "is_active", "first_used_on"]
+    list_filter = ["is_active", "draft", "channel", "fulfillment", "product_line", "territory"]
     search_fields = ["name", "note"]
     fieldsets = [
-        (None, {"fields": ["name", "priority", "is_active", "note"]}),
-        (_("Applies to"), {"fields": ["channel", "fulfillment", "store", "guide_condition", "valid_from",
-                                      "valid_until"]}),
-        (_("Shares of the net"), {"fields": ["ecommerce_percent", "guide_store_percent"],
+        (None, {"fields": ["name", "draft", "priority", "is_active", "note"]}),
+        (_("Applies to"), {"fields": ["channel", "fulfillment", "store", "guide_condition", "product_line",
+                                      "territory", "valid_from", "valid_until"]}),
+        (_("Shares of the net"), {"fields": ["ecommerce_percent", "guide_store_percent", "credit_trade_area"],
                                   "description": _("The fulfilling store keeps the rest; without one (shipped "
                                                    "from a warehouse) the e-commerce department does.")}),
     ]
-    TERMS = ["channel", "fulfillment", "store", "guide_condition", "ecommerce_percent", "guide_store_percent"]
+    TERMS = ["channel", "fulfillment", "store", "guide_condition", "product_line", "territory", "ecommerce_percent",
+             "guide_store_percent", "credit_trade_area"]
+
+    actions = ["simulate"]
+
+    @admin.action(description=_("Simulate a draft rule set on past business days"), permissions=["view"])
+    def simulate(self, request, queryset):
+        """Nothing is posted: the settled lines are re-split with the draft and compared (CSV on request)."""
+        drafts = sorted(set(SplitRule.objects.exclude(draft="").values_list("draft", flat=True)))
+        form = SimulationForm(request.POST if "apply" in request.POST else None, drafts=drafts)
+        if not form.is_valid():
+            return form_page(self, request, title=gettext("Simulate a draft rule set"), form=form,
+                             submit_label=gettext("Simulate"), hidden=action_hidden_fields(request),
+                             intro=gettext("The draft's rules are applied to the settled lines of the period; "
+                                           "nothing is posted."))
+        sim = split_simulate(**form.cleaned_data)
+        if request.POST.get("csv"):
+            response = HttpResponse("\ufeff" + simulation_csv(sim), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = (f'attachment; filename="split-simulation-{sim.draft}-'
+                                               f'{sim.start:%Y%m%d}-{sim.end:%Y%m%d}.csv"')
+            return response
+        hidden = action_hidden_fields(request) + [("apply", "1"), ("draft", sim.draft),
+                                                  ("start", sim.start.isoformat()), ("end", sim.end.isoformat())]
+        return TemplateResponse(request, "admin/settlement/split_simulation.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "sim": sim, "hidden": hidden,
+            "title": gettext("Simulation of draft %(name)s") % {"name": sim.draft}})
 
     def get_readonly_fields(self, request, obj=None):
         # Split lines name the rule: its terms must keep explaining them.
@@ -292,3 +344,76 @@ class ScheduledJobAdmin(ReadOnlyMixin, admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "title": _("Scheduled jobs (Celery beat)"),
                    "opts": self.opts, "jobs": jobs, **(extra_context or {})}
         return TemplateResponse(request, "admin/settlement/beat_schedule.html", context)
+
+
+# --- the party ledger ---------------------------------------------------------------------------
+
+
+class PostingInline(ReadOnlyTabular):
+    model = LedgerPosting
+    fields = ["created_at", "day", "account", "amount", "reference", "journal"]
+    readonly_fields = fields
+    ordering = ["-id"]
+    max_num = 0
+
+
+@admin.register(Party)
+class PartyAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["__str__", "kind", "balance"]
+    list_filter = ["kind"]
+    search_fields = ["store__name", "store__code", "guide__display_name", "guide__employee_no"]
+    list_select_related = ["store", "guide"]
+    fields = ["kind", "store", "guide", "balance", "statements"]
+    readonly_fields = fields
+    inlines = [PostingInline]
+
+    @admin.display(description=_("monthly statements"))
+    def statements(self, obj):
+        months = sorted({d.replace(day=1) for d in LedgerPosting.objects.filter(party=obj).dates("created_at", "month")}
+                        | {d.replace(day=1) for d in obj.postings.filter(day__isnull=False)
+                           .values_list("day__day", flat=True)}, reverse=True)[:12]
+        rows = []
+        for month in months:
+            st = ledger.party_statement(party=obj, month=month)
+            accounts = ", ".join(f"{LedgerPosting.Account(k).label} {v}" for k, v in sorted(st.by_account.items()))
+            rows.append((f"{month:%Y-%m}", st.opening, accounts, st.closing))
+        return format_html('<table class="o2o-statements"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{}'
+                           "</table>", _("month"), _("opening"), _("postings"), _("closing"),
+                           format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows))
+
+
+class PayoutRequestForm(forms.Form):
+    party = forms.ModelChoiceField(label=_("party"), queryset=Party.objects.exclude(kind=Party.Kind.CLEARING))
+    amount = forms.DecimalField(label=_("amount"), max_digits=14, decimal_places=2)
+    note = forms.CharField(label=_("note"), max_length=200, required=False)
+
+    def submit(self, *, actor):
+        data = self.cleaned_data
+        return ledger.payout_request(party=data["party"], amount=data["amount"], note=data["note"], actor=actor)
+
+
+@admin.register(Payout)
+class PayoutAdmin(ServiceAddAdmin):
+    add_form_class = PayoutRequestForm
+    list_display = ["number", "party", "amount", "status", "requested_by", "requested_at", "decided_by",
+                    "decided_at"]
+    list_filter = ["status", "party__kind"]
+    search_fields = ["number", "note"]
+    list_select_related = ["party__store", "party__guide", "requested_by", "decided_by"]
+    readonly_fields = ["number", "party", "amount", "status", "note", "requested_by", "requested_at",
+                       "decided_by", "decided_at", "journal"]
+    actions = ["approve"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description=_("Approve and pay the selected payouts"), permissions=["view"])
+    def approve(self, request, queryset):
+        if not request.user.has_perm("settlement.add_payout"):
+            raise PermissionDenied
+        action_each(self, request, queryset.order_by("pk"),
+                    lambda payout: ledger.payout_approve(payout=payout, actor=request.user),
+                    gettext("%(count)d payouts approved."))

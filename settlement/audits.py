@@ -160,3 +160,59 @@ def lines_match_their_sources():
         return
     for kind, line_id in _rows(LINES_SQL, {"first": days[-1].day}):
         yield f"{kind} line {line_id} does not match its source"
+
+
+# --- the party ledger ---------------------------------------------------------------------------
+
+
+@audit_check("ledger", "Every journal of the party ledger balances (its postings sum to zero)")
+def journals_balance():
+    for journal, total in _rows("SELECT journal, sum(amount) FROM settlement_ledgerposting "
+                                "GROUP BY journal HAVING sum(amount) <> 0 ORDER BY journal LIMIT 50"):
+        yield f"journal {journal}: postings sum to {total}"
+
+
+@audit_check("ledger", "Every party's balance equals the sum of its postings")
+def party_balances():
+    for party_id, balance, posted in _rows("""
+        SELECT p.id, p.balance, COALESCE(sum(l.amount), 0) FROM settlement_party p
+          LEFT JOIN settlement_ledgerposting l ON l.party_id = p.id
+         GROUP BY p.id, p.balance HAVING p.balance <> COALESCE(sum(l.amount), 0) ORDER BY p.id"""):
+        yield f"party {party_id}: balance {balance}, postings {posted}"
+
+
+@audit_check("ledger", "The party shares of each settled day add up to its net sales, and were posted")
+def party_shares_equal_net():
+    for day, net, shares, posted in _rows("""
+        SELECT d.day, d.net,
+               (SELECT COALESCE(sum(ps.total), 0) FROM orders_partyshare ps
+                  JOIN orders_storesettlement ss ON ss.id = ps.store_settlement_id WHERE ss.day_id = d.id),
+               (SELECT COALESCE(sum(l.amount), 0) FROM settlement_ledgerposting l JOIN settlement_party p
+                    ON p.id = l.party_id
+                 WHERE l.day_id = d.id AND l.account = 'split' AND p.kind <> 'clearing')
+          FROM orders_settlementday d WHERE d.status = 'closed' ORDER BY d.day"""):
+        if not net == shares == posted:
+            yield f"day {day}: net {net}, party shares {shares}, split postings {posted}"
+
+
+@audit_check("ledger", "No party was paid out more than was released to it")
+def payouts_within_released():
+    for party_id, released, paid in _rows("""
+        SELECT p.id,
+               COALESCE(sum(l.amount) FILTER (WHERE l.account <> 'payout'), 0),
+               COALESCE(-sum(l.amount) FILTER (WHERE l.account = 'payout'), 0)
+          FROM settlement_party p JOIN settlement_ledgerposting l ON l.party_id = p.id
+         WHERE p.kind <> 'clearing'
+         GROUP BY p.id
+        HAVING COALESCE(-sum(l.amount) FILTER (WHERE l.account = 'payout'), 0) > 0
+           AND COALESCE(-sum(l.amount) FILTER (WHERE l.account = 'payout'), 0)
+             > COALESCE(sum(l.amount) FILTER (WHERE l.account <> 'payout'), 0)
+         ORDER BY p.id"""):
+        yield f"party {party_id}: paid out {paid}, released {released}"
+    for party_id, approved, posted in _rows("""
+        SELECT po.party_id, sum(po.amount),
+               (SELECT COALESCE(-sum(l.amount), 0) FROM settlement_ledgerposting l
+                 WHERE l.party_id = po.party_id AND l.account = 'payout')
+          FROM settlement_payout po WHERE po.status = 'approved' GROUP BY po.party_id ORDER BY po.party_id"""):
+        if approved != posted:
+            yield f"party {party_id}: approved payouts {approved}, payout postings {posted}"

@@ -24,7 +24,10 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
-from stores.models import Store
+from catalog.models import ProductLine
+from django.conf import settings
+
+from stores.models import StaffProfile, Store
 
 __all__ = [
     "StatementChannel",
@@ -38,6 +41,9 @@ __all__ = [
     "WalletTransfer",
     "PartyShare",
     "ScheduledJob",
+    "Party",
+    "LedgerPosting",
+    "Payout",
 ]
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
@@ -68,10 +74,17 @@ class SplitRule(models.Model):
     ``ecommerce_percent`` of the net; when the order's guide works at another store,
     that store gets ``guide_store_percent``; the fulfilling store (where sold, picked
     up or shipped from) keeps the rest.  Without a fulfilling store (shipped from a
-    warehouse) the e-commerce department keeps the rest.  No matching rule: all to
-    the fulfilling store.  A rule that has split lines cannot change its terms (the
+    warehouse) the e-commerce department keeps the rest, unless the rule credits the
+    trade-area store of the customer's city (``credit_trade_area``): then that store
+    keeps it, as a fulfilling store would.  Rules may be limited to a product line
+    (大货, N品, …) and a territory.  No matching rule: all to the fulfilling store.  A rule that has split lines cannot change its terms (the
     lines name it); deactivate it and add a new one instead.
     """
+
+    class Territory(models.TextChoices):
+        ANY = "", _("Anywhere")
+        TRADE_AREA = "trade_area", _("Shipped to a store's trade area")
+        NO_TRADE_AREA = "no_trade_area", _("Shipped outside every trade area, or not shipped")
 
     class GuideCondition(models.TextChoices):
         ANY = "", _("Any order")
@@ -93,6 +106,15 @@ class SplitRule(models.Model):
                               verbose_name=_("fulfilling store"), help_text=_("Empty: every store."))
     guide_condition = models.CharField(_("guide"), max_length=20, blank=True, default="",
                                        choices=GuideCondition.choices)
+    product_line = models.CharField(_("product line"), max_length=20, blank=True, default="",
+                                    choices=[("", _("Every product line")), *ProductLine.choices[1:]],
+                                    help_text=_("The product's line (大货, N品, 电商专供); empty: every line."))
+    territory = models.CharField(_("territory"), max_length=20, blank=True, default="",
+                                 choices=Territory.choices)
+    credit_trade_area = models.BooleanField(
+        _("credit the trade-area store"), default=False,
+        help_text=_("An order shipped from a warehouse to a customer in a store's trade area: that store gets "
+                    "the share a fulfilling store would get."))
     ecommerce_percent = models.DecimalField(_("e-commerce share (%)"), default=ZERO, **PERCENT)
     guide_store_percent = models.DecimalField(_("guide's store share (%)"), default=ZERO, **PERCENT,
                                               help_text=_("Paid only when the guide works at another store."))
@@ -101,6 +123,9 @@ class SplitRule(models.Model):
     valid_until = models.DateField(_("valid until"), null=True, blank=True,
                                    help_text=_("Last business day; empty: open ended."))
     is_active = models.BooleanField(_("active"), default=True)
+    draft = models.CharField(_("draft set"), max_length=50, blank=True, default="", db_index=True,
+                             help_text=_("Rules of a draft set are never applied: HQ simulates them on past "
+                                         "months side by side with the rules in force. Empty: a rule in force."))
     note = models.CharField(_("note"), max_length=300, blank=True, default="")
     first_used_on = models.DateField(_("first used on"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -489,3 +514,117 @@ class ScheduledJob(models.Model):
         verbose_name_plural = _("scheduled jobs")
         default_permissions = ("view",)
 
+
+
+# --- the party ledger ---------------------------------------------------------------------------
+
+
+class Party(models.Model):
+    """Someone the settlement owes or charges: the e-commerce department, a store, a guide; and the
+    clearing account every journal balances against (the day's sales, money paid out).
+
+    ``balance`` is the sum of the party's postings, moved with F() in the posting's transaction;
+    a payout takes it down with a conditional UPDATE, so it never pays more than was released."""
+
+    class Kind(models.TextChoices):
+        CLEARING = "clearing", _("Clearing (sales and payouts)")
+        ECOMMERCE = "ecommerce", _("E-commerce department")
+        STORE = "store", _("Store")
+        GUIDE = "guide", _("Guide")
+
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    store = models.OneToOneField(Store, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                 verbose_name=_("store"))
+    guide = models.OneToOneField(StaffProfile, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                 verbose_name=_("guide"))
+    balance = _money(_("balance"))
+
+    class Meta:
+        verbose_name = _("party")
+        verbose_name_plural = _("parties")
+        ordering = ["kind", "store_id", "guide_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind"], condition=Q(kind__in=["clearing", "ecommerce"]),
+                                    name="party_single_department"),
+            models.CheckConstraint(condition=(Q(kind__in=["clearing", "ecommerce"], store__isnull=True,
+                                                guide__isnull=True)
+                                              | Q(kind="store", store__isnull=False, guide__isnull=True)
+                                              | Q(kind="guide", store__isnull=True, guide__isnull=False)),
+                                   name="party_shape"),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.STORE:
+            return str(self.store)
+        if self.kind == self.Kind.GUIDE:
+            return f"{_('Guide')} {self.guide}"
+        return str(self.get_kind_display())
+
+
+class LedgerPosting(models.Model):
+    """One side of a journal: the postings of a journal sum to zero.  Append-only."""
+
+    class Account(models.TextChoices):
+        SPLIT = "split", _("Revenue split")
+        COUPON = "coupon", _("Coupon cost share")
+        WALLET = "wallet", _("Cross-store wallet spending")
+        COMMISSION = "commission", _("Guide commission released")
+        PAYOUT = "payout", _("Payout")
+
+    journal = models.UUIDField(_("journal"), db_index=True)
+    day = models.ForeignKey(SettlementDay, null=True, blank=True, on_delete=models.PROTECT, related_name="postings",
+                            verbose_name=_("business day"))
+    party = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="postings", verbose_name=_("party"))
+    account = models.CharField(_("account"), max_length=12, choices=Account.choices)
+    amount = models.DecimalField(_("amount"), **MONEY, help_text=_("Positive: owed to the party."))
+    reference = models.CharField(_("reference"), max_length=60, blank=True, default="")
+    created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("ledger posting")
+        verbose_name_plural = _("ledger postings")
+        ordering = ["-id"]
+        constraints = [
+            # a settled day posts each account once per party: re-running a day cannot post twice
+            models.UniqueConstraint(fields=["day", "account", "party", "reference"], condition=Q(day__isnull=False),
+                                    name="ledger_posting_once_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_account_display()} {self.party} {self.amount}"
+
+
+class Payout(models.Model):
+    """Money paid to a party (guide commission, what a store is owed), requested then approved.
+    Approval takes it off the party's balance; it cannot exceed what was released."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", _("Requested")
+        APPROVED = "approved", _("Approved and paid")
+        REJECTED = "rejected", _("Rejected")
+
+    number = models.CharField(_("number"), max_length=30, unique=True)
+    party = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="payouts", verbose_name=_("party"))
+    amount = models.DecimalField(_("amount"), **MONEY)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.REQUESTED)
+    note = models.CharField(_("note"), max_length=200, blank=True, default="")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+", verbose_name=_("requested by"))
+    requested_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+", verbose_name=_("decided by"))
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    journal = models.UUIDField(_("journal"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("payout")
+        verbose_name_plural = _("payouts")
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payout_positive"),
+            models.CheckConstraint(condition=Q(status="requested") | Q(decided_at__isnull=False),
+                                   name="payout_decided_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.party} {self.amount}"

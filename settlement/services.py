@@ -25,6 +25,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from itertools import product
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -33,11 +34,12 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from catalog.models import ProductLine
 from members.services.guides import commission_release
 from o2o.db import service
 from o2o.money import ZERO
 from orders.models import Channel, Fulfillment
-from settlement import sql
+from settlement import ledger, sql
 from settlement.exceptions import BeforeFirstDay, DayNotOver, EarlierDayOpen, InvalidCutoff
 from settlement.models import (
     PartyShare,
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 CHANNELS = list(StatementChannel.values)
 ORDER_CHANNELS = list(Channel.values)
 FULFILLMENTS = list(Fulfillment.values)
+PRODUCT_LINES = list(ProductLine.values)
 
 
 # --- business days ------------------------------------------------------------------------------
@@ -98,9 +101,13 @@ def last_ended_day(now: datetime | None = None) -> date:
 
 
 def rule_matches(rule: SplitRule, *, channel: str, fulfillment: str, store_id: int | None,
-                 guide_elsewhere: bool, day: date) -> bool:
-    """Whether ``rule`` applies to a line of this kind on business day ``day``."""
+                 guide_elsewhere: bool, day: date, product_line: str = "", trade_area: bool = False) -> bool:
+    """Whether ``rule`` applies to a line of this kind on business day ``day``.  ``trade_area``:
+    the order is shipped to a city in some store's trade area."""
     return (rule.is_active
+            and (not rule.product_line or rule.product_line == product_line)
+            and (rule.territory == SplitRule.Territory.ANY
+                 or (rule.territory == SplitRule.Territory.TRADE_AREA) == trade_area)
             and (not rule.channel or rule.channel == channel)
             and (not rule.fulfillment or rule.fulfillment == fulfillment)
             and (rule.store_id is None or rule.store_id == store_id)
@@ -116,7 +123,7 @@ def rule_for(rules: list[SplitRule], **line) -> SplitRule | None:
 
 
 def rules_in_force(day: date) -> list[SplitRule]:
-    return list(SplitRule.objects.filter(is_active=True)
+    return list(SplitRule.objects.filter(is_active=True, draft="")
                 .filter(Q(valid_from__isnull=True) | Q(valid_from__lte=day))
                 .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=day))
                 .order_by("priority", "id"))
@@ -132,19 +139,25 @@ def _rule_map(day: date) -> dict[str, list]:
     id if a rule names it, and -1 for any other store; so the map has a few hundred entries
     however many stores there are, and the choice is made here, not per line.
     """
-    rules = rules_in_force(day)
+    return rule_map(rules_in_force(day), day)
+
+
+def rule_map(rules: list[SplitRule], day: date) -> dict[str, list]:
+    """The rule map of ``rules`` (in priority order) on ``day``; see ``_rule_map``.  Keys also carry
+    the product line and whether the order is shipped into a trade area."""
     special = sorted({r.store_id for r in rules if r.store_id is not None})
-    arrays: dict[str, list] = {"rm_key": [], "rm_rule": [], "rm_ecom": [], "rm_guide": [], "rm_special": special}
-    for channel in ORDER_CHANNELS:
-        for fulfillment in FULFILLMENTS:
-            for store_id in [None, OTHER_STORE, *special]:
-                for elsewhere in (False, True):
-                    rule = rule_for(rules, channel=channel, fulfillment=fulfillment, store_id=store_id,
-                                    guide_elsewhere=elsewhere, day=day)
-                    arrays["rm_key"].append(f"{channel}:{fulfillment}:{store_id or 0}:{int(elsewhere)}")
-                    arrays["rm_rule"].append(rule.pk if rule else None)
-                    arrays["rm_ecom"].append(rule.ecommerce_percent if rule else ZERO)
-                    arrays["rm_guide"].append(rule.guide_store_percent if rule else ZERO)
+    arrays: dict[str, list] = {"rm_key": [], "rm_rule": [], "rm_ecom": [], "rm_guide": [], "rm_credit": [],
+                               "rm_special": special}
+    for channel, fulfillment, store_id, elsewhere, line, trade in product(
+            ORDER_CHANNELS, FULFILLMENTS, [None, OTHER_STORE, *special], (False, True), PRODUCT_LINES,
+            (False, True)):
+        rule = rule_for(rules, channel=channel, fulfillment=fulfillment, store_id=store_id,
+                        guide_elsewhere=elsewhere, day=day, product_line=line, trade_area=trade)
+        arrays["rm_key"].append(f"{channel}:{fulfillment}:{store_id or 0}:{int(elsewhere)}:{line}:{int(trade)}")
+        arrays["rm_rule"].append(rule.pk if rule else None)
+        arrays["rm_ecom"].append(rule.ecommerce_percent if rule else ZERO)
+        arrays["rm_guide"].append(rule.guide_store_percent if rule else ZERO)
+        arrays["rm_credit"].append(bool(rule and rule.credit_trade_area))
     return arrays
 
 
@@ -575,4 +588,5 @@ def _day_close(*, day_id: int) -> SettlementDay:
     settled.stores_settled = StoreSettlement.objects.filter(day=settled).count()
     settled.status, settled.closed_at = SettlementDay.Status.CLOSED, timezone.now()
     settled.save()
+    ledger.day_post(settled)  # the party ledger, in the same transaction as the close
     return settled

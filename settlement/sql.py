@@ -32,8 +32,9 @@ gh AS (  -- a guide's home store: their first store membership
     SELECT DISTINCT ON (staff_id) staff_id, store_id
       FROM stores_storemembership ORDER BY staff_id, since, id
 ), rm AS (  -- the rule of every (channel, fulfillment, fulfilling store or 0, guide elsewhere) as one key
-    SELECT * FROM unnest(%(rm_key)s::text[], %(rm_rule)s::bigint[], %(rm_ecom)s::numeric[], %(rm_guide)s::numeric[])
-           AS t(key, rule_id, ecom, guide)
+    SELECT * FROM unnest(%(rm_key)s::text[], %(rm_rule)s::bigint[], %(rm_ecom)s::numeric[], %(rm_guide)s::numeric[],
+                         %(rm_credit)s::boolean[])
+           AS t(key, rule_id, ecom, guide, credit)
 ), st AS (
     SELECT * FROM unnest(%(st_channel)s::text[], %(st_id)s::bigint[]) AS t(channel, id)
 )"""
@@ -45,7 +46,7 @@ LINE_COLUMNS = """
         CASE o.fulfillment WHEN 'ship_warehouse' THEN NULL::bigint
              WHEN 'ship_store' THEN COALESCE(ws.id, o.store_id) ELSE o.store_id END AS party_store,
         o.coupon_discount AS order_coupon, o.coupon_cost_ecommerce AS order_coupon_ecommerce,
-        cb.amount AS coupon_before"""
+        cb.amount AS coupon_before, pr.line AS product_line, tr.store_id AS trade_store"""
 
 # The coupon discount of the order's earlier lines, looked up only for orders with a coupon
 # (a lateral join, so the planner evaluates it once per line however often it is used).
@@ -53,14 +54,24 @@ COUPON_BEFORE = """
       LEFT JOIN LATERAL (SELECT COALESCE(sum(x.coupon_discount), 0) AS amount FROM orders_orderline x
                           WHERE o.coupon_discount > 0 AND x.order_id = o.id AND x.line_no < l.line_no) cb ON true"""
 
+# The line's product line and the trade-area store of the city the order is shipped to (rules use both).
+TERRITORY_JOIN = """
+      JOIN catalog_sku sk ON sk.id = l.sku_id JOIN catalog_product pr ON pr.id = sk.product_id
+      LEFT JOIN stores_tradearea tr ON tr.city_id = o.ship_city_id"""
+
 # Lines are reached order by order through their index: a step reads its own orders' lines only.
 LINE_JOIN = """
       CROSS JOIN LATERAL (SELECT * FROM orders_orderline l0 WHERE l0.order_id = o.id OFFSET 0) l
-      LEFT JOIN stores_store ws ON o.fulfillment = 'ship_store' AND ws.warehouse_id = l.warehouse_id""" + COUPON_BEFORE
+      LEFT JOIN stores_store ws ON o.fulfillment = 'ship_store' AND ws.warehouse_id = l.warehouse_id""" + \
+    COUPON_BEFORE + TERRITORY_JOIN
 
 # The store part of a rule-map key: 0 none, the store if a rule names it, -1 any other store.
 RULE_STORE = ("(CASE WHEN {party} IS NULL THEN 0 WHEN {party} = ANY(%(rm_special)s::bigint[]) THEN {party} "
               "ELSE -1 END)")
+# The key's tail: the product line and whether the order goes to a trade area.
+RULE_TAIL = "{a}.product_line, CASE WHEN {a}.trade_store IS NULL THEN 0 ELSE 1 END"
+# The store credited: the fulfilling store, or the trade-area store when the rule says so.
+CREDITED = "CASE WHEN {a}.{party} IS NULL AND COALESCE(rm.credit, false) THEN {a}.trade_store ELSE {a}.{party} END"
 
 # The split a line gets today (rule map, guide's store, its share of the order's coupon cost),
 # then what applies: the sale's own rule and parties when the sale was settled.
@@ -81,12 +92,14 @@ fresh AS (
                 ELSE COALESCE(rm.ecom, 0) END AS e_ecom,
            CASE WHEN f.sale_id IS NOT NULL THEN COALESCE(sr.guide_store_percent, 0)
                 ELSE COALESCE(rm.guide, 0) END AS e_guide,
-           CASE WHEN f.sale_id IS NOT NULL THEN f.s_store ELSE f.party_store END AS e_party,
+           CASE WHEN f.sale_id IS NOT NULL THEN f.s_store ELSE {CREDITED.format(a="f", party="party_store")}
+           END AS e_party,
            CASE WHEN f.sale_id IS NOT NULL THEN f.s_guide_store ELSE f.f_guide_store END AS e_guide_store,
            CASE WHEN f.sale_id IS NOT NULL THEN f.s_line_ce ELSE f.f_line_ce END AS e_line_ce
       FROM fresh f
       LEFT JOIN rm ON rm.key = concat_ws(':', f.channel, f.fulfillment, {RULE_STORE.format(party="f.party_store")},
-                                         CASE WHEN f.f_guide_store IS NULL THEN 0 ELSE 1 END)
+                                         CASE WHEN f.f_guide_store IS NULL THEN 0 ELSE 1 END,
+                                         {RULE_TAIL.format(a="f")})
       LEFT JOIN orders_splitrule sr ON sr.id = f.s_rule
 ), amounts AS (
     -- Every amount is sign × (share of the cumulative amount after − share of the amount before),
@@ -163,7 +176,8 @@ WITH {COMMON_CTES}, base AS (
            CASE WHEN o.coupon_discount > 0 THEN
                 round(o.coupon_cost_ecommerce * (cb.amount + l.coupon_discount) / o.coupon_discount, 2)
               - round(o.coupon_cost_ecommerce * cb.amount / o.coupon_discount, 2)
-           ELSE 0 END AS ce
+           ELSE 0 END AS ce,
+           pr.line AS product_line, tr.store_id AS trade_store
       FROM orders_order o {LINE_JOIN}
      WHERE {{pred}} AND o.paid_at >= %(lo)s AND o.paid_at < %(hi)s {{late}}
 ), guided AS (
@@ -171,10 +185,12 @@ WITH {COMMON_CTES}, base AS (
       FROM base b LEFT JOIN gh ON gh.staff_id = b.guide_id
 ), ruled AS (
     SELECT g.*, rm.rule_id, round(g.net * COALESCE(rm.ecom, 0) / 100, 2) AS ecom,
+           {CREDITED.format(a="g", party="party")} AS e_party,
            CASE WHEN g.guide_store IS NULL THEN 0 ELSE round(g.net * COALESCE(rm.guide, 0) / 100, 2) END AS guide
       FROM guided g
       LEFT JOIN rm ON rm.key = concat_ws(':', g.channel, g.fulfillment, {RULE_STORE.format(party="g.party")},
-                                         CASE WHEN g.guide_store IS NULL THEN 0 ELSE 1 END)
+                                         CASE WHEN g.guide_store IS NULL THEN 0 ELSE 1 END,
+                                         {RULE_TAIL.format(a="g")})
 ), ins AS (
     INSERT INTO orders_splitline
            (statement_id, kind, order_id, order_line_id, return_line_id, sale_line_id, rule_id, event_at,
@@ -182,8 +198,8 @@ WITH {COMMON_CTES}, base AS (
             ecommerce_amount, store_id, store_amount, guide_store_id, guide_store_amount)
     SELECT st.id, 'sale', r.order_id, r.order_line_id, NULL, NULL, r.rule_id, r.event_at, r.event_at < %(day_lo)s,
            r.gross, r.discount, r.coupon_discount, r.ce, r.coupon_discount - r.ce, r.net,
-           CASE WHEN r.party IS NULL THEN r.net - r.guide ELSE r.ecom END, r.party,
-           CASE WHEN r.party IS NULL THEN 0 ELSE r.net - r.ecom - r.guide END, r.guide_store, r.guide
+           CASE WHEN r.e_party IS NULL THEN r.net - r.guide ELSE r.ecom END, r.e_party,
+           CASE WHEN r.e_party IS NULL THEN 0 ELSE r.net - r.ecom - r.guide END, r.guide_store, r.guide
       FROM ruled r JOIN st ON st.channel = r.channel
     RETURNING {SPLIT_RETURNING}
 ) {SPLIT_RESULT}"""
@@ -221,7 +237,7 @@ WITH {COMMON_CTES}, base AS (
       JOIN orders_order o ON o.id = r.order_id
       JOIN orders_orderline l ON l.id = rl.order_line_id
       LEFT JOIN stores_store ws ON o.fulfillment = 'ship_store' AND ws.warehouse_id = l.warehouse_id
-      {COUPON_BEFORE}
+      {COUPON_BEFORE}{TERRITORY_JOIN}
       LEFT JOIN orders_splitline s ON s.order_line_id = l.id AND s.kind = 'sale'
       CROSS JOIN LATERAL (SELECT COALESCE(sum(x.refund_amount), 0) AS amt, COALESCE(sum(x.qty), 0) AS qty
                             FROM orders_returnline x

@@ -7,7 +7,7 @@ conversion of a ``DomainError`` into a form error or an admin message.
 
 from __future__ import annotations
 
-from functools import reduce
+from functools import partial, reduce
 from operator import or_
 from typing import Callable, Iterable
 
@@ -22,12 +22,24 @@ from django.http import HttpResponseRedirect
 from django.template import engines
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, gettext_lazy as _
 
 from o2o.errors import DomainError, domain_error_text
-from stores.models import City, Region, Role, StaffProfile, Store, StoreMembership, Warehouse
-from stores.selectors import staff_sees_all, staff_store_ids, staff_warehouse_ids
-from stores.services import staff_create
+from stores.models import (
+    CapabilitySwitch,
+    City,
+    Region,
+    Role,
+    RolloutChange,
+    StaffProfile,
+    Store,
+    StoreMembership,
+    TradeArea,
+    Warehouse,
+)
+from stores.selectors import capabilities_effective, staff_sees_all, staff_store_ids, staff_warehouse_ids
+from stores.services import capability_set, launch_date_set, rollout_copy, rollout_digest, staff_create
 
 # --- shared helpers for service-backed admin pages ------------------------------------------
 
@@ -179,10 +191,74 @@ class StoreScoped:
 # --- locations -------------------------------------------------------------------------------
 
 
+def capabilities_table(**place):
+    """The effective value of every O2O capability at a place and where it comes from."""
+    rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", (
+        (e.label, gettext("on") if e.enabled else gettext("off"), e.source)
+        for e in capabilities_effective(**place)))
+    return format_html('<table class="o2o-capabilities"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead>'
+                       "<tbody>{}</tbody></table>", gettext("capability"), gettext("effective"),
+                       gettext("comes from"), rows)
+
+
+class LaunchDateForm(forms.Form):
+    launched_on = forms.DateField(label=_("O2O launched on"), required=False,
+                                  help_text=_("Empty: not launched (yet)."))
+
+
+def launch_date_action(modeladmin, request, queryset, place: str):
+    form = LaunchDateForm(request.POST if "apply" in request.POST else None)
+    if form.is_valid():
+        action_each(modeladmin, request, queryset.order_by("pk"),
+                    lambda obj: launch_date_set(launched_on=form.cleaned_data["launched_on"], actor=request.user,
+                                                **{place: obj}),
+                    gettext("Launch date set for %(count)d."))
+        return None
+    return form_page(modeladmin, request, title=gettext("Set the O2O launch date"), form=form, objects=queryset,
+                     submit_label=gettext("Set"), hidden=action_hidden_fields(request))
+
+
+class RolloutCopyForm(forms.Form):
+    source = forms.ModelChoiceField(label=_("pilot city"), queryset=City.objects.all(),
+                                    help_text=_("Its effective capabilities become the switches of the selected "
+                                                "cities."))
+    launch_on = forms.DateField(label=_("launch date"), required=False,
+                                help_text=_("Optional: the selected cities' O2O launch date."))
+
+
+def rollout_copy_action(modeladmin, request, targets: list[City]):
+    """First post: the dry run lists every change.  Second post: exactly those changes are applied
+    in one transaction; if anything moved in between (the digest differs) nothing is applied and
+    the new list is shown."""
+    form = RolloutCopyForm(request.POST if "apply" in request.POST else None)
+    changes, intro, digest = [], gettext("Preview first: nothing is written until you apply."), ""
+    if form.is_valid():
+        expect = request.POST.get("plan_digest") or None
+        call = partial(rollout_copy, source=form.cleaned_data["source"], targets=targets,
+                       launch_on=form.cleaned_data["launch_on"], actor=request.user)
+        steps = service_call(form, lambda: call(apply=expect is not None, expect=expect))
+        if steps is not None and expect is not None:
+            modeladmin.message_user(request, gettext("%(count)d roll-out changes applied.") % {"count": len(steps)},
+                                    messages.SUCCESS)
+            return None
+        if steps is None and expect is not None:  # changed since the preview: show the new list
+            steps = service_call(form, lambda: call(apply=False))
+        if steps is not None:
+            changes = [str(step) for step in steps] or [gettext("Nothing to change.")]
+            digest = rollout_digest(steps)
+            intro = gettext("Dry run: these changes would be made. Apply to make them.")
+    hidden = action_hidden_fields(request) + ([("plan_digest", digest)] if digest else [])
+    return form_page(modeladmin, request, title=gettext("Copy a pilot city's O2O configuration"), form=form,
+                     objects=changes or targets, intro=intro, hidden=hidden,
+                     submit_label=gettext("Apply") if digest else gettext("Preview"))
+
+
 @admin.register(Region)
 class RegionAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "city_count"]
     search_fields = ["code", "name"]
+    readonly_fields = ["capabilities"]
+    actions = ["copy_pilot"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_cities=Count("cities"))
@@ -191,14 +267,98 @@ class RegionAdmin(admin.ModelAdmin):
     def city_count(self, obj):
         return obj._cities
 
+    @admin.display(description=_("O2O capabilities"))
+    def capabilities(self, obj):
+        return capabilities_table(region=obj) if obj.pk else "—"
+
+    @admin.action(description=_("Copy a pilot city's O2O configuration to the cities of the selected regions"),
+                  permissions=["change"])
+    def copy_pilot(self, request, queryset):
+        return rollout_copy_action(self, request, list(City.objects.filter(region__in=queryset).order_by("pk")))
+
 
 @admin.register(City)
 class CityAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "region"]
-    list_filter = ["region"]
+    list_display = ["code", "name", "region", "launched_on"]
+    list_filter = ["region", ("launched_on", admin.EmptyFieldListFilter)]
     search_fields = ["code", "name", "region__name"]
     autocomplete_fields = ["region"]
     list_select_related = ["region"]
+    readonly_fields = ["launched_on", "capabilities"]
+    actions = ["copy_pilot", "set_launch_date"]
+
+    @admin.display(description=_("O2O capabilities"))
+    def capabilities(self, obj):
+        return capabilities_table(city=obj) if obj.pk else "—"
+
+    @admin.action(description=_("Copy a pilot city's O2O configuration to the selected cities"),
+                  permissions=["change"])
+    def copy_pilot(self, request, queryset):
+        return rollout_copy_action(self, request, list(queryset.order_by("pk")))
+
+    @admin.action(description=_("Set the O2O launch date"), permissions=["change"])
+    def set_launch_date(self, request, queryset):
+        return launch_date_action(self, request, queryset, "city")
+
+
+class CapabilitySwitchForm(forms.ModelForm):
+    class Meta:
+        model = CapabilitySwitch
+        fields = ["capability", "region", "city", "store", "enabled"]
+
+
+@admin.register(CapabilitySwitch)
+class CapabilitySwitchAdmin(admin.ModelAdmin):
+    """Switches are written by ``capability_set`` (with an audit row), never saved by the form."""
+
+    form = CapabilitySwitchForm
+    list_display = ["capability", "level_display", "place_display", "enabled", "updated_at", "updated_by"]
+    list_filter = ["capability", "enabled", "region", "city"]
+    search_fields = ["region__name", "city__name", "store__name", "store__code"]
+    autocomplete_fields = ["region", "city", "store"]
+    list_select_related = ["region", "city", "store", "updated_by"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["capability", "region", "city", "store"] if obj else []
+
+    @admin.display(description=_("level"))
+    def level_display(self, obj):
+        return {"store": _("store"), "city": _("city"), "region": _("region")}.get(obj.level, _("global default"))
+
+    @admin.display(description=_("place"))
+    def place_display(self, obj):
+        return obj.place or _("everywhere")
+
+    def save_model(self, request, obj, form, change):
+        switch = capability_set(capability=obj.capability, enabled=obj.enabled, region=obj.region, city=obj.city,
+                                store=obj.store, actor=request.user)
+        obj.pk = switch.pk
+
+    def delete_model(self, request, obj):
+        capability_set(capability=obj.capability, enabled=None, region=obj.region, city=obj.city,
+                       store=obj.store, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+@admin.register(RolloutChange)
+class RolloutChangeAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "kind", "capability", "region", "city", "store", "before", "after", "source",
+                    "actor"]
+    list_filter = ["kind", "capability", "city"]
+    search_fields = ["source", "city__name", "store__name"]
+    list_select_related = ["region", "city", "store", "actor"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class ScopedByWarehouse:
@@ -224,10 +384,29 @@ class WarehouseAdmin(ScopedByWarehouse, admin.ModelAdmin):
         return staff_warehouse_ids(user)
 
 
+class TradeAreaInline(admin.TabularInline):
+    model = TradeArea
+    extra = 0
+    autocomplete_fields = ["city"]
+    verbose_name = _("trade area")
+    verbose_name_plural = _("trade areas (online customers of these cities count as the store's)")
+
+
 @admin.register(Store)
 class StoreAdmin(ScopedByWarehouse, admin.ModelAdmin):
-    list_display = ["code", "name", "city", "warehouse", "phone", "staff_count", "is_active"]
+    list_display = ["code", "name", "city", "warehouse", "phone", "staff_count", "launched_on", "is_active"]
     list_filter = ["city__region", "city", "is_active"]
+    readonly_fields = ["launched_on", "capabilities"]
+    actions = ["set_launch_date"]
+    inlines = [TradeAreaInline]
+
+    @admin.display(description=_("O2O capabilities"))
+    def capabilities(self, obj):
+        return capabilities_table(store=obj) if obj.pk else "—"
+
+    @admin.action(description=_("Set the O2O launch date"), permissions=["change"])
+    def set_launch_date(self, request, queryset):
+        return launch_date_action(self, request, queryset, "store")
     search_fields = ["code", "name", "address", "phone", "warehouse__code"]
     autocomplete_fields = ["city", "warehouse"]
     list_select_related = ["city", "warehouse"]

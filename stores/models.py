@@ -21,6 +21,8 @@ class City(models.Model):
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="cities", verbose_name=_("region"))
     code = models.CharField(_("code"), max_length=20, unique=True)
     name = models.CharField(_("name"), max_length=100)
+    launched_on = models.DateField(_("O2O launched on"), null=True, blank=True,
+                                   help_text=_("The day O2O started in this city; empty: not launched yet."))
 
     class Meta:
         verbose_name = _("city")
@@ -64,6 +66,8 @@ class Store(models.Model):
         limit_choices_to={"kind": Warehouse.Kind.STORE},
     )
     is_active = models.BooleanField(_("active"), default=True)
+    launched_on = models.DateField(_("O2O launched on"), null=True, blank=True,
+                                   help_text=_("Empty: the store follows its city's launch date."))
 
     class Meta:
         verbose_name = _("store")
@@ -121,3 +125,107 @@ class StoreMembership(models.Model):
         verbose_name = _("store membership")
         verbose_name_plural = _("store memberships")
         constraints = [models.UniqueConstraint(fields=["staff", "store"], name="store_membership_unique")]
+
+
+class TradeArea(models.Model):
+    """A city in a store's trade area (商圈): online customers shipped to there count as the
+    store's, and split rules may credit it for their orders even when the central warehouse ships."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="trade_areas", verbose_name=_("store"))
+    city = models.OneToOneField(City, on_delete=models.CASCADE, related_name="trade_area", verbose_name=_("city"),
+                                help_text=_("One store per city."))
+
+    class Meta:
+        verbose_name = _("trade area")
+        verbose_name_plural = _("trade areas")
+        ordering = ["city_id"]
+
+    def __str__(self) -> str:
+        return f"{self.city} → {self.store}"
+
+
+# --- roll-out: which O2O capabilities are on where ------------------------------------------
+
+
+class Capability(models.TextChoices):
+    PICKUP = "pickup", _("Pickup in store")
+    SHIP_FROM_STORE = "ship_from_store", _("Ship from store")
+    RETURN_ANYWHERE = "return_anywhere", _("Return anywhere")
+    WALLET_CROSS_STORE = "wallet_cross_store", _("Cross-store wallet spending")
+    GUIDE = "guide", _("Guide binding and commission")
+    COUPON_SCOPES = "coupon_scopes", _("Coupon scopes")
+    SPLIT_RULES = "split_rules", _("Revenue split rules")
+
+
+class CapabilitySwitch(models.Model):
+    """One capability switched on or off at one level: a store, a city, a region, or everywhere
+    (no place: the global default).  The nearest level that has a switch decides; without any
+    switch a capability is on, so a retailer that never configures a roll-out keeps everything."""
+
+    capability = models.CharField(_("capability"), max_length=30, choices=Capability.choices)
+    region = models.ForeignKey(Region, null=True, blank=True, on_delete=models.CASCADE, related_name="switches",
+                               verbose_name=_("region"))
+    city = models.ForeignKey(City, null=True, blank=True, on_delete=models.CASCADE, related_name="switches",
+                             verbose_name=_("city"))
+    store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.CASCADE, related_name="switches",
+                              verbose_name=_("store"))
+    enabled = models.BooleanField(_("on"))
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", verbose_name=_("updated by"))
+
+    class Meta:
+        verbose_name = _("capability switch")
+        verbose_name_plural = _("capability switches")
+        ordering = ["capability", "region_id", "city_id", "store_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(region__isnull=True, city__isnull=True) | Q(region__isnull=True, store__isnull=True)
+                           | Q(city__isnull=True, store__isnull=True)),
+                name="capability_switch_one_level"),
+            models.UniqueConstraint(fields=["capability", "region", "city", "store"], nulls_distinct=False,
+                                    name="capability_switch_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_capability_display()} @ {self.place or _('everywhere')}: {self.enabled}"
+
+    @property
+    def place(self):
+        return self.store or self.city or self.region
+
+    @property
+    def level(self) -> str:
+        return "store" if self.store_id else "city" if self.city_id else "region" if self.region_id else "default"
+
+
+class RolloutChange(models.Model):
+    """The audit row of a roll-out change: a switch set or cleared, a launch date set, by whom."""
+
+    class Kind(models.TextChoices):
+        SWITCH = "switch", _("Switch set")
+        CLEAR = "clear", _("Switch cleared")
+        LAUNCH = "launch", _("Launch date set")
+
+    batch = models.UUIDField(_("batch"), db_index=True)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    capability = models.CharField(_("capability"), max_length=30, blank=True, default="",
+                                  choices=Capability.choices)
+    region = models.ForeignKey(Region, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                               verbose_name=_("region"))
+    city = models.ForeignKey(City, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("city"))
+    store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                              verbose_name=_("store"))
+    before = models.CharField(_("before"), max_length=20, blank=True, default="")
+    after = models.CharField(_("after"), max_length=20, blank=True, default="")
+    source = models.CharField(_("source"), max_length=100, blank=True, default="",
+                              help_text=_("For a copy: the pilot it was copied from."))
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+", verbose_name=_("by"))
+    created_at = models.DateTimeField(_("at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("roll-out change")
+        verbose_name_plural = _("roll-out changes")
+        ordering = ["-created_at", "-id"]

@@ -8,7 +8,12 @@ pages and the API filter with these, never with object permissions.
 
 from __future__ import annotations
 
-from stores.models import Role, StaffProfile, Store, Warehouse
+from dataclasses import dataclass
+
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from stores.models import Capability, CapabilitySwitch, City, Role, StaffProfile, Store, Warehouse
 
 
 def staff_profile(user) -> StaffProfile | None:
@@ -68,3 +73,100 @@ def staff_api_scope(user) -> tuple[bool, frozenset[int] | None]:
     if not user_role(user):
         return False, None
     return True, (None if staff_sees_all(user) else frozenset(staff_store_ids(user)))
+
+
+# --- roll-out ----------------------------------------------------------------------------------
+
+LEVELS = ("store", "city", "region", "default")
+
+
+@dataclass(frozen=True)
+class Effective:
+    """A capability's effective value at a place, and the switch it comes from."""
+
+    capability: str
+    enabled: bool
+    level: str  # store, city, region, default, or "builtin" (no switch anywhere: on)
+    place: object | None  # the Store, City or Region of the deciding switch
+
+    @property
+    def label(self) -> str:
+        return str(Capability(self.capability).label)
+
+    @property
+    def source(self) -> str:
+        """Where the value comes from, in the user's language."""
+        if self.level == "builtin":
+            return str(_("built-in default"))
+        if self.level == "default":
+            return str(_("global default"))
+        names = {"store": _("store"), "city": _("city"), "region": _("region")}
+        return f"{names[self.level]} {self.place}"
+
+
+def _place_ids(*, store=None, city=None, region=None) -> dict[str, int | None]:
+    """The ids of the place and of every level above it."""
+    if store is not None:
+        store_id = getattr(store, "pk", store)
+        row = Store.objects.filter(pk=store_id).values("city_id", "city__region_id").first() or {}
+        return {"store": store_id, "city": row.get("city_id"), "region": row.get("city__region_id")}
+    if city is not None:
+        city_id = getattr(city, "pk", city)
+        region_id = City.objects.filter(pk=city_id).values_list("region_id", flat=True).first()
+        return {"store": None, "city": city_id, "region": region_id}
+    return {"store": None, "city": None, "region": getattr(region, "pk", region)}
+
+
+def _decide(capability: str, switches: dict[tuple[str, str, int | None], CapabilitySwitch],
+            ids: dict[str, int | None]) -> Effective:
+    for level in LEVELS:
+        key = (capability, level, ids.get(level) if level != "default" else None)
+        if level != "default" and key[2] is None:
+            continue
+        switch = switches.get(key)
+        if switch is not None:
+            return Effective(capability, switch.enabled, level, switch.place)
+    return Effective(capability, True, "builtin", None)
+
+
+def _switches(capabilities, ids: dict[str, int | None]) -> dict:
+    near = Q(region__isnull=True, city__isnull=True, store__isnull=True)
+    for level in ("store", "city", "region"):
+        if ids.get(level) is not None:
+            near |= Q(**{f"{level}_id": ids[level]})
+    rows = CapabilitySwitch.objects.filter(near, capability__in=list(capabilities)) \
+        .select_related("region", "city", "store")
+    return {(s.capability, s.level, getattr(s, f"{s.level}_id", None) if s.level != "default" else None): s
+            for s in rows}
+
+
+def capabilities_effective(*, store=None, city=None, region=None) -> list[Effective]:
+    """Every capability's effective value at a store, city or region (none: the global default).
+
+    A store's switch overrides its city's, which overrides its region's, which overrides the
+    global default; with no switch at all a capability is on.  Two queries."""
+    ids = _place_ids(store=store, city=city, region=region)
+    switches = _switches(Capability.values, ids)
+    return [_decide(c, switches, ids) for c in Capability.values]
+
+
+def capability_effective(capability: str, *, store=None, city=None, region=None) -> Effective:
+    ids = _place_ids(store=store, city=city, region=region)
+    return _decide(capability, _switches([capability], ids), ids)
+
+
+def capability_enabled(capability: str, *, store=None, city=None, region=None) -> bool:
+    """Whether ``capability`` is on at the store (or city, or region).  See ``capabilities_effective``."""
+    return capability_effective(capability, store=store, city=city, region=region).enabled
+
+
+def capability_stores_enabled(capability: str, store_ids) -> set[int]:
+    """Of ``store_ids``, the stores where ``capability`` is on.  Two queries whatever their number."""
+    store_ids = list(store_ids)
+    if not store_ids:
+        return set()
+    rows = Store.objects.filter(pk__in=store_ids).values_list("pk", "city_id", "city__region_id")
+    switches = {(s.capability, s.level, getattr(s, f"{s.level}_id", None) if s.level != "default" else None): s
+                for s in CapabilitySwitch.objects.filter(capability=capability)}
+    return {pk for pk, city_id, region_id in rows
+            if _decide(capability, switches, {"store": pk, "city": city_id, "region": region_id}).enabled}

@@ -23,8 +23,8 @@ from inventory.models import (
     StockMove,
     Transfer,
 )
-from stores.models import Role, StaffProfile, Warehouse
-from stores.services import staff_create
+from stores.models import Capability, Role, StaffProfile, Warehouse
+from stores.services import capability_set, staff_create
 from stores.tests.factories import CityFactory, RegionFactory, StoreFactory, WarehouseFactory
 
 pytestmark = pytest.mark.django_db
@@ -93,6 +93,7 @@ def world(central, store_a, store_b, skus, hq):
     ReplenishmentRule.objects.create(warehouse=store_a.warehouse, sku=skus[1], min_qty=5, max_qty=10)
     services.replenishment_propose()
     staff(Role.CLERK, "zhang", stores=[store_a])
+    capability_set(capability=Capability.PICKUP, enabled=True, city=store_a.city, actor=hq)
     return {"central": central, "store_a": store_a, "store_b": store_b, "skus": skus}
 
 
@@ -108,6 +109,7 @@ def test_every_stock_catalog_and_store_model_has_an_admin():
     assert set(registered()) == {
         "catalog.category", "catalog.brand", "catalog.product", "catalog.sku",
         "stores.region", "stores.city", "stores.warehouse", "stores.store", "stores.staffprofile",
+        "stores.capabilityswitch", "stores.rolloutchange",
         *LEDGERS, *DOCUMENTS, "inventory.replenishmentrule",
     }
 

@@ -11,8 +11,8 @@ from catalog.models import Category, Product, Sku
 from catalog.validators import barcode_normalize
 from inventory.models import MoveReason, ReplenishmentProposal, ReplenishmentRule, StockLevel, StockMove
 from reporting.management.commands.seed_demo import DEMO_PASSWORD, OPENING_REFERENCE, PRODUCT_PREFIX
-from stores.models import Role, StaffProfile, Store, StoreMembership, Warehouse
-from stores.selectors import staff_store_ids, user_role
+from stores.models import Capability, City, Role, StaffProfile, Store, StoreMembership, Warehouse
+from stores.selectors import capability_enabled, staff_store_ids, user_role
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +60,11 @@ def test_seed_creates_the_pilot_city():
     for store in stores:
         assert opening.filter(warehouse=store.warehouse).exists()
     assert "20 SKUs (20 new)" in output
+    # the roll-out: Hangzhou launched with every capability on, Ningbo not yet
+    pilot, second = City.objects.get(code="HZ"), City.objects.get(code="NB")
+    assert pilot.launched_on is not None and second.launched_on is None
+    assert all(capability_enabled(c, store=stores[0]) for c in Capability.values)
+    assert not any(capability_enabled(c, city=second) for c in Capability.values)
 
     call_command("audit_ledgers", stdout=StringIO())
 

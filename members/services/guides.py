@@ -71,7 +71,9 @@ from o2o.db import service
 from o2o.errors import InvalidInput
 from o2o.money import ZERO, money
 from o2o.outbox import outbox_emit
-from stores.models import Role, StaffProfile, Store, StoreMembership
+from stores.exceptions import NotLaunched
+from stores.models import Capability, Role, StaffProfile, Store, StoreMembership
+from stores.selectors import capability_enabled
 
 GUIDE_QR_PREFIX = "o2o:guide:"
 BINDING_SOURCES = (GuideBinding.Source.QR, GuideBinding.Source.POS, GuideBinding.Source.API)
@@ -222,7 +224,8 @@ def guide_bind(*, member: Member | int, guide_code: str, source: str, at: dateti
     Returns the member's binding after the call: the new one, or the existing
     one when it stands (same guide, or first-wins).  Locks the member row, then
     their open binding.  Queues ``members.guide_bound`` for a new binding.
-    Raises invalid_binding_source, not_a_guide, member_not_found.
+    Raises invalid_binding_source, not_a_guide, member_not_found, guide_not_launched (guide
+    binding is switched off at the guide's store: the roll-out).
     """
     at = at or timezone.now()
     if source not in BINDING_SOURCES:
@@ -230,6 +233,8 @@ def guide_bind(*, member: Member | int, guide_code: str, source: str, at: dateti
     guide = guide_by_code(guide_code)
     member = member_lock(member)
     store = guide_home_store(guide)
+    if store is not None and not capability_enabled(Capability.GUIDE, store=store):
+        raise NotLaunched(capability=Capability.GUIDE, store=store, field="guide_code")
     rule = binding_rule_for(guide, store=store)
     current = _open_binding(member.pk, at)
     if current is not None:

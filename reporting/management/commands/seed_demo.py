@@ -45,9 +45,9 @@ from promotions.models import Promotion
 from inventory.models import MoveReason, ReplenishmentProposal, ReplenishmentRule, StockMove
 from inventory.services import replenishment_propose, stock_receive
 from reporting.demo import history_create
-from stores.models import City, Region, Role, StaffProfile, Store, Warehouse
+from stores.models import Capability, City, Region, Role, StaffProfile, Store, Warehouse
 from stores.roles import roles_sync
-from stores.services import staff_create
+from stores.services import capability_set, launch_date_set, staff_create
 
 DEMO_PASSWORD = "o2o-demo-2026"
 OPENING_REFERENCE = "DEMO-OPENING"
@@ -221,7 +221,18 @@ class Command(BaseCommand):
                 created += 1
             self.stores.append(store)
         self.region = region
+        self.seed_rollout(city)
         return f"{len(self.stores)} stores ({created} new)"
+
+    def seed_rollout(self, pilot: City) -> None:
+        """Hangzhou is the launched pilot; Ningbo, in the same province, is not launched yet: every
+        O2O capability is off by default and on in Hangzhou (copy it to Ningbo from the city admin)."""
+        City.objects.get_or_create(code="NB", defaults={"name": "宁波", "region": pilot.region})
+        if pilot.launched_on is None:
+            launch_date_set(city=pilot, launched_on=timezone.localdate() - timedelta(days=14))
+        for capability in Capability.values:
+            capability_set(capability=capability, enabled=False)
+            capability_set(capability=capability, enabled=True, city=pilot)
 
     def seed_categories(self, **_):
         self.leaf_categories = {}
