@@ -305,8 +305,8 @@ def test_pickup_from_central_is_ready_only_after_the_transfer_arrives(stocked, c
 
 def _codes(monkeypatch, *codes):
     """Make the pickup code generator draw ``codes`` first, then random ones again."""
-    queue, draw = list(codes), services._new_pickup_code
-    monkeypatch.setattr(services, "_new_pickup_code", lambda: queue.pop(0) if queue else draw())
+    queue, draw = list(codes), services.placement._new_pickup_code
+    monkeypatch.setattr(services.placement, "_new_pickup_code", lambda: queue.pop(0) if queue else draw())
 
 
 def test_a_pickup_code_collision_draws_again_and_never_returns_another_customers_order(
@@ -486,13 +486,13 @@ def test_a_pos_sale_retried_past_the_first_lookup_is_recognised_by_its_sale_id(s
     kwargs = {"store": store_a, "client_uuid": sale_id, "lines": [LineIn(stocked[0].id, 1)],
               "tenders": [TenderIn("cash", Decimal("99.00"))]}
     first = services.pos_sale_create(**kwargs).order
-    real, calls = services._existing, []
+    real, calls = services.placement._existing, []
 
     def existing_missed_once(**kw):
         calls.append(kw)
         return None if len(calls) == 1 else real(**kw)
 
-    monkeypatch.setattr(services, "_existing", existing_missed_once)
+    monkeypatch.setattr(services.placement, "_existing", existing_missed_once)
     retry = services.pos_sale_create(**kwargs)
     assert not retry.created and retry.order.pk == first.pk and len(calls) == 2
     audit_clean()

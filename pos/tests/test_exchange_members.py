@@ -17,6 +17,7 @@ from inventory import services as stock
 from members.models import CommissionEntry, CommissionRule, MemberSpend, PointsEntry, PointsLot
 from members.services import guides, members as member_services, points as points_services
 from o2o.apiauth import MEMBERS_READ, partner_key_create
+from orders.exceptions import ExchangeMemberMismatch
 from orders import services as order_services
 from orders.models import Channel, Fulfillment, Order, Return
 from orders.services import LineIn, TenderIn
@@ -161,7 +162,7 @@ def test_the_exchange_service_refuses_another_member_and_changes_nothing(store_a
                                                                          member):
     _, jeans = stocked
     order = member_sale(store_a, clerk_a, jeans, buyer)
-    with pytest.raises(order_services.ExchangeMemberMismatch) as err:
+    with pytest.raises(ExchangeMemberMismatch) as err:
         order_services.exchange_create(order=order, store=store_a, client_uuid=uuid.uuid4(), member=member,
                                        return_lines=[order_services.ReturnLineIn(order.lines.get().pk, 1)],
                                        new_lines=[LineIn(coat.id, 1)], tenders=[TenderIn("cash", D("20.00"))])

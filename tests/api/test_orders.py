@@ -60,7 +60,7 @@ def test_a_pickup_code_collision_never_hands_out_another_customers_order(partner
     _key, client = partner
     first = placed(client, store_a, stocked, customer_phone="+8613800000001")
     queue = [first["pickup_code"], "87654321"]
-    monkeypatch.setattr(order_services, "_new_pickup_code", lambda: queue.pop(0))
+    monkeypatch.setattr(order_services.placement, "_new_pickup_code", lambda: queue.pop(0))
 
     # When another customer places the same basket (no external id)
     response = place(client, store=store_a, lines=[{"sku": stocked[0].pk, "qty": 2}],

@@ -1,0 +1,205 @@
+"""Payment state: tenders captured at once, provider payments started and notified (applied once;
+over-captures refunded), cancellation and expiry of unpaid orders."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Sequence
+
+from django.utils import timezone
+
+from inventory import services as stock
+from o2o.db import service
+from o2o.money import ZERO, money
+from orders import locks, membership
+from orders.events import order_event, order_transition
+from orders.exceptions import (
+    GoodsInTransit,
+    InvalidOrderTransition,
+    OrderNotPayable,
+    PaymentMismatch,
+)
+from orders.models import (
+    Fulfillment,
+    Order,
+    OrderEvent,
+    Status,
+)
+from payments import selectors as pay_read
+from payments import services as pay
+from payments.models import Payment
+from payments.tenders import tender_for
+from stores.models import Store
+from orders.services.shared import (
+    TenderIn,
+    _check_points_cap,
+    _payments_cancel_pending,
+    _refund,
+)
+from orders.services.fulfilment import (
+    _pickup_transfer_create,
+)
+
+
+@service
+def order_pay(*, order: Order | int, tenders: Sequence[TenderIn], actor=None, store: Store | None = None) -> Order:
+    """Pay an online order with tenders captured at once (cash on delivery, card, cash at pickup).
+
+    Provider tenders (WeChat Pay, Alipay) are paid by their notification, see ``order_payment_notify``.
+    Raises order_not_payable, payment_mismatch, invalid_amount.
+    """
+    order = locks.order_for_update(order)
+    if order.status != Status.PENDING_PAYMENT:
+        raise OrderNotPayable(params={"status": order.status})
+    due = money(order.total - order.paid_total)
+    if money(sum((t.amount for t in tenders), ZERO)) != due:
+        raise PaymentMismatch(params={"due": str(due)})
+    _check_points_cap(order.total, tenders)
+    for t in tenders:
+        pay.payment_create(reference=order.number, tender=t.tender, amount=t.amount, store=store, actor=actor,
+                           card_reference=t.card_reference, member=order.member_id)
+    _order_settle_payments(order, actor=actor, store=store)
+    return order
+
+
+@service
+def order_payment_start(*, order: Order | int, tender: str, actor=None) -> Payment:
+    """Open the order's provider payment for what is still due, or return the one already open.
+
+    At most one provider payment of an order is live: a start with the tender of the
+    pending one, for the same amount, returns it (a customer who presses pay on two
+    phones gets one payment, not two); any other start supersedes the pending provider
+    payments (cancels them) before opening its own.  If the provider still captures a
+    superseded payment, ``order_payment_notify`` refunds what the order was not due.
+    Locks the order row, then the payment rows it cancels.  Raises order_not_payable
+    and what ``payments.services.payment_create`` raises.
+    """
+    order = locks.order_for_update(order)
+    if order.status != Status.PENDING_PAYMENT:
+        raise OrderNotPayable(params={"status": order.status})
+    due = money(order.total - order.paid_total)
+    kind = tender_for(tender)
+    for payment in _payments_pending_provider(order):
+        if payment.tender == kind.tender and payment.amount == due:
+            return payment
+        pay.payment_cancel(payment=payment, actor=actor)
+    return pay.payment_create(reference=order.number, tender=tender, amount=due, actor=actor)
+
+
+def _payments_pending_provider(order: Order) -> list[Payment]:
+    return [p for p in pay_read.payments_for_reference(reference=order.number).filter(status=Payment.Status.PENDING)
+            if tender_for(p.tender).provider_backed]
+
+
+@service
+def order_payment_notify(*, provider: str, headers: dict[str, str], body: bytes) -> Order | None:
+    """Apply a provider notification exactly once and, when it completes payment, mark the order paid.
+
+    Money captured beyond what the order is due is refunded at once to the
+    original account, as an ``overpayment`` refund recorded on the order: a
+    capture on an order that is already paid (the customer paid a superseded
+    payment too), or on a cancelled or expired order (rather than resurrecting it).
+    Locks the payment row (in ``notification_handle``), then the order row.
+    """
+    result = pay.notification_handle(provider=provider, headers=headers, body=body)
+    if not (result.applied and result.captured):
+        return None
+    order = Order.objects.filter(number=result.reference).first()
+    if order is None:
+        return None
+    order = locks.order_for_update(order)
+    if order.status == Status.PENDING_PAYMENT:
+        _order_settle_payments(order, actor=None, store=None, captured_now=result.payment)
+    elif order.status in {Status.CANCELLED, Status.EXPIRED}:
+        _overpayment_refund(order, result.payment, result.payment.amount, why="late payment refunded",
+                            reason="payment after cancellation",
+                            policy="late payment on a closed order refunded to the original account")
+    else:
+        _overpayment_refund(order, result.payment, result.payment.amount, why="second payment refunded",
+                            reason="order already paid",
+                            policy="payment beyond what the order was due refunded to the original account")
+    return order
+
+
+def _overpayment_refund(order: Order, payment: Payment, amount: Decimal, *, why: str, reason: str,
+                        policy: str) -> None:
+    """Give back ``amount`` of ``payment`` that the order was not due, and record it on the order."""
+    pay.refund_create(payment=payment, amount=amount, reason=reason, policy=policy, overpayment=True)
+    order_event(order, OrderEvent.Kind.PAYMENT, reason=why,
+                data={"payment_id": payment.pk, "amount": str(amount)})
+
+
+def _order_settle_payments(order: Order, *, actor, store, captured_now: Payment | None = None) -> None:
+    """Recompute the captured total; when it covers the order, pay it and confirm its stock.
+
+    What ``captured_now`` brought beyond the order total is refunded as an overpayment;
+    once paid, the order's other pending provider payments are cancelled (nothing more is due).
+    """
+    captured = pay_read.reference_totals(reference=order.number).captured
+    over = money(captured - order.total)
+    if over > 0 and captured_now is not None:
+        _overpayment_refund(order, captured_now, min(over, captured_now.amount), why="overpayment refunded",
+                            reason="paid more than due",
+                            policy="payment beyond what the order was due refunded to the original account")
+        captured = money(captured - min(over, captured_now.amount))
+    Order.objects.filter(pk=order.pk).update(paid_total=captured, updated_at=timezone.now())
+    order.paid_total = captured
+    if captured < order.total:
+        return
+    order.paid_at = timezone.now()
+    Order.objects.filter(pk=order.pk).update(paid_at=order.paid_at)
+    for pending in _payments_pending_provider(order):
+        pay.payment_cancel(payment=pending, actor=actor)
+    order_transition(order, Status.PAID, actor=actor, store=store, emit="order.paid",
+                     data={"paid_total": str(captured)})
+    membership.on_paid(order)
+    stock.reservations_confirm(reference=order.number)
+    if order.fulfillment == Fulfillment.PICKUP:
+        if order.needs_transfer:
+            _pickup_transfer_create(order, actor=actor)
+        else:
+            order_transition(order, Status.READY_FOR_PICKUP, actor=actor, store=order.store,
+                             emit="order.ready_for_pickup")
+
+
+@service
+def order_cancel(*, order: Order | int, actor=None, reason: str = "") -> Order:
+    """Cancel before the goods leave: release held stock; refund what was paid to the original tenders."""
+    order = locks.order_for_update(order)
+    if order.status not in {Status.PENDING_PAYMENT, Status.PAID, Status.READY_FOR_PICKUP}:
+        raise InvalidOrderTransition(params={"from": order.status, "to": Status.CANCELLED})
+    if stock.transfers_in_transit_for(reference=order.number):
+        raise GoodsInTransit(params={"order": order.number})
+    stock.reservations_release(reference=order.number, actor=actor)
+    for transfer in stock.transfers_open_for(reference=order.number):
+        stock.transfer_cancel(transfer=transfer, actor=actor)
+    _payments_cancel_pending(order, actor=actor)
+    refundable = money(order.paid_total - order.refunded_total)
+    if refundable > 0:
+        _refund(order, refundable, actor=actor, store=None, reason=reason or "order cancelled")
+    membership.coupon_restore(order, actor=actor)
+    order_transition(order, Status.CANCELLED, actor=actor, reason=reason, emit="order.cancelled")
+    return order
+
+
+def orders_expire(*, now=None, batch_size: int = 200) -> int:
+    """Expire unpaid online orders past their pay-by time, releasing their stock.  Idempotent."""
+    now = now or timezone.now()
+    ids = list(Order.objects.filter(status=Status.PENDING_PAYMENT, expires_at__lte=now)
+               .order_by("id").values_list("id", flat=True)[:batch_size])
+    expired = 0
+    for order_id in ids:
+        expired += _order_expire(order_id)
+    return expired
+
+
+@service
+def _order_expire(order_id: int) -> int:
+    order = locks.order_for_update(order_id)
+    if order.status != Status.PENDING_PAYMENT:
+        return 0
+    stock.reservations_release(reference=order.number, expired=True)
+    _payments_cancel_pending(order, actor=None)
+    membership.coupon_restore(order, actor=None)
+    order_transition(order, Status.EXPIRED, reason="not paid in time", emit="order.cancelled")
+    return 1

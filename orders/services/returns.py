@@ -1,0 +1,255 @@
+"""Returns and exchanges at any store: goods restocked where received, refunds to the original tenders,
+points, coupon and commission reversed; an exchange is a return and a sale of the same customer."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Sequence
+
+from django.db.models import F
+from django.utils import timezone
+
+from inventory import services as stock
+from inventory.models import Bucket
+from members.models import Member
+from o2o.db import service
+from o2o.errors import InvalidInput
+from o2o.ids import number_next
+from o2o.money import ZERO, allocate, money
+from orders import locks, membership
+from orders.events import order_event
+from orders.exceptions import (
+    DuplicateDifferentPayload,
+    ExchangeMemberMismatch,
+    OrderNotReturnable,
+    ReturnExceedsPurchase,
+    ReturnWindowClosed,
+    UnknownOrderLine,
+)
+from orders.pricing import PricedSale, sale_price
+from orders.models import (
+    Channel,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderLinePromotion,
+    Return,
+    ReturnLine,
+)
+from stores.exceptions import NotLaunched
+from stores.models import Capability, Store
+from stores.selectors import capability_enabled
+from orders.services.shared import (
+    HANDED_OVER,
+    LineIn,
+    ReturnLineIn,
+    TenderIn,
+    _demand,
+    _refund,
+    _user,
+    line_refund_amount,
+    return_window_end,
+)
+from orders.services.placement import (
+    pos_sale_create,
+)
+
+
+def return_store_check(order: Order, store: Store) -> None:
+    """Raise NotLaunched when ``store`` may not take ``order`` back: goods bought elsewhere (another
+    store, or online and shipped) come back at a store only once it takes part in returns
+    anywhere (the roll-out); its own sales it always takes back."""
+    if store.pk != order.store_id and not capability_enabled(Capability.RETURN_ANYWHERE, store=store):
+        raise NotLaunched(capability=Capability.RETURN_ANYWHERE, store=store)
+
+
+@service
+def return_create(*, order: Order | int, store: Store, lines: Sequence[ReturnLineIn], actor=None,
+                  reason: str = "", client_uuid: uuid.UUID | str | None = None, approved_by=None) -> Return:
+    """Take back goods of any order at any store; restock there; refund exactly to the original tenders.
+
+    Locks: the order row, then its lines are read under that lock (so two returns of
+    the same line serialize).  After the channel's return window, a manager's
+    ``approved_by`` is required (recorded on the return).  Queues ``order.returned``.
+    Raises return_exceeds_purchase, order_not_returnable, return_window_closed,
+    unknown_order_line, invalid_quantity, return_anywhere_not_launched (goods bought elsewhere,
+    at a store where returns anywhere are not switched on).
+    """
+    if client_uuid:
+        existing = Return.objects.filter(client_uuid=client_uuid).first()
+        if existing:
+            return existing
+    order = locks.order_for_update(order)
+    ret = _return_goods(order, store=store, lines=lines, actor=actor, reason=reason, client_uuid=client_uuid,
+                        approved_by=approved_by)
+    ret.refund_policy = _refund(order, ret.refund_total, actor=actor, store=store, reason=f"return {ret.number}")
+    ret.save(update_fields=["refund_policy"])
+    _after_return(order, ret, actor=actor, store=store)
+    order_event(order, OrderEvent.Kind.RETURN, actor=actor, store=store, reason=reason,
+                data={"return": ret.number, "refund": str(ret.refund_total)}, emit="order.returned")
+    return ret
+
+
+def _return_goods(order: Order, *, store: Store, lines: Sequence[ReturnLineIn], actor, reason: str,
+                  client_uuid, approved_by) -> Return:
+    """Record a return of ``order`` (locked by the caller) and restock; the refund is the caller's."""
+    if order.status not in HANDED_OVER:
+        raise OrderNotReturnable(params={"status": order.status})
+    return_store_check(order, store)
+    if approved_by is None and return_window_end(order) < timezone.now():
+        raise ReturnWindowClosed(params={"until": return_window_end(order).isoformat()})
+    order_lines = {ln.pk: ln for ln in order.lines.all()}
+    picked: dict[int, list[ReturnLineIn]] = {}
+    for rl in lines:
+        if rl.order_line_id not in order_lines:
+            raise UnknownOrderLine(params={"line_id": rl.order_line_id})
+        stock._check_qty(rl.qty)
+        if rl.condition not in ReturnLine.Condition.values:
+            raise InvalidInput(message="Unknown condition.", code="invalid_condition", field="condition")
+        picked.setdefault(rl.order_line_id, []).append(rl)
+    if not picked:
+        raise InvalidInput(message="Pick at least one line to return.", code="no_lines", field="lines")
+    ret = Return(number=number_next("RT"), order=order, store=store, reason=reason, refund_total=ZERO,
+                 created_by=_user(actor), client_uuid=client_uuid or None, approved_by=_user(approved_by))
+    ret.save()
+    return_lines, restock = [], {ReturnLine.Condition.SELLABLE: [], ReturnLine.Condition.DAMAGED: []}
+    for line_id, items in picked.items():
+        ln = order_lines[line_id]
+        qty = sum(i.qty for i in items)
+        if ln.qty_returned + qty > ln.qty_shipped:
+            raise ReturnExceedsPurchase(params={"line_id": line_id, "returnable": ln.qty_shipped - ln.qty_returned})
+        done, refund = ln.qty_returned, ZERO
+        for item in items:
+            amount = line_refund_amount(ln, done, item.qty)
+            done += item.qty
+            refund += amount
+            return_lines.append(ReturnLine(ret=ret, order_line=ln, qty=item.qty, condition=item.condition,
+                                           refund_amount=amount))
+            restock[item.condition].append((ln.sku_id, item.qty))
+        OrderLine.objects.filter(pk=ln.pk).update(qty_returned=F("qty_returned") + qty,
+                                                  refunded_amount=F("refunded_amount") + refund)
+    _gifts_taken_back(order_lines, picked, return_lines)
+    ReturnLine.objects.bulk_create(return_lines)
+    for condition, items in restock.items():
+        if items:
+            stock.stock_restock_return(warehouse=store.warehouse_id, lines=items, reference=ret.number,
+                                       actor=actor, bucket=Bucket.SELLABLE if condition == "sellable"
+                                       else Bucket.DAMAGED)
+    ret.refund_total = money(sum((r.refund_amount for r in return_lines), ZERO))
+    ret.save(update_fields=["refund_total"])
+    return ret
+
+
+def _gifts_taken_back(order_lines: dict[int, OrderLine], picked: dict[int, list[ReturnLineIn]],
+                      return_lines: list[ReturnLine]) -> None:
+    """买赠: goods that earned a gift come back while the customer keeps the gift: the gift's value
+    is taken back from their refund (never below zero), and the refunded amounts are adjusted in place.
+
+    A gift line was sold at zero, so bringing the gift back refunds nothing; bringing it back with the
+    goods, nothing is taken.  Each gift unit's value is taken back at most once (``gift_taken_back``).
+    Runs under the order's row lock, like the rest of the return.
+    """
+    gifts = list(OrderLinePromotion.objects.filter(line_id__in=list(order_lines), gift_qty__gt=0))
+    if not gifts:
+        return
+    returning = {line_id: sum(i.qty for i in items) for line_id, items in picked.items()}
+    kept_by_sku: dict[int, int] = {}
+    for ln in order_lines.values():
+        kept_by_sku[ln.sku_id] = kept_by_sku.get(ln.sku_id, 0) + ln.qty - ln.qty_returned - returning.get(ln.pk, 0)
+    for gift in gifts:
+        gift_line = order_lines[gift.line_id]
+        per_set = gift.buy_qty + (gift.gift_qty if gift_line.sku_id in gift.earned_by else 0)
+        earned = (sum(kept_by_sku.get(s, 0) for s in gift.earned_by) // per_set) * gift.gift_qty if per_set else 0
+        kept = min(gift.gift_qty, gift_line.qty - gift_line.qty_returned - returning.get(gift_line.pk, 0))
+        units = max(0, kept - earned - gift.gift_taken_back)
+        if not units:
+            continue
+        per_unit = allocate(gift.amount, [Decimal(1)] * gift.gift_qty)
+        owed = money(sum(per_unit[gift.gift_taken_back:gift.gift_taken_back + units], ZERO))
+        for rl in return_lines:
+            if owed <= 0:
+                break
+            if rl.order_line.sku_id in gift.earned_by and rl.order_line_id != gift.line_id:
+                take = min(owed, rl.refund_amount)
+                rl.refund_amount, owed = money(rl.refund_amount - take), money(owed - take)
+                OrderLine.objects.filter(pk=rl.order_line_id).update(refunded_amount=F("refunded_amount") - take)
+        OrderLinePromotion.objects.filter(pk=gift.pk).update(gift_taken_back=F("gift_taken_back") + units)
+
+
+def _after_return(order: Order, ret: Return, *, actor, store: Store, reason: str = "") -> None:
+    left = sum(ln.qty - ln.qty_returned for ln in OrderLine.objects.filter(order=order))
+    membership.on_returned(order, refund=ret.refund_total, reference=ret.number, fully_returned=left == 0,
+                           actor=actor, store_id=store.pk, reason=reason or f"return {ret.number}")
+
+
+@dataclass
+class ExchangeResult:
+    ret: Return
+    order: Order
+    credit: Decimal
+    refunded: Decimal
+
+
+def exchange_member(order: Order, chosen: Member | None) -> Member | None:
+    """The member an exchange sale belongs to: the original order's, or the one the clerk attached
+    when the original had none.  Raises ExchangeMemberMismatch for another member than the original's."""
+    if order.member_id is None:
+        return chosen
+    original = membership.member_resolve(order.member_id)  # a merged duplicate: the member it became
+    if chosen is not None and chosen.pk != original.pk:
+        raise ExchangeMemberMismatch(field="member", params={"order": order.number})
+    return original
+
+
+@service
+def exchange_create(*, order: Order | int, store: Store, return_lines: Sequence[ReturnLineIn],
+                    tenders: Sequence[TenderIn], client_uuid: uuid.UUID | str, new_lines: Sequence[LineIn] = (),
+                    priced: PricedSale | None = None, actor=None, reason: str = "exchange",
+                    approved_by=None, member=None, guide_id: int | None = None) -> ExchangeResult:
+    """Return goods and sell new ones in one operation; only the price difference changes hands.
+
+    The returned value R pays for the new sale (total N) as exchange credit up to
+    min(R, N): the original order is refunded that part with method "exchange"
+    (no money moves, and points or wallet money that paid for it stay in the credit:
+    they are not given back as well) and the new sale takes it as an
+    ``exchange_credit`` payment.  If N > R the customer pays N − R with ``tenders``;
+    if N < R the rest, R − N, is refunded to the original tenders as in any return.
+    The new sale belongs to the original order's member (a ``member`` — or the
+    ``priced`` sale's — may be attached only when the original had none), so it
+    earns points, counts in the member's spend and is attributed to ``guide_id`` or
+    else the member's bound guide, like any sale; the returned lines' points and
+    commission are reversed as in any return.  Idempotent on the new sale's
+    ``client_uuid``.  ``priced``: the new goods as the counter priced them (else
+    ``new_lines`` are priced here).  Raises exchange_member_mismatch and what
+    return_create and pos_sale_create raise.
+    """
+    order = locks.order_for_update(order)
+    chosen = priced.member if priced is not None and priced.member is not None else membership.member_resolve(member)
+    member = exchange_member(order, chosen)
+    ret = _return_goods(order, store=store, lines=return_lines, actor=actor, reason=reason, client_uuid=None,
+                        approved_by=approved_by)
+    if priced is None:
+        priced = sale_price(demand=_demand(new_lines), channel=Channel.POS, store_id=store.pk, member=member)
+    elif priced.member != member:
+        priced = replace(priced, member=member)
+    credit = min(ret.refund_total, priced.total)
+    sale_tenders = ([TenderIn("exchange_credit", credit)] if credit > 0 else []) + list(tenders)
+    sale = pos_sale_create(store=store, client_uuid=client_uuid, priced=priced, tenders=sale_tenders,
+                           actor=actor, customer_phone=member.phone if member else order.customer_phone,
+                           guide_id=guide_id)
+    if not sale.created:
+        raise DuplicateDifferentPayload(message="This sale id was already used.", params={"order": sale.order.number})
+    policies = [_refund(order, credit, actor=actor, store=store, reason=f"exchange {ret.number}", exchange=True)]
+    rest = money(ret.refund_total - credit)
+    policies.append(_refund(order, rest, actor=actor, store=store, reason=f"return {ret.number}"))
+    ret.exchange_order = sale.order
+    ret.refund_policy = "; ".join(p for p in policies if p)
+    ret.save(update_fields=["exchange_order", "refund_policy"])
+    _after_return(order, ret, actor=actor, store=store,
+                  reason=f"exchange {ret.number}: new sale {sale.order.number}")
+    order_event(order, OrderEvent.Kind.RETURN, actor=actor, store=store, reason=reason,
+                data={"return": ret.number, "refund": str(ret.refund_total), "exchange_order": sale.order.number,
+                      "credit": str(credit)}, emit="order.returned")
+    return ExchangeResult(ret=ret, order=sale.order, credit=credit, refunded=rest)
