@@ -1,13 +1,12 @@
 """The POS in a real headless Chromium against a live server: keystrokes, htmx swaps, printing pages.
 
-One browser for the module; each flow gets a fresh 1024×768 context.  Set
-POS_SCREENSHOT_DIR (e.g. docs/screenshots) to keep the screenshots of the main screens.
+One browser for the module; each flow gets a fresh 1024×768 context.  The screenshots of the main
+screens go to build/screenshots/; `make screenshots` refreshes docs/screenshots/.
 """
 
 import os
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -20,27 +19,22 @@ from payments.models import Payment, PosShift
 
 from .conftest import online_pickup_order, pos_sale
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 D = Decimal
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(chromium_launch):
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)")
     # Playwright's sync API keeps an event loop in this thread; the ORM calls of the tests are
     # still plain synchronous code, run one at a time.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_playwright() as playwright:
-            instance = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            instance = playwright.chromium.launch(**chromium_launch)
             yield instance
             instance.close()
     finally:
@@ -61,12 +55,9 @@ def page(browser, live_server):
 
 
 @pytest.fixture
-def shot(tmp_path):
-    folder = Path(os.environ.get("POS_SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-
+def shot(screenshot_dir):
     def take(page, name):
-        page.screenshot(path=str(folder / name))
+        page.screenshot(path=str(screenshot_dir / name))
 
     return take
 

@@ -1,26 +1,15 @@
 """The dashboard in a real headless Chromium: the charts draw with data."""
 
-import os
-from pathlib import Path
-
 import pytest
-from django.conf import settings
+from playwright.sync_api import sync_playwright
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
 
 @pytest.fixture
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("no Chromium at /usr/bin/chromium")
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+def browser(chromium_launch):
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(**chromium_launch)
         yield chromium
         chromium.close()
 
@@ -34,7 +23,7 @@ def session_cookie(fixture_day, hq_user, client, settings):
     return client.cookies[settings.SESSION_COOKIE_NAME]
 
 
-def test_dashboard_draws_its_charts(live_server, session_cookie, browser, settings):
+def test_dashboard_draws_its_charts(live_server, session_cookie, browser, settings, screenshot_dir):
     cookie = session_cookie
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
     context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}])
@@ -54,7 +43,6 @@ def test_dashboard_draws_its_charts(live_server, session_cookie, browser, settin
                         ".getOption().series[0].data")
     assert len(net) == 28 and net[-1] == 288 and sum(net) == 288
     assert "¥288.00" in page.inner_text("#kpi-net")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "dashboard-overview.png"), full_page=False)
-    page.screenshot(path=str(SHOTS / "dashboard-full.png"), full_page=True)
+    page.screenshot(path=str(screenshot_dir / "dashboard-overview.png"), full_page=False)
+    page.screenshot(path=str(screenshot_dir / "dashboard-full.png"), full_page=True)
     context.close()
