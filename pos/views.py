@@ -31,6 +31,7 @@ from members import selectors as member_read
 from members.exceptions import MemberNotFound
 from members.services import members as member_services
 from o2o.errors import DomainError
+from o2o.login_throttle import ThrottledAuthenticationForm
 from o2o.money import money
 from orders import services as order_services
 from orders.models import Order, Return
@@ -190,6 +191,7 @@ def _approval_dialog(request, actions, error: str = "") -> dict:
 
 class LoginView(auth_views.LoginView):
     template_name = "pos/login.html"
+    authentication_form = ThrottledAuthenticationForm
     redirect_authenticated_user = True
 
     def dispatch(self, request, *args, **kwargs):
