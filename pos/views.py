@@ -64,6 +64,7 @@ from pos.forms import (
     PinForm,
     PriceForm,
     QtyForm,
+    ReceiptSearchForm,
     ReturnForm,
     ReturnSearchForm,
     ScanForm,
@@ -337,7 +338,7 @@ def _save(request, basket: Basket | None) -> None:
 
 
 def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus="scan", payment_form=None,
-                  member_lookup=None, last_index=None) -> dict:
+                  member_lookup=None, last_index=None, search=None) -> dict:
     store = request.pos_store
     member = None
     if basket.member_id:
@@ -362,7 +363,7 @@ def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus=
             "discount_limit": approvals.clerk_discount_limit_percent(), "last_index": last_index,
             "guides": store_guides(store), "points_cap": _points_cap(priced.total, member),
             "points_per_yuan": member_read.points_config().points_per_yuan_redeemed,
-            "recent": selectors.recent_sales(store, shifts.shift_current(store), limit=5)}
+            "recent": selectors.recent_sales(store, shifts.shift_current(store), limit=5), "search": search}
 
 
 def _points_cap(total, member) -> int:
@@ -414,6 +415,12 @@ def sale_scan(request):
         if payment_code_wallet(code):  # the customer's payment code, scanned a step too early
             return _sale_render(request, basket, status=422, focus="payment_code", errors={
                 "scan": _("This is the customer's payment code. Scan it into the payment code field (F7).")})
+        if not code.isdigit():  # not a barcode: a product name or part of a SKU code
+            hits = selectors.sku_search(request.pos_store, code)
+            if hits:
+                return _sale_render(request, basket, focus="search", search={"query": code, "results": hits})
+            return _sale_render(request, basket, status=422, errors={
+                "scan": _("No product matches “%(text)s”.") % {"text": code}})
         return _sale_render(request, basket, status=422, errors={"scan": error_message(exc)})
     _save(request, basket)
     index = next(i for i in range(len(basket.lines) - 1, -1, -1) if basket.lines[i].sku_id == sku.pk)
@@ -645,6 +652,28 @@ def _receipt_page(request, order: Order, *, approval=None, error: str = "", stat
         "order": order, "receipt": data, "qr": _qr_svg(order.number), "voidable": voidable,
         "clerk_discount": order.discount_total - order.coupon_discount,
         "approval": approval, "error": error, "reprint": request.GET.get("reprint") == "1"}, status=status)
+
+
+@pos_view
+def receipts(request):
+    """Find a receipt to reprint: by its order number, or the store's sales of a day."""
+    store = request.pos_store
+    form = ReceiptSearchForm(request.GET or None)
+    day, orders = None, []
+    if form.is_valid():
+        if form.cleaned_data["number"]:
+            order = selectors.store_orders(store).filter(number=form.cleaned_data["number"]).first()
+            if order is not None:
+                return redirect(reverse("pos:receipt", args=[order.number]) + "?reprint=1")
+            form.add_error("number", _("No receipt with this number at this store."))
+        else:
+            day = form.cleaned_data["day"] or timezone.localdate()
+            orders = selectors.sales_on_day(store, day)
+    else:
+        day = timezone.localdate()
+        orders = selectors.sales_on_day(store, day) if not request.GET else []
+    return _page(request, "pos/receipts.html", {"form": form, "day": day, "orders": orders},
+                 status=422 if form.errors else 200)
 
 
 @pos_view

@@ -221,3 +221,69 @@ def test_a_sale_paid_by_a_scanned_payment_code(page, shot, sign_in_as, store_a, 
     order = Order.objects.get()
     assert list(Payment.objects.filter(status="captured").values_list("reference", "tender", "amount")) == [
         (order.number, "wechat_pay", D("99.00"))]
+
+
+def test_the_sale_screen_fits_1024x768_and_shows_what_is_left_to_collect(page, shot, sign_in_as, store_a, clerk_a,
+                                                                         stocked, member, coupon, shift_a):
+    from playwright.sync_api import expect
+
+    shirt, jeans = stocked
+    sign_in_as(clerk_a)
+    page.goto("/pos/sale/")
+    scan(page, jeans.barcode)
+    scan(page, shirt.barcode)
+    expect(page.locator("[data-due]")).to_have_attribute("data-due", "348.00")
+    settled(page)
+    # a product found by its name, not its barcode
+    page.focus("#scan")
+    page.keyboard.type("纯棉")
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-testid=search-results]")).to_contain_text(shirt.name)
+    settled(page)
+    page.keyboard.press("Enter")  # the first match has the focus
+    expect(page.locator("[data-due]")).to_have_attribute("data-due", "447.00")
+    settled(page)
+    page.keyboard.press("F4")
+    page.keyboard.type("13800138000")
+    page.keyboard.press("Enter")
+    expect(page.locator(".memberinfo")).to_contain_text("王芳")
+    settled(page)
+    page.fill("#coupon", coupon.code)
+    page.press("#coupon", "Enter")
+    expect(page.locator("[data-testid=coupon-discount]")).to_contain_text("20.00")
+    settled(page)
+
+    # split the tenders: points show their value, the still-due line counts down to zero
+    page.fill("#id_points", "1000")
+    expect(page.locator("[data-testid=points-value]")).to_have_text("= ¥10.00")
+    page.fill("#id_card_amount", "200")
+    page.fill("#id_card_reference", "UP889201")
+    expect(page.locator("[data-remaining]")).to_have_text("¥217.00")
+    page.keyboard.press("F8")
+    page.keyboard.type("100")
+    expect(page.locator("[data-remaining]")).to_have_text("¥117.00")
+    expect(page.locator("[data-change]")).to_have_text("¥0.00")
+    page.fill("#id_cash_tendered", "220")
+    expect(page.locator("[data-remaining]")).to_have_text("¥0.00")
+    expect(page.locator("[data-change]")).to_have_text("¥3.00")
+
+    # everything, the complete button included, is on the 1024×768 screen without scrolling
+    complete = page.locator("button.complete").bounding_box()
+    assert complete["y"] + complete["height"] <= 768, complete
+    panel = page.eval_on_selector(".panel", "p => [p.scrollHeight, p.clientHeight]")
+    assert panel[0] <= panel[1], f"the panel scrolls: {panel}"
+    shot(page, "pos-sale-1024x768.png")
+
+    # the shortcut sheet
+    page.locator("#scan").focus()
+    page.keyboard.press("?")
+    expect(page.locator("#shortcuts")).to_be_visible()
+    expect(page.locator("#shortcuts")).to_contain_text("Alt 1")
+    page.keyboard.press("Escape")
+    expect(page.locator("#shortcuts")).to_be_hidden()
+
+    page.keyboard.press("F9")
+    page.wait_for_url(re.compile(r".*/pos/receipts/PS\d+/$"))
+    expect(page.locator("[data-testid=points-frozen]")).to_be_visible()
+    order = Order.objects.get()
+    assert order.total == D("427.00") and order.lines.count() == 2
