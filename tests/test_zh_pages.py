@@ -81,7 +81,8 @@ def test_changelists_and_partner_key_form_in_chinese(hq, store_a):
     assert "积分调整" in entries and "库存调整" not in entries
     assert_chinese(entries, "points entries", names=["hq-zh"])
 
-    for name in ["admin:orders_order_changelist", "admin:stores_store_changelist", "admin:o2o_partnerkey_add"]:
+    for name in ["admin:orders_order_changelist", "admin:stores_store_changelist", "admin:o2o_partnerkey_add",
+                 "admin:members_coupontemplate_add", "admin:members_couponcampaign_add"]:
         page = zh(hq, reverse(name))
         assert "找零" not in page, name
         assert_chinese(page, name, names=["hq-zh"])
