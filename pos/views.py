@@ -363,7 +363,8 @@ def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus=
             "discount_limit": approvals.clerk_discount_limit_percent(), "last_index": last_index,
             "guides": store_guides(store), "points_cap": _points_cap(priced.total, member),
             "points_per_yuan": member_read.points_config().points_per_yuan_redeemed,
-            "recent": selectors.recent_sales(store, shifts.shift_current(store), limit=5), "search": search}
+            "recent": selectors.recent_sales(store, shifts.shift_current(store), limit=5), "search": search,
+            "member_coupons": member_read.member_coupons_usable(member) if member and not basket.coupon else []}
 
 
 def _points_cap(total, member) -> int:
