@@ -338,7 +338,10 @@ def _save(request, basket: Basket | None) -> None:
 
 
 def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus="scan", payment_form=None,
-                  member_lookup=None, last_index=None, search=None) -> dict:
+                  member_lookup=None, last_index=None, search=None, offer_coupons=False) -> dict:
+    """``offer_coupons``: look up the member's usable coupons (when the page loads or the member is
+    set); other redraws keep the chips already on the page (hx-preserve), which keeps a scan's
+    queries where they were."""
     store = request.pos_store
     member = None
     if basket.member_id:
@@ -364,7 +367,8 @@ def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus=
             "guides": store_guides(store), "points_cap": _points_cap(priced.total, member),
             "points_per_yuan": member_read.points_config().points_per_yuan_redeemed,
             "recent": selectors.recent_sales(store, shifts.shift_current(store), limit=5), "search": search,
-            "member_coupons": member_read.member_coupons_usable(member) if member and not basket.coupon else []}
+            "member_coupons": (member_read.member_coupons_usable(member)
+                               if offer_coupons and member and not basket.coupon else None)}
 
 
 def _points_cap(total, member) -> int:
@@ -384,7 +388,7 @@ def _sale_render(request, basket: Basket, *, status: int = 200, **kwargs):
 def sale(request):
     basket = _basket(request)
     _save(request, basket)
-    return _sale_render(request, basket)
+    return _sale_render(request, basket, offer_coupons=True)
 
 
 @pos_view
@@ -532,7 +536,7 @@ def _member_set(request, basket: Basket, phone: str, *, register: bool = False, 
                             errors={"member": _("No member with this number. Register them?")})
     basket = replace(basket, member_id=member.pk)
     _save(request, basket)
-    return _sale_render(request, basket)
+    return _sale_render(request, basket, offer_coupons=True)
 
 
 @pos_view
