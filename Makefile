@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 NPM_STAMP := node_modules/.installed-$(shell sha1sum package-lock.json | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: install services migrate demo test bench faults down reset messages
+.PHONY: install browser services migrate demo test screenshots bench faults down reset messages
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ $(NPM_STAMP): package-lock.json
 
 install: $(STAMP) $(NPM_STAMP)
 
+# Chromium for the browser tests: installed from the OS packages when run as root with apt-get,
+# otherwise one line saying what to run, and `make test` stops before running anything.
+browser:
+	@scripts/provision-browser
+
 # Starts the private PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set, and says which are in use.
 services: install
 	@$(BIN)/python -m o2o.embedded up
@@ -34,8 +39,14 @@ demo: migrate
 	DEBUG=1 $(BIN)/python -m o2o.demo
 
 # The slow fault-injection scenarios run under `make faults`; the fast ones are part of the suite.
-test: services
+# Screenshots the tests take go to build/screenshots/ (ignored); `make screenshots` refreshes the
+# ones in docs/screenshots/.
+test: browser services
 	$(BIN)/python -m o2o.testrun -m "not faults" $(PYTEST_ARGS)
+
+screenshots: browser services
+	O2O_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m o2o.testrun -m browser \
+	  pos/tests/test_browser.py reporting/tests/test_browser.py $(PYTEST_ARGS)
 
 bench: migrate
 	$(BIN)/python -m bench.run

@@ -1,5 +1,8 @@
 """Shared fixtures: a small city with a central warehouse, two stores, a few SKUs in stock and a clerk each."""
 
+import os
+from pathlib import Path
+
 import pytest
 
 from catalog.tests.factories import SkuFactory
@@ -54,3 +57,29 @@ def clerk_a(store_a):
 @pytest.fixture
 def clerk_b(store_b):
     return StaffFactory(role=Role.CLERK, store=store_b).user
+
+
+# The browser tests (pos/tests/test_browser.py, reporting/tests/test_browser.py) drive this Chromium;
+# `make test` installs it through scripts/provision-browser.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium_launch():
+    """Playwright's launch arguments for the browser tests' Chromium. A missing Chromium is a
+    failure that says what to run, not a skip: both browser test files behave the same."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/provision-browser (as root, it installs "
+                    f"chromium with apt-get), or `sudo apt-get install chromium`")
+    return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture
+def screenshot_dir():
+    """Where browser tests keep their screenshots: build/screenshots/ (ignored by git) unless
+    O2O_SCREENSHOT_DIR says otherwise (`make screenshots` points it at docs/screenshots/)."""
+    folder = Path(os.environ.get("O2O_SCREENSHOT_DIR") or Path(__file__).resolve().parent / "build" / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -41,6 +41,7 @@ from members.models import (
     PointsRule,
     RechargePackage,
     RegistrationChannel,
+    SalesChannel,
     Tier,
     WalletEntry,
     WalletRecharge,
@@ -52,7 +53,7 @@ from members.services.points import points_adjust
 from members.services import coupons as coupon_services
 from o2o.admin_tables import ExportActionsMixin
 from stores.admin import ServiceAddAdmin, action_each, action_hidden_fields, form_page
-from stores.models import Store
+from stores.models import City, Store
 from o2o.admin_ledgers import ReadOnlyAdmin, ReadOnlyInline
 
 
@@ -331,8 +332,20 @@ COUPON_TERMS = ["kind", "amount", "percent", "max_discount", "threshold", "chann
                 "validity", "valid_from", "valid_until", "valid_days", "bearer", "ecommerce_share_percent"]
 
 
+class CouponTemplateForm(forms.ModelForm):
+    # The order channels as boxes to tick, not codes to type.
+    channels = forms.TypedMultipleChoiceField(
+        label=_("channels"), choices=SalesChannel.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        help_text=_("None ticked: every channel."))
+
+    class Meta:
+        model = CouponTemplate
+        fields = "__all__"
+
+
 @admin.register(CouponTemplate)
 class CouponTemplateAdmin(admin.ModelAdmin):
+    form = CouponTemplateForm
     list_display = ["code", "name", "kind", "amount", "percent", "threshold", "bearer", "validity", "issued_count",
                     "total_limit", "per_member_limit", "is_active"]
     list_filter = ["kind", "bearer", "validity", "is_active", "claimable_online", "guide_can_issue", "shareable"]
@@ -367,15 +380,35 @@ class CampaignAddForm(forms.Form):
     template = forms.ModelChoiceField(label=_("coupon template"), queryset=CouponTemplate.objects.filter(
         is_active=True))
     name = forms.CharField(label=_("name"), max_length=100)
-    segment = forms.JSONField(label=_("member segment"), required=False, initial=dict,
-                              help_text=_('Member filters, e.g. {"tier__code": "gold"} or '
-                                          '{"registration_store__city__code": "HZ"}; empty for every member.'))
+    # The segment is picked, not typed: every choice left empty means every member.
+    tier = forms.ModelChoiceField(label=_("members of the tier"), queryset=Tier.objects.all(), required=False,
+                                  empty_label=_("any tier"))
+    city = forms.ModelChoiceField(label=_("registered in the city"), queryset=City.objects.order_by("code"),
+                                  required=False, empty_label=_("any city"))
+    store = forms.ModelChoiceField(label=_("registered at the store"), queryset=Store.objects.order_by("code"),
+                                   required=False, empty_label=_("any store"))
+    channel = forms.ChoiceField(label=_("registered through"), required=False,
+                                choices=[("", _("any channel")), *RegistrationChannel.choices])
+    segment = forms.JSONField(label=_("further member filters (advanced)"), required=False, initial=dict,
+                              help_text=_('Optional, for filters not offered above, e.g. {"spend_12m__gte": 1000}.'))
     batch_size = forms.IntegerField(label=_("batch size"), min_value=1, max_value=10000, initial=500)
+
+    PICKED = {"tier": "tier_id", "city": "registration_store__city_id", "store": "registration_store_id",
+              "channel": "registration_channel"}
+
+    def segment_of(self) -> dict:
+        data = self.cleaned_data
+        segment = dict(data.get("segment") or {})
+        for field, lookup in self.PICKED.items():
+            value = data.get(field)
+            if value:
+                segment[lookup] = getattr(value, "pk", value)
+        return segment
 
     def submit(self, actor):
         data = self.cleaned_data
         return coupon_services.coupon_campaign_create(template=data["template"], name=data["name"],
-                                                      segment=data.get("segment") or {},
+                                                      segment=self.segment_of(),
                                                       batch_size=data["batch_size"], actor=actor)
 
 

@@ -13,10 +13,12 @@ from decimal import ROUND_DOWN, Decimal
 import phonenumbers
 from django.db.models import F, QuerySet, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from members.exceptions import InvalidAmount, InvalidPhone, InvalidPoints, MemberNotFound
 from members.models import (
     EntryKind,
+    IssuedCoupon,
     LotKind,
     LotStatus,
     Member,
@@ -191,3 +193,10 @@ def wallet_cross_store_allocations(*, start, end) -> QuerySet[WalletSpendAllocat
         sold_store__isnull=False, spend_store__isnull=False,
     ).exclude(sold_store=F("spend_store")).select_related("entry", "recharge")
 
+
+def member_coupons_usable(member: Member | int, *, limit: int = 3) -> list[IssuedCoupon]:
+    """The member's coupons that can be used now, the soonest to expire first (what the POS offers)."""
+    now = timezone.now()
+    return list(IssuedCoupon.objects.filter(member_id=member_id_of(member), status=IssuedCoupon.Status.ISSUED,
+                                            valid_from__lte=now, valid_until__gt=now)
+                .select_related("template").order_by("valid_until", "pk")[:limit])

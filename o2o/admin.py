@@ -8,17 +8,42 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 from django.utils.translation import ngettext
 
 from o2o.apiauth import (SCOPES, KeyNotRotatable, key_generate, key_hash, partner_key_revoke, partner_key_rotate,
                          scopes_clean)
 from o2o.channels import Channel
+from o2o.login_throttle import ThrottledAdminAuthenticationForm
 from o2o.models import IdempotencyRecord, PartnerKey
+
+# The product's name on every admin page (not Django's), and a sign-in that locks out guessers.
+admin.site.site_header = _("o2o backoffice")
+admin.site.site_title = _("o2o backoffice")
+admin.site.index_title = _("Backoffice home")
+admin.site.login_form = ThrottledAdminAuthenticationForm
+
+# Django 5.2's admin has these (screen-reader headers of the index's model tables) but its Chinese
+# catalog does not translate them; marked here so that `make messages` keeps our translations.
+DJANGO_ADMIN_MESSAGES = (gettext_noop("Model name"), gettext_noop("Add link"),
+                         gettext_noop("Change or view list link"))
+
+SCOPE_LABELS = {
+    "catalog:read": _("read the catalog"),
+    "stock:read": _("read stock"),
+    "orders:read": _("read orders"),
+    "orders:write": _("place and change orders"),
+    "members:read": _("read members"),
+    "members:write": _("register and change members"),
+    "payments:notify": _("send payment notifications"),
+}
 
 
 class PartnerKeyForm(forms.ModelForm):
-    scopes = forms.MultipleChoiceField(choices=[(s, s) for s in SCOPES], widget=forms.CheckboxSelectMultiple,
+    scopes = forms.MultipleChoiceField(choices=[(s, format_lazy("{} · {}", s, SCOPE_LABELS[s])) for s in SCOPES],
+                                       widget=forms.CheckboxSelectMultiple,
                                        required=False, label=_("scopes"))
 
     class Meta:

@@ -75,6 +75,19 @@ def hit(identity: str, *, limit: int, window: int = WINDOW_SECONDS) -> tuple[boo
     return int(count) <= limit, int(count), max(int(ttl), 1)
 
 
+def peek(identity: str) -> tuple[int, int]:
+    """The count of ``identity`` in its current window and the seconds left, without counting."""
+    client = redis_client()
+    key = f"{key_prefix()}:{identity}"
+    with client.pipeline(transaction=False) as pipe:
+        count, ttl = pipe.get(key).ttl(key).execute()
+    return int(count or 0), max(int(ttl), 0)
+
+
+def reset(identity: str) -> None:
+    redis_client().delete(f"{key_prefix()}:{identity}")
+
+
 class RateLimited(exceptions.Throttled):
     default_code = "rate_limited"
     default_detail = _("Too many requests.")

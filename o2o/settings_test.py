@@ -5,6 +5,7 @@ DATABASE_URL / REDIS_URL when set.
 """
 
 import os
+import uuid
 
 from o2o.settings import *  # noqa: F401,F403
 
@@ -21,3 +22,5 @@ CELERY_TASK_DEFAULT_QUEUE = "o2o-test"
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("O2O_TEST_DB_NAME") or None}  # noqa: F405
 # Payment codes scanned at the test counter are charged by the offline sandbox provider.
 POS_MICROPAY_PROVIDER = "sandbox"
+# Rate-limit and sign-in failure counters of one test run never meet another run's.
+API_RATE_LIMIT_PREFIX = f"o2o-test:{uuid.uuid4().hex[:12]}:ratelimit"

@@ -287,6 +287,12 @@ class CashMovement(models.Model):
     def signed_amount(self):
         return -self.amount if self.kind in (self.Kind.OUT, self.Kind.REFUND) else self.amount
 
+    @property
+    def reason_shown(self) -> str:
+        """The clerk's reason of a cash in or out; the sales and refunds written at close carry an
+        internal note only (their kind's label says what they are), so pages show nothing for them."""
+        return self.reason if self.kind in (self.Kind.IN, self.Kind.OUT) else ""
+
 
 class CashTendered(models.Model):
     """What the customer handed over for a cash payment and the change given back.

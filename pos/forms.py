@@ -106,6 +106,15 @@ class ApprovalForm(forms.Form):
     FIELDS = ("pin", "manager_username", "manager_password", "approval_reason")
 
 
+class ReceiptSearchForm(forms.Form):
+    number = forms.CharField(label=_("Receipt number"), max_length=30, required=False, strip=True)
+    day = forms.DateField(label=_("Date"), required=False, input_formats=["%Y-%m-%d"],
+                          widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean_number(self):
+        return self.cleaned_data["number"].upper()
+
+
 class ReturnSearchForm(forms.Form):
     q = forms.CharField(label=_("Receipt order number or customer phone"), max_length=64, strip=True)
 

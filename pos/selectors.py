@@ -8,18 +8,21 @@ but another store's counter sales stay that store's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 
 from members import selectors as member_read
 from members.exceptions import InvalidPhone
-from members.models import Member
+from members.models import LotStatus, Member
 from o2o.money import ZERO, money
 from orders.models import Channel, Fulfillment, Order, OrderLine, Return, Shipment, Status
 from orders.services import HANDED_OVER, ONLINE_CHANNELS, line_refund_amount
+from pos.basket import stock_available
 from payments.models import ApprovalLog, CashTendered, Payment, PosShift, Refund
+from catalog.models import Sku
 from stores.models import Store
 
 
@@ -121,6 +124,19 @@ class Receipt:
     # return took back from the original order (the new sale earns its own, ``points_earned``).
     exchange_of: Return | None = None
     points_reversed: int = 0
+    # earned points stay frozen until the return window ends; None once they are available
+    points_frozen_until: datetime | None = None
+    # managers who approved something on this sale (discount, price override, void)
+    approvals: list[ApprovalLog] = field(default_factory=list)
+
+    @property
+    def approvers(self) -> list[str]:
+        names = []
+        for log in self.approvals:
+            name = getattr(getattr(log.manager, "staff", None), "display_name", "") or log.manager.get_username()
+            if name not in names:
+                names.append(name)
+        return names
 
     @property
     def cash_payment(self) -> Payment | None:
@@ -144,6 +160,9 @@ def receipt(order: Order) -> Receipt:
                    member=member_for_order(order),
                    voided=ApprovalLog.objects.filter(action=ApprovalLog.Action.VOID, reference=order.number).exists(),
                    points_earned=lot.amount if lot is not None else 0,
+                   points_frozen_until=lot.frozen_until if lot is not None and lot.status == LotStatus.FROZEN else None,
+                   approvals=list(ApprovalLog.objects.filter(reference__in=_sale_references(order))
+                                  .select_related("manager__staff").order_by("pk")),
                    **_exchange_of(order))
 
 
@@ -153,6 +172,11 @@ def _exchange_of(order: Order) -> dict:
         return {}
     return {"exchange_of": ret,
             "points_reversed": member_read.points_reversed_by(order_number=ret.order.number, reference=ret.number)}
+
+
+def _sale_references(order: Order) -> list[str]:
+    """An approval during the sale names the sale by its client id; a void names the order number."""
+    return [order.number, *([str(order.client_uuid)] if order.client_uuid else [])]
 
 
 def pickup_orders_waiting(store: Store) -> QuerySet[Order]:
@@ -202,8 +226,39 @@ def shift_sales(shift: PosShift, end) -> ShiftSales:
                       voids=voids["n"] or 0, voids_total=money(voids["total"] or ZERO))
 
 
+def _with_voided(qs: QuerySet[Order]) -> QuerySet[Order]:
+    return qs.annotate(voided=Exists(ApprovalLog.objects.filter(action=ApprovalLog.Action.VOID,
+                                                                reference=OuterRef("number"))))
+
+
 def recent_sales(store: Store, shift: PosShift | None, limit: int = 20) -> QuerySet[Order]:
-    qs = store_sales(store).order_by("-created_at")
+    qs = _with_voided(store_sales(store)).order_by("-created_at")
     if shift is not None:
         qs = qs.filter(created_at__gte=shift.opened_at)
     return qs[:limit]
+
+
+def sales_on_day(store: Store, day: date, limit: int = 500) -> QuerySet[Order]:
+    """The store's counter sales of one business day (the project's time zone), voids marked."""
+    return _with_voided(store_sales(store)).filter(created_at__date=day).order_by("created_at")[:limit]
+
+
+@dataclass
+class SkuHit:
+    sku: Sku
+    available: int
+
+
+def sku_search(store: Store, text: str, limit: int = 8) -> list[SkuHit]:
+    """Active SKUs whose name or code contains every word of ``text``, those in stock here first."""
+    words = [w for w in (text or "").split() if w][:5]
+    if not words:
+        return []
+    qs = Sku.objects.filter(is_active=True)
+    for word in words:
+        qs = qs.filter(Q(name__icontains=word) | Q(code__icontains=word))
+    skus = list(qs.order_by("code")[:50])
+    stock = stock_available(store, [s.pk for s in skus])
+    hits = [SkuHit(s, max(stock.get(s.pk, 0), 0)) for s in skus]
+    hits.sort(key=lambda h: (h.available <= 0, h.sku.code))
+    return hits[:limit]

@@ -27,6 +27,7 @@ urlpatterns = [
     path("sale/complete/", views.sale_complete, name="sale_complete"),
     path("sale/exchange/cancel/", views.exchange_cancel, name="exchange_cancel"),
     path("sales/<int:pk>/void/", views.sale_void, name="sale_void"),
+    path("receipts/", views.receipts, name="receipts"),
     path("receipts/<str:number>/", views.receipt, name="receipt"),
     path("returns/", views.returns, name="returns"),
     path("returns/<int:pk>/", views.return_detail, name="return_detail"),

@@ -31,6 +31,7 @@ from members import selectors as member_read
 from members.exceptions import MemberNotFound
 from members.services import members as member_services
 from o2o.errors import DomainError
+from o2o.login_throttle import ThrottledAuthenticationForm
 from o2o.money import money
 from orders import services as order_services
 from orders.models import Order, Return
@@ -63,6 +64,7 @@ from pos.forms import (
     PinForm,
     PriceForm,
     QtyForm,
+    ReceiptSearchForm,
     ReturnForm,
     ReturnSearchForm,
     ScanForm,
@@ -190,6 +192,7 @@ def _approval_dialog(request, actions, error: str = "") -> dict:
 
 class LoginView(auth_views.LoginView):
     template_name = "pos/login.html"
+    authentication_form = ThrottledAuthenticationForm
     redirect_authenticated_user = True
 
     def dispatch(self, request, *args, **kwargs):
@@ -335,7 +338,10 @@ def _save(request, basket: Basket | None) -> None:
 
 
 def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus="scan", payment_form=None,
-                  member_lookup=None, last_index=None) -> dict:
+                  member_lookup=None, last_index=None, search=None, offer_coupons=False) -> dict:
+    """``offer_coupons``: look up the member's usable coupons (when the page loads or the member is
+    set); other redraws keep the chips already on the page (hx-preserve), which keeps a scan's
+    queries where they were."""
     store = request.pos_store
     member = None
     if basket.member_id:
@@ -360,7 +366,9 @@ def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus=
             "discount_limit": approvals.clerk_discount_limit_percent(), "last_index": last_index,
             "guides": store_guides(store), "points_cap": _points_cap(priced.total, member),
             "points_per_yuan": member_read.points_config().points_per_yuan_redeemed,
-            "recent": selectors.recent_sales(store, shifts.shift_current(store), limit=5)}
+            "recent": selectors.recent_sales(store, shifts.shift_current(store), limit=5), "search": search,
+            "member_coupons": (member_read.member_coupons_usable(member)
+                               if offer_coupons and member and not basket.coupon else None)}
 
 
 def _points_cap(total, member) -> int:
@@ -380,7 +388,7 @@ def _sale_render(request, basket: Basket, *, status: int = 200, **kwargs):
 def sale(request):
     basket = _basket(request)
     _save(request, basket)
-    return _sale_render(request, basket)
+    return _sale_render(request, basket, offer_coupons=True)
 
 
 @pos_view
@@ -412,6 +420,12 @@ def sale_scan(request):
         if payment_code_wallet(code):  # the customer's payment code, scanned a step too early
             return _sale_render(request, basket, status=422, focus="payment_code", errors={
                 "scan": _("This is the customer's payment code. Scan it into the payment code field (F7).")})
+        if not code.isdigit():  # not a barcode: a product name or part of a SKU code
+            hits = selectors.sku_search(request.pos_store, code)
+            if hits:
+                return _sale_render(request, basket, focus="search", search={"query": code, "results": hits})
+            return _sale_render(request, basket, status=422, errors={
+                "scan": _("No product matches “%(text)s”.") % {"text": code}})
         return _sale_render(request, basket, status=422, errors={"scan": error_message(exc)})
     _save(request, basket)
     index = next(i for i in range(len(basket.lines) - 1, -1, -1) if basket.lines[i].sku_id == sku.pk)
@@ -526,7 +540,7 @@ def _member_set(request, basket: Basket, phone: str, *, register: bool = False, 
         return _sale_render(request, basket, status=422, errors={"member": error_message(exc)}, focus="member")
     basket = replace(basket, member_id=member.pk)
     _save(request, basket)
-    return _sale_render(request, basket)
+    return _sale_render(request, basket, offer_coupons=True)
 
 
 @pos_view
@@ -648,6 +662,28 @@ def _receipt_page(request, order: Order, *, approval=None, error: str = "", stat
         "clerk_discount": order.discount_total - order.coupon_discount - data.promotion_discount,
         "promotion_discount": data.promotion_discount,
         "approval": approval, "error": error, "reprint": request.GET.get("reprint") == "1"}, status=status)
+
+
+@pos_view
+def receipts(request):
+    """Find a receipt to reprint: by its order number, or the store's sales of a day."""
+    store = request.pos_store
+    form = ReceiptSearchForm(request.GET or None)
+    day, orders = None, []
+    if form.is_valid():
+        if form.cleaned_data["number"]:
+            order = selectors.store_orders(store).filter(number=form.cleaned_data["number"]).first()
+            if order is not None:
+                return redirect(reverse("pos:receipt", args=[order.number]) + "?reprint=1")
+            form.add_error("number", _("No receipt with this number at this store."))
+        else:
+            day = form.cleaned_data["day"] or timezone.localdate()
+            orders = selectors.sales_on_day(store, day)
+    else:
+        day = timezone.localdate()
+        orders = selectors.sales_on_day(store, day) if not request.GET else []
+    return _page(request, "pos/receipts.html", {"form": form, "day": day, "orders": orders},
+                 status=422 if form.errors else 200)
 
 
 @pos_view

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import AdminDateWidget
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
@@ -20,10 +21,10 @@ MAX_DAYS = 366
 
 class DashboardFilterForm(forms.Form):
     # "from"/"to" also name a transfer's warehouses and an order event's statuses.
-    start = forms.DateField(label=pgettext_lazy("date range", "from"), required=False,
-                            widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label=pgettext_lazy("date range", "to"), required=False,
-                          widget=forms.DateInput(attrs={"type": "date"}))
+    # The admin's date field and calendar: dates typed and shown in the language's own format
+    # (2026/12/04 in Chinese), where a browser's date input follows the browser's locale instead.
+    start = forms.DateField(label=pgettext_lazy("date range", "from"), required=False, widget=AdminDateWidget)
+    end = forms.DateField(label=pgettext_lazy("date range", "to"), required=False, widget=AdminDateWidget)
     region = forms.TypedChoiceField(label=_("region"), required=False, coerce=int, empty_value=None)
     city = forms.TypedChoiceField(label=_("city"), required=False, coerce=int, empty_value=None)
     store = forms.TypedChoiceField(label=_("store"), required=False, coerce=int, empty_value=None)

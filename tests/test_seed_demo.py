@@ -164,3 +164,62 @@ def test_the_clerks_first_sale_shows_the_demo_promotions():
     special = (sku.list_price * Decimal("0.2")).quantize(Decimal("0.01"))
     assert f"新品限时特价 −¥{special}" in page
     assert 'data-testid="promotion-discount"' in page
+
+
+def test_the_demo_shows_points_coupons_wallet_guides_and_waiting_orders_on_the_first_click():
+    from django.contrib.auth.hashers import check_password
+
+    from members.models import (
+        CommissionEntry,
+        CouponCampaign,
+        CouponTemplate,
+        GuideBinding,
+        IssuedCoupon,
+        Member,
+        PointsConfig,
+    )
+    from orders.models import Fulfillment, Order
+    from payments.models import ManagerPin
+    from pos.selectors import pickup_orders_waiting
+    from reporting.demo import MANAGER_PIN, SHOWCASE_PHONE
+
+    # 10 days of history: longer than the 7-day return window, so some of it is past it
+    output = seed(history_days=10)
+
+    members = Member.objects.filter(merged_into__isnull=True)
+    assert members.filter(points_available__gt=0).count() >= 10, "points past the return window are available"
+    assert members.filter(points_frozen__gt=0).exists(), "points of recent sales are still frozen"
+    assert members.filter(wallet_principal__gt=0).count() >= 10
+    wang = Member.objects.get(phone__endswith=SHOWCASE_PHONE)
+    assert wang.points_available >= 5000 and wang.points_frozen > 0 and wang.wallet_principal > 0
+
+    assert PointsConfig.objects.filter(pk=1).exists()
+    assert CouponTemplate.objects.filter(is_active=True).count() >= 3
+    campaign = CouponCampaign.objects.get()
+    assert campaign.status == CouponCampaign.Status.DONE and campaign.issued == members.count()
+    live = IssuedCoupon.objects.filter(status=IssuedCoupon.Status.ISSUED)
+    assert live.values("member").distinct().count() == members.count()
+    assert live.filter(member=wang).values("template").distinct().count() >= 4
+
+    guide = StaffProfile.objects.get(guide_code="G-HZ001-01")
+    assert GuideBinding.objects.filter(guide=guide).count() >= 5
+    kinds = set(CommissionEntry.objects.filter(guide=guide).values_list("kind", flat=True))
+    assert kinds == {"accrual", "release", "clawback"}, kinds
+
+    pin = ManagerPin.objects.get(staff__user__username="manager")
+    assert check_password(MANAGER_PIN, pin.pin_hash)
+    assert MANAGER_PIN in output and SHOWCASE_PHONE in output
+
+    for store in Store.objects.all():
+        online = Order.objects.filter(store=store, external_id__startswith="DEMO-S-")
+        assert pickup_orders_waiting(store).filter(external_id__startswith="DEMO-S-").exists(), \
+            f"{store.code}: nothing waiting for pickup"
+        assert online.filter(fulfillment=Fulfillment.PICKUP, handed_over_at__isnull=False).exists(), \
+            f"{store.code}: no online order to bring back"
+    assert Order.objects.filter(fulfillment=Fulfillment.SHIP_STORE, status="paid",
+                                external_id__startswith="DEMO-S-").exists()
+
+    before = (IssuedCoupon.objects.count(), Order.objects.count(), CommissionEntry.objects.count())
+    seed(history_days=10)  # again the same day: nothing new
+    assert (IssuedCoupon.objects.count(), Order.objects.count(), CommissionEntry.objects.count()) == before
+    call_command("audit_ledgers", stdout=StringIO())

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from catalog.models import Category
 from members.models.member import Member
@@ -108,7 +109,7 @@ class PointsRule(models.Model):
 
 class LotKind(models.TextChoices):
     EARN = "earn", _("Earned on an order")
-    ADJUST = "adjust", _("Adjustment")
+    ADJUST = "adjust", pgettext_lazy("points", "Adjustment")
     RESTORE = "restore", _("Restored after a return")
 
 
@@ -172,7 +173,7 @@ class EntryKind(models.TextChoices):
     REVERSE = "reverse", _("Earned points reversed")
     DEBT_SETTLE = "debt_settle", _("Debt settled")
     EXPIRE = "expire", _("Expired")
-    ADJUST = "adjust", _("Adjustment")
+    ADJUST = "adjust", pgettext_lazy("points", "Adjustment")
     MERGE_OUT = "merge_out", _("Merged into another member")
     MERGE_IN = "merge_in", _("Merged from another member")
 

@@ -18,24 +18,42 @@
 
   function fen(value) { return "¥" + (value / 100).toFixed(2); }
 
+  // What the typed points pay, in fen: whole fen only, as the server rounds them.
+  function pointsValue(pay) {
+    var points = pay.querySelector("[data-points]");
+    if (!points || !points.value) { return 0; }
+    return Math.floor((parseInt(points.value, 10) || 0) * 100 / (parseInt(points.dataset.points, 10) || 100));
+  }
+
   function nonCash(pay) {
     var total = 0;
     pay.querySelectorAll("[data-tender]").forEach(function (input) { total += money(input.value); });
-    var points = pay.querySelector("[data-points]");
-    if (points && points.value) {
-      total += Math.floor((parseInt(points.value, 10) || 0) * 100 / (parseInt(points.dataset.points, 10) || 100));
-    }
-    return total;
+    return total + pointsValue(pay);
   }
 
+  // While the clerk splits the tenders: what is still to collect (还差) and the change (找零).
   function updateChange() {
     var pay = document.getElementById("pay");
     var due = document.querySelector("[data-due]");
     if (!pay || !due) { return; }
     var cashDue = money(due.dataset.due) - nonCash(pay);
-    var change = money(pay.elements.cash_tendered.value) - Math.max(cashDue, 0);
+    var cash = money(pay.elements.cash_tendered.value);
+    var change = cash - Math.max(cashDue, 0);
     var out = pay.querySelector("[data-change]");
     if (out) { out.textContent = fen(Math.max(change, 0)); }
+    var remaining = pay.querySelector("[data-remaining]");
+    if (remaining) {
+      var left = Math.max(cashDue - cash, 0);
+      remaining.textContent = fen(left);
+      remaining.closest(".remaining").classList.toggle("settled", left === 0);
+    }
+    var value = pay.querySelector("[data-points-value]");
+    if (value) { value.textContent = "= " + fen(pointsValue(pay)); }
+  }
+
+  function shortcuts() {
+    var sheet = document.getElementById("shortcuts");
+    if (sheet && !sheet.open && sheet.showModal) { sheet.showModal(); }
   }
 
   function updateCount() {
@@ -93,6 +111,12 @@
       return;
     }
     var name = hotkeyName(event);
+    var typing = event.target.matches && event.target.matches("input, select, textarea");
+    if (event.key === "?" && (!typing || (event.target.id === "scan" && !event.target.value))) {
+      event.preventDefault();
+      shortcuts();
+      return;
+    }
     if (event.key === "Escape") {
       var dismiss = document.querySelector("[data-dismiss]");
       if (dismiss) { event.preventDefault(); dismiss.click(); return; }
@@ -119,6 +143,7 @@
   document.addEventListener("click", function (event) {
     var print = event.target.closest("[data-print]");
     if (print) { window.print(); return; }
+    if (event.target.closest("[data-shortcuts]")) { shortcuts(); return; }
     var exact = event.target.closest("[data-exact]");
     if (exact) {
       var pay = document.getElementById("pay");

@@ -19,6 +19,13 @@ Demo logins (all with the password ``o2o-demo-2026``):
   clerk     clerk, 杭州西湖店
   clerk2    clerk, 杭州滨江店 (when there are two stores or more)
   guide     shop assistant (guide), 杭州西湖店, guide code G-HZ001-01
+The store manager's approval PIN at the POS is 2580.
+
+Then the programme head office would set up (points settings and rules, commission rules, recharge
+packages, coupon templates) and a showcase on top of the history: a demo member 王芳 (13800138000)
+with available and frozen points, wallet money and coupons, a coupon campaign to every member,
+customers bound to the guide with commission frozen, released and clawed back, and online orders
+waiting for pickup, for a return and for shipping at the stores — all through the services.
 """
 
 from __future__ import annotations
@@ -44,7 +51,14 @@ from catalog.models import Brand, Category, Product, Sku
 from promotions.models import Promotion
 from inventory.models import MoveReason, ReplenishmentProposal, ReplenishmentRule, StockMove
 from inventory.services import replenishment_propose, stock_receive
-from reporting.demo import history_create
+from reporting.demo import (
+    MANAGER_PIN,
+    SHOWCASE_NAME,
+    SHOWCASE_PHONE,
+    history_create,
+    programme_create,
+    showcase_create,
+)
 from stores.models import Capability, City, Region, Role, StaffProfile, Store, Warehouse
 from stores.roles import roles_sync
 from stores.services import capability_set, launch_date_set, staff_create
@@ -182,7 +196,10 @@ class Command(BaseCommand):
         self.history_days = history_days
         started = time.monotonic()
         # History before the rules: today's replenishment proposals see the stock the history sold.
-        steps = ["roles", "locations", "categories", "catalog", "stock", "staff", "history", "rules", "promotions"]
+        # The programme (points, commission and coupon rules) before the history, so that its sales
+        # earn points and commission; the showcase after it, on top of the weeks of trading.
+        steps = ["roles", "locations", "categories", "catalog", "stock", "staff", "programme", "history",
+                 "showcase", "rules", "promotions"]
         with tqdm(total=len(steps), desc="seed_demo", unit="step", file=sys.stderr, disable=None) as bar:
             with transaction.atomic():
                 summary = {}
@@ -388,6 +405,15 @@ class Command(BaseCommand):
             self.logins.append((username, str(Role(role).label), where))
         return f"{len(self.logins)} logins"
 
+    def seed_programme(self, **_):
+        return programme_create(stores=self.stores)
+
+    def seed_showcase(self, **_):
+        User = get_user_model()
+        return showcase_create(seed=self.seed, stores=self.stores,
+                               manager=User.objects.filter(username="manager").first(),
+                               guide=StaffProfile.objects.filter(guide_code="G-HZ001-01").first())
+
     def seed_history(self, **_):
         if not self.history_days:
             return "none asked for"
@@ -404,3 +430,6 @@ class Command(BaseCommand):
             f"Demo data ready in {seconds:.1f}s. Logins (password {DEMO_PASSWORD}):"))
         for username, role, where in self.logins:
             self.stdout.write(f"  {username:<10} {role:<28} {where}")
+        self.stdout.write(f"Manager approval PIN at the POS: {MANAGER_PIN} (login manager). Demo member: "
+                          f"{SHOWCASE_NAME} {SHOWCASE_PHONE} (or scan o2o:member:{SHOWCASE_PHONE}) with points, "
+                          f"wallet money and coupons.")
