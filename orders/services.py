@@ -40,6 +40,7 @@ from orders.exceptions import (
     GoodsInTransit,
     InvalidFulfillment,
     InvalidOrderTransition,
+    MemberRequired,
     OrderNotPayable,
     OrderNotReturnable,
     PaymentMismatch,
@@ -175,11 +176,13 @@ def _member_fields(member, quote, *, chosen_guide_id: int | None) -> dict[str, A
 def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, external_id: str | None = None,
                 partner: str = "", store: Store | None = None, ship_city_id: int | None = None,
                 ship_address: str = "", customer_name: str = "", customer_phone: str = "",
-                discount: Decimal = ZERO, actor=None, member=None, coupon_code: str = "") -> PlaceResult:
+                discount: Decimal = ZERO, actor=None, member=None, coupon_code: str = "",
+                chosen_guide_id: int | None = None) -> PlaceResult:
     """Place an online order and reserve its stock.  Idempotent on (channel, partner, external id).
 
     With a ``member``, the order is attributed to the member's bound guide and a
     ``coupon_code`` of theirs is redeemed on it (restored if the order is cancelled or expires).
+    ``chosen_guide_id`` attributes the order to that guide (a QR scene without a member).
     Locks: stock levels of the chosen warehouse(s), ordered; the coupon row.  Queues: ``order.created``.
     Raises: invalid_quantity, unknown_sku, inactive_sku, insufficient_stock, store_required,
     invalid_fulfillment, invalid_discount, duplicate_different_payload, member_not_found and
@@ -196,7 +199,7 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
     request_hash = _payload_hash({"lines": sorted(demand.items()), "fulfillment": fulfillment,
                                   "store": store.pk if store else None, "city": ship_city_id,
                                   "discount": str(money(discount)), "member": member.pk if member else None,
-                                  "coupon": coupon_code or ""})
+                                  "coupon": coupon_code or "", **({"guide": chosen_guide_id} if chosen_guide_id else {})})
     lookup = {"channel": channel, "partner": partner, "external_id": external_id}
     if external_id:
         existing = _existing(lookup=lookup, request_hash=request_hash)
@@ -220,7 +223,7 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
                   expires_at=timezone.now() + timedelta(minutes=settings.O2O_RESERVATION_TTL_MINUTES),
                   needs_transfer=fulfillment == Fulfillment.PICKUP and store.warehouse_id not in plan,
                   pickup_code=_new_pickup_code() if fulfillment == Fulfillment.PICKUP else None,
-                  **_member_fields(member, priced.coupon, chosen_guide_id=None))
+                  **_member_fields(member, priced.coupon, chosen_guide_id=chosen_guide_id))
     order, created = _insert_order(order, lookup=lookup, request_hash=request_hash)
     if not created:
         return PlaceResult(order, created=False)
@@ -252,6 +255,32 @@ def order_pay(*, order: Order | int, tenders: Sequence[TenderIn], actor=None, st
         pay.payment_create(reference=order.number, tender=t.tender, amount=t.amount, store=store, actor=actor,
                            card_reference=t.card_reference, member=order.member_id)
     _order_settle_payments(order, actor=actor, store=store)
+    return order
+
+
+@service
+def order_pay_member_tenders(*, order: Order | int, tenders: Sequence[TenderIn], actor=None) -> Order:
+    """Take part (or all) of an unpaid online order from the member's points or wallet.
+
+    The rest is paid at the provider (``order_payment_start`` asks for what is still due).
+    A cancelled or expired order gives these back through the refund of their tender.
+    Locks the order, then the member's ledgers (through the tenders).
+    Raises order_not_payable, member_required, payment_mismatch (more than is due),
+    points_cap_exceeded, points_insufficient, wallet_insufficient.
+    """
+    order = locks.order_for_update(order)
+    if order.status != Status.PENDING_PAYMENT:
+        raise OrderNotPayable(params={"status": order.status})
+    if order.member_id is None:
+        raise MemberRequired(field="member")
+    due = money(order.total - order.paid_total)
+    if money(sum((t.amount for t in tenders), ZERO)) > due:
+        raise PaymentMismatch(params={"due": str(due)})
+    _check_points_cap(order.total, tenders)
+    for t in tenders:
+        pay.payment_create(reference=order.number, tender=t.tender, amount=t.amount, actor=actor,
+                           member=order.member_id)
+    _order_settle_payments(order, actor=actor, store=None)
     return order
 
 
@@ -389,6 +418,9 @@ def _order_expire(order_id: int) -> int:
         return 0
     stock.reservations_release(reference=order.number, expired=True)
     _payments_cancel_pending(order, actor=None)
+    # Points or wallet taken at placement go back to the member.
+    _refund(order, money(order.paid_total - order.refunded_total), actor=None, store=None,
+            reason="order expired unpaid")
     membership.coupon_restore(order, actor=None)
     order_transition(order, Status.EXPIRED, reason="not paid in time", emit="order.cancelled")
     return 1

@@ -29,7 +29,6 @@ from django.views.decorators.http import require_POST
 
 from members import selectors as member_read
 from members.exceptions import MemberNotFound
-from members.services import members as member_services
 from o2o.errors import DomainError
 from o2o.money import money
 from orders import services as order_services
@@ -513,8 +512,8 @@ def _member_set(request, basket: Basket, phone: str, *, register: bool = False, 
     try:
         member = member_read.member_by_phone(phone)
         if member is None and register:
-            member = member_services.member_register(phone=phone, channel="pos", store_id=request.pos_store.pk,
-                                                     name=name)
+            member = pos.pos_member_register(store=request.pos_store, phone=phone, name=name, actor=request.user,
+                                             guide_id=basket.guide_id)
     except DomainError as exc:
         return _sale_render(request, basket, status=422, errors={"member": error_message(exc)}, focus="member")
     if member is None:

@@ -25,10 +25,12 @@ from members.api.serializers import (
     CouponValidateIn,
     GuideBindIn,
     GuideBindingOut,
+    MemberCodeOut,
     MemberOut,
     MemberRegisterIn,
     PointsEntryOut,
 )
+from members.codes import member_code_mint
 from members.exceptions import MemberNotFound
 from members.models import EntryKind, IdentityKind, IssuedCoupon, Member, PointsEntry, RegistrationChannel
 from members.models.coupons import CouponTemplate
@@ -345,3 +347,23 @@ class GuideBind(PrincipalMixin, generics.GenericAPIView):
         member = member_read.member_get(int(pk))
         binding = guides.guide_bind(member=member, **data.validated_data)
         return Response(GuideBindingOut(binding).data)
+
+
+class MemberCodeMint(PrincipalMixin, generics.GenericAPIView):
+    required_scopes = {"POST": MEMBERS_WRITE}
+    principal_kinds = {"POST": {PARTNER}}
+    serializer_class = MemberCodeOut
+
+    @api_doc(summary="Mint the member's dynamic member code", tags=TAGS, request=None,
+             responses={201: MemberCodeOut}, errors=(401, 403, 404, 429),
+             description="The member's app shows this code as a QR code at the till (or passes it with an "
+                         "order as `member_code`): it proves the customer is present, which paying from the "
+                         "wallet or with points needs. Signed, valid about a minute, taken once. Call it only "
+                         "for the member signed in to your app.",
+             error_examples={404: [("member_not_found", "No such member.")]},
+             examples=[ok("code", {"code": "o2o:mc:7.Xy3kQ2:1vZ9aB:c2lnbmF0dXJl", "member": 7,
+                                   "expires_at": "2026-12-04T15:11:00+08:00"}, 201)])
+    def post(self, request, pk: int):
+        minted = member_code_mint(member=int(pk))
+        return Response(MemberCodeOut({"code": minted.code, "member": minted.member_id,
+                                       "expires_at": minted.expires_at}).data, status=201)
