@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pos import views
+from pos import recharge_views, views
 
 app_name = "pos"
 
@@ -39,4 +39,6 @@ urlpatterns = [
     path("ship/shipments/<int:pk>/pack/", views.ship_pack, name="ship_pack"),
     path("ship/shipments/<int:pk>/ship/", views.ship_send, name="ship_send"),
     path("pin/", views.pin, name="pin"),
+    path("recharge/", recharge_views.recharge, name="recharge"),
+    path("recharge/<int:pk>/refund/", recharge_views.recharge_refund, name="recharge_refund"),
 ]
