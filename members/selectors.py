@@ -13,10 +13,12 @@ from decimal import ROUND_DOWN, Decimal
 import phonenumbers
 from django.db.models import F, QuerySet, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from members.exceptions import InvalidAmount, InvalidPhone, InvalidPoints, MemberNotFound
 from members.models import (
     EntryKind,
+    IssuedCoupon,
     LotKind,
     LotStatus,
     Member,
@@ -191,3 +193,14 @@ def wallet_cross_store_allocations(*, start, end) -> QuerySet[WalletSpendAllocat
         sold_store__isnull=False, spend_store__isnull=False,
     ).exclude(sold_store=F("spend_store")).select_related("entry", "recharge")
 
+
+
+# --- coupons ---------------------------------------------------------------------------------
+
+
+def coupons_usable(member: Member | int, *, at=None) -> QuerySet:
+    """The member's coupons that can be used now (issued, inside their validity), soonest to expire first."""
+    at = at or timezone.now()
+    return (IssuedCoupon.objects.select_related("template")
+            .filter(member_id=member_id_of(member), status=IssuedCoupon.Status.ISSUED, valid_from__lte=at,
+                    valid_until__gt=at).order_by("valid_until", "id"))

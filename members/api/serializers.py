@@ -3,6 +3,7 @@ read-only; they change only through the members services."""
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from members.models import IssuedCoupon, Member, MemberIdentity, PointsEntry
@@ -126,3 +127,16 @@ class MemberCodeOut(serializers.Serializer):
                                            "taken once.")
     member = serializers.IntegerField()
     expires_at = serializers.DateTimeField()
+
+
+class CouponShareIn(StrictInput, serializers.Serializer):
+    code = Text(max_length=32, help_text="The coupon to pass on (one of this member's, unused, shareable).")
+    to_member = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True,
+                                         default=None, help_text="The friend's member id.")
+    to_phone = Text(max_length=30, required=False, allow_blank=True, default="",
+                    help_text="Or the friend's mobile number: registered as a member if new.")
+
+    def validate(self, attrs):
+        if (attrs["to_member"] is None) == (not attrs["to_phone"]):
+            raise serializers.ValidationError({"to_member": [_("Give to_member or to_phone.")]}, code="required")
+        return attrs

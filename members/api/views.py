@@ -21,6 +21,7 @@ from members.api.serializers import (
     CouponClaimIn,
     CouponOut,
     CouponQuoteOut,
+    CouponShareIn,
     CouponTemplateOut,
     CouponValidateIn,
     GuideBindIn,
@@ -367,3 +368,35 @@ class MemberCodeMint(PrincipalMixin, generics.GenericAPIView):
         minted = member_code_mint(member=int(pk))
         return Response(MemberCodeOut({"code": minted.code, "member": minted.member_id,
                                        "expires_at": minted.expires_at}).data, status=201)
+
+
+class CouponShare(PrincipalMixin, generics.GenericAPIView):
+    required_scopes = {"POST": MEMBERS_WRITE}
+    principal_kinds = {"POST": {PARTNER}}
+    serializer_class = CouponShareIn
+
+    @api_doc(summary="Pass a coupon on to a friend", tags=TAGS, request=CouponShareIn, idempotent=True,
+             responses={200: CouponOut}, errors=(*WRITE_ERRORS, 404),
+             description="The member gives one of their unused coupons (of a shareable kind) to another member; "
+                         "a friend named by phone is registered if new. The coupon keeps its code and validity; "
+                         "it counts toward the friend's limit of that coupon.",
+             error_examples={404: [("member_not_found", "No such member."),
+                                   ("coupon_not_found", "No coupon with this code.")],
+                             409: [("coupon_used", "This coupon was already used."),
+                                   ("coupon_limit_reached", "No more of these coupons can be issued.")],
+                             422: [("coupon_not_owned", "This coupon belongs to another member."),
+                                   ("coupon_not_shareable", "This coupon cannot be shared.")]},
+             examples=[OpenApiExample("share", request_only=True, value={"code": "K7Q2M9XW4P",
+                                                                         "to_phone": "13900139000"}),
+                       ok("shared", {**COUPON, "source": "claim"})])
+    @idempotent
+    def post(self, request, pk: int):
+        data = CouponShareIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        p = self.principal
+        giver = member_read.member_get(int(pk))
+        coupon = coupons.coupon_share_to(code=v["code"], from_member=giver, to_member=v["to_member"],
+                                         to_phone=v["to_phone"], partner=p.partner,
+                                         channel=REGISTRATION_CHANNEL.get(p.channel, RegistrationChannel.PARTNER))
+        return Response(CouponOut(IssuedCoupon.objects.select_related("template").get(pk=coupon.pk)).data)

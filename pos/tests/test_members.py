@@ -103,3 +103,21 @@ def test_guide_by_scanned_qr_and_unknown_guide(client_a, stocked, shift_a, guide
     assert f'value="{guide_a.pk}" selected' in response.content.decode()
     response = htmx(client_a, reverse("pos:sale_scan"), {"code": "o2o:guide:NOPE"})
     assert response.status_code == 422 and "导购" in response.content.decode()
+
+
+def test_the_members_usable_coupons_are_listed_and_applied_with_one_click(client_a, stocked, shift_a, member,
+                                                                           coupon):
+    shirt, jeans = stocked
+    used = coupons.coupon_issue(template=make_template(code="USED10", amount=Decimal("10.00")), member=member)
+    used.status = "redeemed"
+    used.save(update_fields=["status"])
+    htmx(client_a, reverse("pos:sale_scan"), {"code": jeans.barcode})
+
+    html = htmx(client_a, reverse("pos:sale_member"), {"phone": member.phone}).content.decode()
+    listed = re.search(r'<ul class="membercoupons" data-testid="member-coupons">(.*?)</ul>', html, re.S).group(1)
+    codes = re.findall(r'name="coupon" value="([^"]+)"', listed)
+    assert codes == [coupon.code]  # the redeemed one is not offered
+    applied = htmx(client_a, reverse("pos:sale_coupon"), {"coupon": codes[0]}).content.decode()
+
+    assert 'data-due="229.00"' in applied  # 249 − 20
+    assert 'data-testid="member-coupons"' not in applied
