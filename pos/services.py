@@ -123,6 +123,22 @@ class MemberRequired(InvalidInput):
     default_message = _("Look up the member first: wallet and points belong to a member.")
 
 
+class MemberProofRequired(InvalidInput):
+    code = "member_proof_required"
+    default_message = _("Points and wallet pay only when the customer shows their dynamic member code "
+                        "(in the member app). A phone number or the static member code only earns points.")
+
+
+def _member_proof_check(basket: Basket, payment: PaymentIn) -> None:
+    """Spending the member's points or wallet needs the customer's proof (members.codes)."""
+    if basket.member_proved:
+        return
+    if payment.points:
+        raise MemberProofRequired(field="points")
+    if _amount(payment.wallet_amount, "wallet_amount"):
+        raise MemberProofRequired(field="wallet_amount")
+
+
 class InvalidPointsInput(InvalidInput):
     code = "invalid_points"
     default_message = _("Points must be a whole number.")
@@ -294,6 +310,7 @@ def pos_checkout(*, store: Store, actor, client_uuid, basket: Basket, payment: P
         return CheckoutResult(order=done, created=False, change=selectors.sale_change(done))
     shifts.shift_hold(store)
     priced = priced or basket_checked(basket=basket, store=store, actor=actor)
+    _member_proof_check(basket, payment)
     if basket.exchange:
         return _exchange(store=store, actor=actor, key=key, basket=basket, priced=priced, payment=payment)
     priced.sale.raise_errors()
@@ -382,6 +399,7 @@ def checkout_precheck(*, store: Store, actor, basket: Basket, payment: PaymentIn
     plan = tender_plan(due=due, payment=payment)
     if member is None and (payment.points or _amount(payment.wallet_amount, "wallet_amount")):
         raise MemberRequired(field="member")
+    _member_proof_check(basket, payment)
     for line in priced.lines:
         if basket.qty_of(line.sku.pk) > line.available:
             raise OutOfStock(field="scan", params={"available": max(line.available, 0), "sku": line.sku.code})
