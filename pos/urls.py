@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pos import recharge_views, views
+from pos import guide_views, recharge_views, views
 
 app_name = "pos"
 
@@ -39,6 +39,8 @@ urlpatterns = [
     path("ship/shipments/<int:pk>/pack/", views.ship_pack, name="ship_pack"),
     path("ship/shipments/<int:pk>/ship/", views.ship_send, name="ship_send"),
     path("pin/", views.pin, name="pin"),
+    path("guide/", guide_views.guide_page, name="guide"),
+    path("guide/coupons/", guide_views.guide_coupon_hand_out, name="guide_coupon"),
     path("recharge/", recharge_views.recharge, name="recharge"),
     path("recharge/<int:pk>/refund/", recharge_views.recharge_refund, name="recharge_refund"),
 ]

@@ -1,9 +1,12 @@
 """The guide who serves a member at the counter binds them: at registration and at a sale with a chosen guide."""
 
 import re
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from members.models import GuideBinding, Member
 from orders.models import Order
@@ -61,3 +64,35 @@ def test_a_sale_with_a_chosen_guide_binds_the_member_for_later_orders(client_a, 
     assert Order.objects.get(client_uuid=uid).guide_id == guide_a.pk
     binding = GuideBinding.objects.get(member=member, ended_reason="")
     assert binding.guide_id == guide_a.pk and binding.source == GuideBinding.Source.POS
+
+
+def test_the_guides_page_shows_qr_customers_sales_commission_and_hands_out_coupons(store_a, stocked, member,
+                                                                                    client_a):
+    from members.models import CouponEvent, IssuedCoupon
+    from members.services import guides
+    from members.tests.test_coupons import make_template
+
+    guide = StaffFactory(role=Role.GUIDE, store=store_a, display_name="陈静", guide_code="G-HZ001-09")
+    guides.guide_bind(member=member, guide_code=guide.guide_code, source="pos")
+    guides.commission_accrue(guide=guide, order_number="PS-TEST-1", channel="pos", store_id=store_a.pk,
+                             frozen_until=timezone.now() + timedelta(days=7), lines=[(stocked[0].pk, None, Decimal("100.00"))])
+    template = make_template(name="导购专享10元", amount=Decimal("10.00"), guide_can_issue=True)
+    client = login(guide.user)
+
+    page = client.get(reverse("pos:guide"))
+    given = client.post(reverse("pos:guide_coupon"), {"phone": member.phone, "template": template.pk})
+    nobody = client.post(reverse("pos:guide_coupon"), {"phone": "13999999999", "template": template.pk})
+    not_a_guide = client_a.get(reverse("pos:guide"))
+
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "G-HZ001-09" in html and "/g/G-HZ001-09" in html and "<svg" in html
+    customers = re.search(r'data-testid="guide-customers">(.*?)</table>', html, re.S).group(1)
+    assert member.phone in customers
+    assert "导购专享10元" in html and 'data-testid="guide-commission"' in html
+    assert given.status_code == 302
+    coupon = IssuedCoupon.objects.get(member=member, template=template)
+    assert coupon.source == IssuedCoupon.Source.GUIDE
+    assert CouponEvent.objects.filter(coupon=coupon).exists()
+    assert nobody.status_code == 422
+    assert not_a_guide.status_code == 403
