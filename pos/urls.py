@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pos import guide_views, recharge_views, views
+from pos import coupon_views, guide_views, pickup_views, recharge_views, views
 
 app_name = "pos"
 
@@ -23,6 +23,7 @@ urlpatterns = [
     path("sale/discount/", views.sale_discount, name="sale_discount"),
     path("sale/member/", views.sale_member, name="sale_member"),
     path("sale/coupon/", views.sale_coupon, name="sale_coupon"),
+    path("sale/member/coupons/", coupon_views.sale_member_coupons, name="sale_member_coupons"),
     path("sale/guide/", views.sale_guide, name="sale_guide"),
     path("sale/complete/", views.sale_complete, name="sale_complete"),
     path("sale/exchange/cancel/", views.exchange_cancel, name="exchange_cancel"),
@@ -34,6 +35,7 @@ urlpatterns = [
     path("pickup/", views.pickup, name="pickup"),
     path("pickup/<int:pk>/", views.pickup_detail, name="pickup_detail"),
     path("pickup/handover/", views.pickup_handover, name="pickup_handover"),
+    path("pickup/pay/", pickup_views.pickup_pay_view, name="pickup_pay"),
     path("ship/", views.ship, name="ship"),
     path("ship/<int:pk>/start/", views.ship_start, name="ship_start"),
     path("ship/shipments/<int:pk>/pack/", views.ship_pack, name="ship_pack"),

@@ -359,7 +359,6 @@ def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus=
             "payment_form": payment_form or PaymentForm(initial={"client_uuid": basket.uuid}),
             "discount_limit": approvals.clerk_discount_limit_percent(), "last_index": last_index,
             "guides": store_guides(store), "points_cap": _points_cap(priced.total, member),
-            "member_coupons": list(member_read.coupons_usable(member)[:10]) if member is not None else [],
             "points_per_yuan": member_read.points_config().points_per_yuan_redeemed,
             "recent": selectors.recent_sales(store, shifts.shift_current(store), limit=5)}
 

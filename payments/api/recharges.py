@@ -11,7 +11,8 @@ import uuid
 
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiExample
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, extend_schema_field
 from rest_framework import generics, serializers
 from rest_framework.response import Response
 
@@ -24,8 +25,15 @@ from payments.api.serializers import PaymentOut, payment_tenders
 from payments.services import payment_provider_start
 
 
+@extend_schema_field(OpenApiTypes.STR)
+class ProviderTenderField(serializers.ChoiceField):
+    """The provider tenders configured here; documented as text so the schema keeps one tender
+    enum per choice set (the order payment start has the same set)."""
+
+
 class RechargeStartIn(StrictInput, serializers.Serializer):
-    tender = serializers.ChoiceField(choices=[], help_text="A provider tender: the customer pays at the provider.")
+    tender = ProviderTenderField(choices=[], help_text="A provider tender the customer pays with at the "
+                                                       "provider: wechat_pay, alipay (sandbox in development).")
     package = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True,
                                        default=None, help_text="A recharge package (pay X, get a bonus).")
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=1, max_value=50000,

@@ -116,14 +116,17 @@ def test_the_members_usable_coupons_are_listed_and_applied_with_one_click(client
     used.save(update_fields=["status"])
     htmx(client_a, reverse("pos:sale_scan"), {"code": jeans.barcode})
 
-    html = htmx(client_a, reverse("pos:sale_member"), {"phone": member.phone}).content.decode()
-    listed = re.search(r'<ul class="membercoupons" data-testid="member-coupons">(.*?)</ul>', html, re.S).group(1)
+    workspace = htmx(client_a, reverse("pos:sale_member"), {"phone": member.phone}).content.decode()
+    assert 'hx-get="%s"' % reverse("pos:sale_member_coupons") in workspace
+    html = client_a.get(reverse("pos:sale_member_coupons"), HTTP_HX_REQUEST="true").content.decode()
+    listed = re.search(r'data-testid="member-coupons">(.*?)</ul>', html, re.S).group(1)
     codes = re.findall(r'name="coupon" value="([^"]+)"', listed)
     assert codes == [coupon.code]  # the redeemed one is not offered
     applied = htmx(client_a, reverse("pos:sale_coupon"), {"coupon": codes[0]}).content.decode()
 
     assert 'data-due="229.00"' in applied  # 249 − 20
-    assert 'data-testid="member-coupons"' not in applied
+    assert 'id="member-coupons"' not in applied  # a coupon is on the sale: no more offered
+    assert 'data-testid="member-coupons"' not in client_a.get(reverse("pos:sale_member_coupons")).content.decode()
 
 
 def test_points_and_wallet_need_the_dynamic_member_code(client_a, stocked, shift_a, member):
