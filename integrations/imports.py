@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import redis
 from celery import shared_task
 from django.db import connection
 
 from catalog.models import Sku
+from members import selectors as member_read
+from members.exceptions import InvalidPhone
 from o2o.db import service
 from o2o.errors import DomainError
+from o2o.money import ZERO, money
 from integrations.marketplaces import MarketplaceAdapter, RemoteOrder, marketplaces
 from o2o.ratelimit import redis_client
 from orders import services
@@ -48,6 +52,29 @@ class ImportRefused(DomainError):
     code = "import_refused"
 
 
+def _buyer(remote: RemoteOrder):
+    """The member the marketplace's buyer is, by phone (only an existing member: a marketplace
+    buyer is not registered without their consent); they earn points by the channel's rule."""
+    if not remote.customer_phone:
+        return None
+    try:
+        return member_read.member_by_phone(remote.customer_phone)
+    except InvalidPhone:
+        return None
+
+
+def _marketplace_discount(remote: RemoteOrder, skus: dict[str, int]) -> Decimal:
+    """What the marketplace took off our list prices, as the order's discount (allocated to the
+    lines in proportion to their list value, to the fen), so the order is booked at what the
+    marketplace charged.  Without prices, or when it charged more than list, nothing is taken off."""
+    if not remote.lines or any(line.price is None for line in remote.lines):
+        return ZERO
+    listed = dict(Sku.objects.filter(pk__in=skus.values()).values_list("pk", "list_price"))
+    at_list = sum((listed[skus[line.sku_code]] * line.qty for line in remote.lines), ZERO)
+    sold = sum((line.price * line.qty for line in remote.lines), ZERO)
+    return money(max(ZERO, at_list - sold))
+
+
 @service
 def _place(code: str, remote: RemoteOrder):
     """Place the marketplace's order and, when the marketplace says it is paid, pay it in the same
@@ -68,6 +95,7 @@ def _place(code: str, remote: RemoteOrder):
         fulfillment=remote.fulfillment,
         store=store, ship_city_id=city.pk if city else None, ship_address=remote.ship_address,
         customer_name=remote.customer_name, customer_phone=remote.customer_phone,
+        member=_buyer(remote), discount=_marketplace_discount(remote, skus),
         lines=[LineIn(sku_id=skus[line.sku_code], qty=line.qty) for line in remote.lines])
     if remote.paid and placed.order.status == Status.PENDING_PAYMENT:
         order = placed.order

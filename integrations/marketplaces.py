@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+from o2o.money import FEN
 
 MARKETPLACE_CHANNEL = "marketplace"
 
@@ -35,6 +38,8 @@ class MarketplaceError(Exception):
 class RemoteLine:
     sku_code: str
     qty: int
+    # What the marketplace sold one unit at, after its discounts (None: not sent).
+    price: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,21 @@ def _text(value: Any, max_length: int) -> str:
     return str(value)[:max_length]
 
 
+def _price(value: Any) -> Decimal | None:
+    """A unit price sent as a decimal string ("89.00"); floats are refused (money is never a float)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("price is not a decimal string")
+    try:
+        price = Decimal(value)
+    except InvalidOperation:
+        raise ValueError("price is not a number") from None
+    if not price.is_finite() or price < 0 or price > Decimal("1000000") or price != price.quantize(FEN):
+        raise ValueError("price is out of range")
+    return price
+
+
 def remote_order_parse(data: Any) -> RemoteOrder:
     """A marketplace order from its JSON; ValueError when it cannot be one."""
     if not isinstance(data, dict):
@@ -101,7 +121,7 @@ def remote_order_parse(data: Any) -> RemoteOrder:
         qty = line.get("qty")
         if isinstance(qty, bool) or not isinstance(qty, int) or not 0 < qty <= 10_000:
             raise ValueError("line quantity is not a positive whole number")
-        lines.append(RemoteLine(sku_code=_text(line.get("sku_code"), 40), qty=qty))
+        lines.append(RemoteLine(sku_code=_text(line.get("sku_code"), 40), qty=qty, price=_price(line.get("price"))))
     if not lines:
         raise ValueError("order has no lines")
     return RemoteOrder(external_id=external_id, lines=tuple(lines),

@@ -12,7 +12,7 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from o2o.api import LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, Text, api_doc, id_filter
+from o2o.api import LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, StrictInput, Text, api_doc, id_filter
 from o2o.apiauth import PARTNER, principal_of
 from o2o.idempotency import idempotent
 from integrations.models import WebhookDelivery, WebhookSubscription
@@ -22,7 +22,7 @@ from integrations.webhooks import (EVENTS, PING_EVENT, REDELIVER_MAX, deliveries
 TAGS = ["webhooks"]
 
 
-class SubscriptionIn(serializers.Serializer):
+class SubscriptionIn(StrictInput, serializers.Serializer):
     url = Text(max_length=500, help_text="https URL that receives POSTed events.")
     events = serializers.ListField(child=serializers.ChoiceField(choices=[*EVENTS, "*"]), min_length=1,
                                    max_length=len(EVENTS) + 1,

@@ -14,6 +14,9 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
+from django.http import Http404, HttpResponse
+from django.template import engines
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, gettext_lazy as _
@@ -26,9 +29,11 @@ from members.models import (
     CouponEvent,
     CouponRedemption,
     CouponTemplate,
+    Guide,
     GuideBinding,
     GuideBindingRule,
     GuideCommissionBalance,
+    GuideQrScan,
     IssuedCoupon,
     Member,
     MemberIdentity,
@@ -53,7 +58,10 @@ from members.services.points import points_adjust
 from members.services import coupons as coupon_services
 from o2o.admin_tables import ExportActionsMixin
 from stores.admin import ServiceAddAdmin, action_each, action_hidden_fields, form_page
-from stores.models import City, Store
+from members.services import guides as guide_services
+from members.views import public_base_url
+from stores.models import City, Role, Store
+from stores.selectors import staff_sees_all, staff_store_ids
 from o2o.admin_ledgers import ReadOnlyAdmin, ReadOnlyInline
 
 
@@ -553,3 +561,70 @@ class GuideCommissionBalanceAdmin(ReadOnlyAdmin):
     list_display = ["guide", "frozen", "released", "updated_at"]
     search_fields = ["guide__guide_code", "guide__display_name", "guide__employee_no"]
     list_select_related = ["guide"]
+
+
+GUIDE_QR_PAGE = engines["django"].from_string("""{% extends "admin/base_site.html" %}{% load i18n %}
+{% block extrastyle %}{{ block.super }}<style>
+.guide-qr { display: inline-block; width: 15rem; margin: 0 1rem 1.5rem 0; padding: 1rem; border: 1px solid #ccc;
+            text-align: center; vertical-align: top; break-inside: avoid; }
+.guide-qr svg { width: 12rem; height: 12rem; }
+.guide-qr .url { font-size: .7rem; word-break: break-all; color: #555; }
+@media print { #header, .breadcrumbs, #footer, .noprint, nav { display: none !important; } }
+</style>{% endblock %}
+{% block content %}<div id="content-main">
+<p class="noprint"><button type="button" onclick="window.print()">{% translate "Print" %}</button></p>
+{% for card in cards %}<div class="guide-qr">
+<div>{{ card.svg }}</div>
+<strong>{{ card.guide.display_name }}</strong><br>{{ card.store.name|default:"" }}<br>
+<span>{% translate "Assistant code" %}: {{ card.guide.guide_code }}</span>
+<div class="url">{{ card.url }}</div>
+</div>{% endfor %}
+</div>{% endblock %}""")
+
+
+@admin.register(Guide)
+class GuideQrAdmin(ReadOnlyAdmin):
+    """Each guide's QR code (opens ``/g/<scene>``), to print and hand out; scans are counted."""
+
+    list_display = ["display_name", "guide_code", "employee_no", "is_active", "scans", "qr_link"]
+    list_filter = ["is_active", "stores"]
+    search_fields = ["display_name", "guide_code", "employee_no"]
+    actions = ["print_qr_codes"]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request).filter(role=Role.GUIDE, guide_code__isnull=False)
+        if staff_sees_all(request.user):
+            return qs
+        return qs.filter(memberships__store__in=staff_store_ids(request.user)).distinct()
+
+    @admin.display(description=_("scans"))
+    def scans(self, obj):
+        return GuideQrScan.objects.filter(guide_id=obj.pk).count()
+
+    @admin.display(description=_("QR code"))
+    def qr_link(self, obj):
+        return format_html('<a href="{}">{}</a>', reverse("admin:members_guide_qr", args=[obj.pk]), gettext("Print"))
+
+    def get_urls(self):
+        return [path("<int:pk>/qr/", self.admin_site.admin_view(self.qr_view), name="members_guide_qr"),
+                *super().get_urls()]
+
+    def qr_view(self, request, pk: int):
+        guide = self.get_queryset(request).filter(pk=pk).first()
+        if guide is None or not self.has_view_permission(request, guide):
+            raise Http404
+        return self._qr_page(request, [guide])
+
+    @admin.action(description=_("Print the QR codes of the selected guides"))
+    def print_qr_codes(self, request, queryset):
+        return self._qr_page(request, list(queryset.order_by("display_name", "pk")))
+
+    def _qr_page(self, request, guides_shown):
+        base = public_base_url(request)
+        cards = [{"guide": g, "store": guide_services.guide_home_store(g),
+                  "url": guide_services.guide_qr_url(g, base_url=base),
+                  "svg": mark_safe(guide_services.guide_qr_svg(g, base_url=base))}  # segno's own SVG
+                 for g in guides_shown]
+        context = {**self.admin_site.each_context(request), "title": gettext("Guide QR codes"), "cards": cards,
+                   "opts": self.model._meta}
+        return HttpResponse(GUIDE_QR_PAGE.render(context, request))

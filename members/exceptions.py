@@ -217,3 +217,26 @@ class CommissionAlreadyAccrued(Conflict):
 class InvalidClawback(InvalidInput):
     code = "invalid_clawback"
     default_message = _("Give either returned lines or a fraction between 0 and 1.")
+
+
+# --- member codes (the customer's proof at the till and online) --------------------------------
+
+
+class MemberCodeInvalid(DomainError):
+    code = "member_code_invalid"
+    default_message = _("This member code is not valid. Ask the customer to refresh the code in their app.")
+
+
+class MemberCodeExpired(DomainError):
+    code = "member_code_expired"
+    default_message = _("This member code has expired. Ask the customer to refresh the code in their app.")
+
+
+class MemberCodeUsed(Conflict):
+    code = "member_code_used"
+    default_message = _("This member code was already used. Ask the customer to refresh the code in their app.")
+
+
+class MemberCodeMismatch(DomainError):
+    code = "member_code_mismatch"
+    default_message = _("This member code belongs to another member.")

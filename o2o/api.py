@@ -70,7 +70,8 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         fields = flatten_errors(exc.detail)
         first = next(iter(fields.values()), [""])
-        response.data = {"code": "invalid_input", "message": first[0] if first else "", "fields": fields}
+        code = UNKNOWN_FIELD if _has_code(exc.get_codes(), UNKNOWN_FIELD) else "invalid_input"
+        response.data = {"code": code, "message": first[0] if first else "", "fields": fields}
         response.status_code = status.HTTP_400_BAD_REQUEST
     else:
         codes = exc.get_codes() if hasattr(exc, "get_codes") else "error"
@@ -164,6 +165,35 @@ class JSONParser(parsers.JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError(gettext("JSON parse error - nested too deeply.")) from None
+
+
+UNKNOWN_FIELD = "unknown_field"
+
+
+class StrictInput:
+    """An input serializer that refuses keys it does not know (400 ``unknown_field``).
+
+    DRF drops unknown keys silently, so a client that misspells ``coupon_code`` or sends a
+    field this version does not take would get its order placed without it.  Mixed in
+    before ``serializers.Serializer``; nested input serializers check their own keys.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(str(key) for key in data if key not in self.fields)
+            if unknown:
+                message = gettext("Unknown field.")
+                raise serializers.ValidationError(
+                    {key: [serializers.ErrorDetail(message, code=UNKNOWN_FIELD)] for key in unknown})
+        return super().to_internal_value(data)
+
+
+def _has_code(codes, wanted: str) -> bool:
+    if isinstance(codes, dict):
+        return any(_has_code(value, wanted) for value in codes.values())
+    if isinstance(codes, list):
+        return any(_has_code(value, wanted) for value in codes)
+    return codes == wanted
 
 
 class Text(serializers.CharField):

@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include("inventory.api.urls")),
     path("", include("orders.api.urls")),
     path("", include("members.api.urls")),
+    path("", include("payments.api.recharges")),
     path("", include("integrations.urls")),
     re_path(r"^[\s\S]*$", api_not_found),  # any path, newlines included
 ]

@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/v1/", include("o2o.api_urls")),
     path("pos/", include("pos.urls")),
     path("dashboard/", include("reporting.urls")),
+    path("g/", include("members.urls")),
     path("healthz", healthz, name="healthz"),
 ]

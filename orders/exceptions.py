@@ -91,3 +91,19 @@ class GoodsInTransit(Conflict):
 class ExchangeMemberMismatch(Conflict):
     code = "exchange_member_mismatch"
     default_message = _("This order belongs to another member: an exchange stays with the original order's member.")
+
+
+class WalletProofRequired(DomainError):
+    code = "wallet_proof_required"
+    default_message = _("Paying from the wallet needs the customer's proof: their dynamic member code, or the "
+                        "member named by their WeChat identity.")
+
+
+class GuideSceneInvalid(DomainError):
+    code = "guide_scene_invalid"
+    default_message = _("This QR scene names no active shop assistant.")
+
+
+class MemberRequired(InvalidInput):
+    code = "member_required"
+    default_message = _("Points and wallet pay only for a member's order: name the member.")

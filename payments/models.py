@@ -340,6 +340,7 @@ class ApprovalLog(models.Model):
         REFUND_WITHOUT_RECEIPT = "refund_no_receipt", _("Refund without a receipt")
         LATE_RETURN = "late_return", _("Return after the return window")
         VOID = "void", _("Void a sale")
+        RECHARGE_REFUND = "recharge_refund", _("Refund a wallet recharge")
 
     class Method(models.TextChoices):
         PIN = "pin", _("Manager PIN")

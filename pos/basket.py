@@ -93,6 +93,8 @@ class Basket:
     coupon: str = ""
     guide_id: int | None = None
     exchange: Exchange | None = None
+    # The member showed their dynamic member code (members.codes): points and wallet may pay.
+    member_proved: bool = False
 
     @classmethod
     def new(cls) -> Basket:
@@ -108,6 +110,7 @@ class Basket:
             "discount": ({"kind": self.discount.kind, "value": str(self.discount.value),
                           "approval": self.discount.approval_id} if self.discount else None),
             "member": self.member_id, "coupon": self.coupon, "guide": self.guide_id,
+            "member_proved": self.member_proved,
             "exchange": ({"order": self.exchange.order_id, "approval": self.exchange.approval_id,
                           "reason": self.exchange.reason, "by_receipt": self.exchange.by_receipt,
                           "lines": [{"line": x.order_line_id, "qty": x.qty, "condition": x.condition}
@@ -128,7 +131,7 @@ class Basket:
             discount=(Discount(discount["kind"], Decimal(discount["value"]), discount.get("approval"))
                       if discount else None),
             member_id=data.get("member"), coupon=data.get("coupon") or "",
-            guide_id=data.get("guide"),
+            guide_id=data.get("guide"), member_proved=bool(data.get("member_proved")),
             exchange=(Exchange(order_id=int(exchange["order"]), approval_id=exchange.get("approval"),
                                reason=exchange.get("reason") or "",
                                by_receipt=bool(exchange.get("by_receipt", True)),
@@ -342,7 +345,8 @@ def basket_coupon(basket: Basket, store: Store, text: str) -> Basket:
     owner = IssuedCoupon.objects.filter(code=code).values_list("member_id", flat=True).first() if code else None
     if owner is None:
         raise CouponNotFound(field="coupon", params={"code": code})
-    candidate = replace(basket, coupon=code, member_id=basket.member_id or member_read.member_get(owner).pk)
+    candidate = replace(basket, coupon=code, member_id=basket.member_id or member_read.member_get(owner).pk,
+                        member_proved=basket.member_proved and basket.member_id is not None)
     priced = basket_price(candidate, store)
     if priced.coupon_error is not None:
         raise priced.coupon_error

@@ -173,3 +173,25 @@ class PinForm(forms.Form):
         if data.get("pin") and data.get("pin") != data.get("pin_again"):
             self.add_error("pin_again", _("The two PINs differ."))
         return data
+
+
+RECHARGE_TENDERS = [(Tender.CASH, _("Cash")), (Tender.UNIONPAY_CARD, _("Bank card")),
+                    ("code", _("Payment code (WeChat / Alipay)"))]
+
+
+class RechargeForm(forms.Form):
+    client_uuid = forms.UUIDField(widget=forms.HiddenInput)
+    phone = forms.CharField(label=_("Member mobile number"), max_length=30, strip=True)
+    package = forms.IntegerField(label=_("Package"), required=False, min_value=1)
+    amount = _money_field(_("Or an amount (CNY, no bonus)"))
+    tender = forms.ChoiceField(label=_("Paid with"), choices=RECHARGE_TENDERS, initial=Tender.CASH)
+    card_reference = forms.CharField(label=_("Card slip reference"), max_length=64, required=False, strip=True)
+    payment_code = forms.CharField(label=_("Payment code"), max_length=64, required=False, strip=True)
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("package")) == bool(data.get("amount")):
+            raise forms.ValidationError(_("Choose a recharge package or type an amount, not both."))
+        if data.get("tender") == "code" and not data.get("payment_code"):
+            self.add_error("payment_code", _("Scan the customer's payment code."))
+        return data

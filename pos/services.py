@@ -18,6 +18,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from members import selectors as member_read
+from members.models import GuideBinding
+from members.services import guides
+from members.services import members as member_services
 from o2o.db import service
 from o2o.errors import Conflict, InvalidInput
 from o2o.money import ZERO, money, money_parse
@@ -29,7 +32,8 @@ from pos.basket import Basket, OutOfStock, PricedBasket, basket_price
 from orders.services import ReturnLineIn, TenderIn, return_window_end
 from payments import approvals, micropay, shifts
 from payments.models import ApprovalLog, Payment, Tender
-from stores.models import Store
+from stores import selectors as store_read
+from stores.models import Role, Store
 
 Action = ApprovalLog.Action
 log = logging.getLogger(__name__)
@@ -117,6 +121,22 @@ class PaymentCodeNotCharged(InvalidInput):
 class MemberRequired(InvalidInput):
     code = "member_required"
     default_message = _("Look up the member first: wallet and points belong to a member.")
+
+
+class MemberProofRequired(InvalidInput):
+    code = "member_proof_required"
+    default_message = _("Points and wallet pay only when the customer shows their dynamic member code "
+                        "(in the member app). A phone number or the static member code only earns points.")
+
+
+def _member_proof_check(basket: Basket, payment: PaymentIn) -> None:
+    """Spending the member's points or wallet needs the customer's proof (members.codes)."""
+    if basket.member_proved:
+        return
+    if payment.points:
+        raise MemberProofRequired(field="points")
+    if _amount(payment.wallet_amount, "wallet_amount"):
+        raise MemberProofRequired(field="wallet_amount")
 
 
 class InvalidPointsInput(InvalidInput):
@@ -290,6 +310,7 @@ def pos_checkout(*, store: Store, actor, client_uuid, basket: Basket, payment: P
         return CheckoutResult(order=done, created=False, change=selectors.sale_change(done))
     shifts.shift_hold(store)
     priced = priced or basket_checked(basket=basket, store=store, actor=actor)
+    _member_proof_check(basket, payment)
     if basket.exchange:
         return _exchange(store=store, actor=actor, key=key, basket=basket, priced=priced, payment=payment)
     priced.sale.raise_errors()
@@ -301,8 +322,35 @@ def pos_checkout(*, store: Store, actor, client_uuid, basket: Basket, payment: P
     result = order_services.pos_sale_create(
         store=store, client_uuid=key, actor=actor, priced=priced.sale, tenders=plan.tenders,
         customer_phone=member.phone if member else "", guide_id=basket.guide_id)
+    if result.created and member is not None and basket.guide_id:
+        _member_guide_bind(member=member, guide_id=basket.guide_id)
     _cash_record(result.payments, plan)
     return CheckoutResult(order=result.order, created=result.created, change=plan.change)
+
+
+def _member_guide_bind(*, member, guide_id: int) -> None:
+    """The guide who served a member at the counter binds them (under the region's rule), so the
+    member's later orders in any channel are attributed to that guide."""
+    guide = guides.guide_active(guide_id)
+    guides.guide_bind(member=member, guide_code=guide.guide_code, source=GuideBinding.Source.POS)
+
+
+@service
+def pos_member_register(*, store: Store, phone: str, name: str = "", actor=None, guide_id: int | None = None):
+    """Register a member at the counter (or find the one with this number) and bind them to the
+    guide: the one chosen for the sale, else the clerk at the till when they are a guide.
+
+    Locks the member row.  Queues member.registered, members.guide_bound.
+    Raises invalid_phone, not_a_guide (a chosen guide who is not an active guide).
+    """
+    member = member_services.member_register(phone=phone, channel="pos", store_id=store.pk, name=name)
+    if guide_id is None:
+        profile = store_read.staff_profile(actor) if actor is not None else None
+        if profile is not None and profile.role == Role.GUIDE and profile.guide_code:
+            guide_id = profile.pk
+    if guide_id is not None:
+        _member_guide_bind(member=member, guide_id=guide_id)
+    return member
 
 
 def basket_checked(*, basket: Basket, store: Store, actor) -> PricedBasket:
@@ -351,6 +399,7 @@ def checkout_precheck(*, store: Store, actor, basket: Basket, payment: PaymentIn
     plan = tender_plan(due=due, payment=payment)
     if member is None and (payment.points or _amount(payment.wallet_amount, "wallet_amount")):
         raise MemberRequired(field="member")
+    _member_proof_check(basket, payment)
     for line in priced.lines:
         if basket.qty_of(line.sku.pk) > line.available:
             raise OutOfStock(field="scan", params={"available": max(line.available, 0), "sku": line.sku.code})

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pos import views
+from pos import guide_views, pickup_views, recharge_views, views
 
 app_name = "pos"
 
@@ -35,9 +35,14 @@ urlpatterns = [
     path("pickup/", views.pickup, name="pickup"),
     path("pickup/<int:pk>/", views.pickup_detail, name="pickup_detail"),
     path("pickup/handover/", views.pickup_handover, name="pickup_handover"),
+    path("pickup/pay/", pickup_views.pickup_pay_view, name="pickup_pay"),
     path("ship/", views.ship, name="ship"),
     path("ship/<int:pk>/start/", views.ship_start, name="ship_start"),
     path("ship/shipments/<int:pk>/pack/", views.ship_pack, name="ship_pack"),
     path("ship/shipments/<int:pk>/ship/", views.ship_send, name="ship_send"),
     path("pin/", views.pin, name="pin"),
+    path("guide/", guide_views.guide_page, name="guide"),
+    path("guide/coupons/", guide_views.guide_coupon_hand_out, name="guide_coupon"),
+    path("recharge/", recharge_views.recharge, name="recharge"),
+    path("recharge/<int:pk>/refund/", recharge_views.recharge_refund, name="recharge_refund"),
 ]

@@ -29,12 +29,12 @@ from django.views.decorators.http import require_POST
 
 from members import selectors as member_read
 from members.exceptions import MemberNotFound
-from members.services import members as member_services
 from o2o.errors import DomainError
 from o2o.login_throttle import ThrottledAuthenticationForm
 from o2o.money import money
 from orders import services as order_services
 from orders.models import Order, Return
+from members.codes import is_member_code, member_code_take
 from pos import selectors
 from pos import services as pos
 from pos.basket import (
@@ -410,6 +410,8 @@ def sale_scan(request):
     # The scan field takes whatever the customer shows: a member, coupon or guide QR too.
     if code.lower().startswith("o2o:member:"):
         return _member_set(request, basket, code.split(":", 2)[2])
+    if is_member_code(code):
+        return _member_code_set(request, basket, code)
     if code.lower().startswith("o2o:coupon:"):
         return _coupon_set(request, basket, code)
     if code.lower().startswith("o2o:guide:"):
@@ -524,11 +526,13 @@ def sale_price(request, index: int):
 
 
 def _member_set(request, basket: Basket, phone: str, *, register: bool = False, name: str = ""):
+    if is_member_code(phone):
+        return _member_code_set(request, basket, phone)
     try:
         member = member_read.member_by_phone(phone)
         if member is None and register:
-            member = member_services.member_register(phone=phone, channel="pos", store_id=request.pos_store.pk,
-                                                     name=name)
+            member = pos.pos_member_register(store=request.pos_store, phone=phone, name=name, actor=request.user,
+                                             guide_id=basket.guide_id)
     except DomainError as exc:
         return _sale_render(request, basket, status=422, errors={"member": error_message(exc)}, focus="member")
     if member is None:
@@ -538,7 +542,21 @@ def _member_set(request, basket: Basket, phone: str, *, register: bool = False, 
         pos.exchange_member_check(store=request.pos_store, basket=basket, member=member)
     except DomainError as exc:
         return _sale_render(request, basket, status=422, errors={"member": error_message(exc)}, focus="member")
-    basket = replace(basket, member_id=member.pk)
+    basket = replace(basket, member_id=member.pk,
+                     member_proved=basket.member_proved and basket.member_id == member.pk)
+    _save(request, basket)
+    return _sale_render(request, basket)
+
+
+def _member_code_set(request, basket: Basket, code: str):
+    """The customer showed their dynamic member code: the member, proved present (points and
+    wallet may pay).  The code is taken once."""
+    try:
+        member = member_code_take(code)
+        pos.exchange_member_check(store=request.pos_store, basket=basket, member=member)
+    except DomainError as exc:
+        return _sale_render(request, basket, status=422, errors={"member": error_message(exc)}, focus="member")
+    basket = replace(basket, member_id=member.pk, member_proved=True)
     _save(request, basket)
     return _sale_render(request, basket, offer_coupons=True)
 
@@ -548,7 +566,7 @@ def _member_set(request, basket: Basket, phone: str, *, register: bool = False, 
 def sale_member(request):
     basket = _basket(request)
     if request.POST.get("clear"):
-        basket = replace(basket, member_id=None, coupon="")
+        basket = replace(basket, member_id=None, coupon="", member_proved=False)
         _save(request, basket)
         return _sale_render(request, basket)
     form = MemberForm(request.POST)
@@ -767,7 +785,9 @@ def return_detail(request, pk: int):
             log = pos.exchange_approve(order=order, store=store, actor=request.user, by_receipt=by_receipt,
                                        reference=basket.uuid, approval=approval)
             # The new goods are the same customer's: the basket starts with the original order's member.
-            basket = replace(basket, member_id=order.member_id, exchange=Exchange(
+            basket = replace(basket, member_id=order.member_id,
+                             member_proved=basket.member_proved and basket.member_id == order.member_id,
+                             exchange=Exchange(
                 order_id=order.pk, lines=tuple(ExchangeLine(pk_, qty, cond) for pk_, qty, cond in picked),
                 approval_id=log.pk if log else None, reason=form.cleaned_data.get("reason") or "exchange",
                 by_receipt=by_receipt))

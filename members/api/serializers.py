@@ -3,18 +3,19 @@ read-only; they change only through the members services."""
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from members.models import IssuedCoupon, Member, MemberIdentity, PointsEntry
 from members.models.coupons import CouponTemplate
 from members.models.guides import GuideBinding
-from o2o.api import MAX_ID, Text
+from o2o.api import MAX_ID, StrictInput, Text
 from o2o.money import CURRENCY
 
 MAX_QTY = 9999
 
 
-class MemberRegisterIn(serializers.Serializer):
+class MemberRegisterIn(StrictInput, serializers.Serializer):
     phone = Text(max_length=30, help_text="Mobile number; normalised to E.164 (+86… when no country code).")
     name = Text(max_length=100, required=False, allow_blank=True, default="")
     wechat_openid = Text(max_length=128, required=False, allow_blank=True, default="")
@@ -79,16 +80,16 @@ class PointsEntryOut(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CouponClaimIn(serializers.Serializer):
+class CouponClaimIn(StrictInput, serializers.Serializer):
     template = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="A claimable template's id.")
 
 
-class BasketLineIn(serializers.Serializer):
+class BasketLineIn(StrictInput, serializers.Serializer):
     sku = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     qty = serializers.IntegerField(min_value=1, max_value=MAX_QTY)
 
 
-class CouponValidateIn(serializers.Serializer):
+class CouponValidateIn(StrictInput, serializers.Serializer):
     code = Text(max_length=32)
     member = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     store = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True,
@@ -105,7 +106,7 @@ class CouponQuoteOut(serializers.Serializer):
     currency = serializers.CharField()
 
 
-class GuideBindIn(serializers.Serializer):
+class GuideBindIn(StrictInput, serializers.Serializer):
     guide_code = Text(max_length=20)
     source = serializers.ChoiceField(choices=[GuideBinding.Source.QR, GuideBinding.Source.API],
                                      default=GuideBinding.Source.API)
@@ -119,3 +120,23 @@ class GuideBindingOut(serializers.ModelSerializer):
         fields = ["id", "member", "guide", "guide_code", "store", "source", "valid_from", "valid_to"]
         read_only_fields = fields
 
+
+
+class MemberCodeOut(serializers.Serializer):
+    code = serializers.CharField(help_text="Show it as a QR code in the member's app; valid about a minute, "
+                                           "taken once.")
+    member = serializers.IntegerField()
+    expires_at = serializers.DateTimeField()
+
+
+class CouponShareIn(StrictInput, serializers.Serializer):
+    code = Text(max_length=32, help_text="The coupon to pass on (one of this member's, unused, shareable).")
+    to_member = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True,
+                                         default=None, help_text="The friend's member id.")
+    to_phone = Text(max_length=30, required=False, allow_blank=True, default="",
+                    help_text="Or the friend's mobile number: registered as a member if new.")
+
+    def validate(self, attrs):
+        if (attrs["to_member"] is None) == (not attrs["to_phone"]):
+            raise serializers.ValidationError({"to_member": [_("Give to_member or to_phone.")]}, code="required")
+        return attrs

@@ -21,14 +21,17 @@ from members.api.serializers import (
     CouponClaimIn,
     CouponOut,
     CouponQuoteOut,
+    CouponShareIn,
     CouponTemplateOut,
     CouponValidateIn,
     GuideBindIn,
     GuideBindingOut,
+    MemberCodeOut,
     MemberOut,
     MemberRegisterIn,
     PointsEntryOut,
 )
+from members.codes import member_code_mint
 from members.exceptions import MemberNotFound
 from members.models import EntryKind, IdentityKind, IssuedCoupon, Member, PointsEntry, RegistrationChannel
 from members.models.coupons import CouponTemplate
@@ -345,3 +348,55 @@ class GuideBind(PrincipalMixin, generics.GenericAPIView):
         member = member_read.member_get(int(pk))
         binding = guides.guide_bind(member=member, **data.validated_data)
         return Response(GuideBindingOut(binding).data)
+
+
+class MemberCodeMint(PrincipalMixin, generics.GenericAPIView):
+    required_scopes = {"POST": MEMBERS_WRITE}
+    principal_kinds = {"POST": {PARTNER}}
+    serializer_class = MemberCodeOut
+
+    @api_doc(summary="Mint the member's dynamic member code", tags=TAGS, request=None,
+             responses={201: MemberCodeOut}, errors=(401, 403, 404, 429),
+             description="The member's app shows this code as a QR code at the till (or passes it with an "
+                         "order as `member_code`): it proves the customer is present, which paying from the "
+                         "wallet or with points needs. Signed, valid about a minute, taken once. Call it only "
+                         "for the member signed in to your app.",
+             error_examples={404: [("member_not_found", "No such member.")]},
+             examples=[ok("code", {"code": "o2o:mc:7.Xy3kQ2:1vZ9aB:c2lnbmF0dXJl", "member": 7,
+                                   "expires_at": "2026-12-04T15:11:00+08:00"}, 201)])
+    def post(self, request, pk: int):
+        minted = member_code_mint(member=int(pk))
+        return Response(MemberCodeOut({"code": minted.code, "member": minted.member_id,
+                                       "expires_at": minted.expires_at}).data, status=201)
+
+
+class CouponShare(PrincipalMixin, generics.GenericAPIView):
+    required_scopes = {"POST": MEMBERS_WRITE}
+    principal_kinds = {"POST": {PARTNER}}
+    serializer_class = CouponShareIn
+
+    @api_doc(summary="Pass a coupon on to a friend", tags=TAGS, request=CouponShareIn, idempotent=True,
+             responses={200: CouponOut}, errors=(*WRITE_ERRORS, 404),
+             description="The member gives one of their unused coupons (of a shareable kind) to another member; "
+                         "a friend named by phone is registered if new. The coupon keeps its code and validity; "
+                         "it counts toward the friend's limit of that coupon.",
+             error_examples={404: [("member_not_found", "No such member."),
+                                   ("coupon_not_found", "No coupon with this code.")],
+                             409: [("coupon_used", "This coupon was already used."),
+                                   ("coupon_limit_reached", "No more of these coupons can be issued.")],
+                             422: [("coupon_not_owned", "This coupon belongs to another member."),
+                                   ("coupon_not_shareable", "This coupon cannot be shared.")]},
+             examples=[OpenApiExample("share", request_only=True, value={"code": "K7Q2M9XW4P",
+                                                                         "to_phone": "13900139000"}),
+                       ok("shared", {**COUPON, "source": "claim"})])
+    @idempotent
+    def post(self, request, pk: int):
+        data = CouponShareIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        p = self.principal
+        giver = member_read.member_get(int(pk))
+        coupon = coupons.coupon_share_to(code=v["code"], from_member=giver, to_member=v["to_member"],
+                                         to_phone=v["to_phone"], partner=p.partner,
+                                         channel=REGISTRATION_CHANNEL.get(p.channel, RegistrationChannel.PARTNER))
+        return Response(CouponOut(IssuedCoupon.objects.select_related("template").get(pk=coupon.pk)).data)

@@ -50,6 +50,8 @@ from members.models.guides import (
     CommissionRule,
     CommissionEntry,
     GuideCommissionBalance,
+    Guide,
+    GuideQrScan,
 )
 
 __all__ = [
@@ -91,4 +93,6 @@ __all__ = [
     "CommissionRule",
     "CommissionEntry",
     "GuideCommissionBalance",
+    "Guide",
+    "GuideQrScan",
 ]

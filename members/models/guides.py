@@ -29,6 +29,8 @@ __all__ = [
     "CommissionRule",
     "CommissionEntry",
     "GuideCommissionBalance",
+    "Guide",
+    "GuideQrScan",
 ]
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
@@ -265,3 +267,28 @@ class GuideCommissionBalance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.guide}: {self.frozen} / {self.released}"
+
+
+class Guide(StaffProfile):
+    """The shop assistants (role guide) as head office sees them: their QR codes to print."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("guide QR code")
+        verbose_name_plural = _("guide QR codes")
+
+
+class GuideQrScan(models.Model):
+    """One opening of a guide's QR page (``/g/<scene>``): how often each guide's code is scanned."""
+
+    guide = models.ForeignKey(StaffProfile, on_delete=models.PROTECT, related_name="+", verbose_name=_("guide"))
+    scanned_at = models.DateTimeField(_("scanned at"), auto_now_add=True, db_index=True)
+    user_agent = models.CharField(_("browser"), max_length=200, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("guide QR scan")
+        verbose_name_plural = _("guide QR scans")
+        indexes = [models.Index(fields=["guide", "scanned_at"], name="members_guideqrscan_guide_at")]
+
+    def __str__(self) -> str:
+        return f"{self.guide_id} @ {self.scanned_at:%Y-%m-%d %H:%M}"

@@ -76,7 +76,7 @@ from members.models import (
 )
 from members.selectors import member_get
 from members.services.guides import basket_lines_clean, guide_active
-from members.services.members import merge_hook
+from members.services.members import member_register, merge_hook
 from o2o.db import service
 from o2o.errors import InvalidInput
 from o2o.money import CURRENCY, ZERO, allocate, money
@@ -351,6 +351,17 @@ def coupon_share(*, code: str, from_member: Member | int, to_member: Member | in
     outbox_emit(topic=TOPIC_SHARED, key=f"member:{receiver.pk}",
                 payload={"code": coupon.code, "from_member_id": giver.pk, "to_member_id": receiver.pk})
     return coupon
+
+
+@service
+def coupon_share_to(*, code: str, from_member: Member | int, to_member: Member | int | None = None,
+                    to_phone: str = "", channel: str, partner: str = "") -> IssuedCoupon:
+    """Share a coupon with a friend named by member id or by phone (registered when new, in the same
+    transaction, so a refused share registers nobody).  Raises what ``coupon_share`` and
+    ``member_register`` raise."""
+    if to_member is None:
+        to_member = member_register(phone=to_phone, channel=channel, partner=partner)
+    return coupon_share(code=code, from_member=from_member, to_member=to_member)
 
 
 # --- evaluate and redeem ---------------------------------------------------------------------

@@ -38,6 +38,7 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import quote, unquote, urlsplit
 from decimal import Decimal
 from typing import Sequence
 
@@ -63,6 +64,7 @@ from members.models import (
     GuideBindingRule,
     GuideCommissionBalance,
     GuideLeavePolicy,
+    GuideQrScan,
     Member,
 )
 from members.selectors import member_get
@@ -76,6 +78,7 @@ from stores.models import Capability, Role, StaffProfile, Store, StoreMembership
 from stores.selectors import capability_enabled
 
 GUIDE_QR_PREFIX = "o2o:guide:"
+GUIDE_URL_PATH = "/g/"
 BINDING_SOURCES = (GuideBinding.Source.QR, GuideBinding.Source.POS, GuideBinding.Source.API)
 TOPIC_GUIDE_BOUND = "members.guide_bound"
 BALANCE_TABLE = GuideCommissionBalance._meta.db_table
@@ -146,11 +149,31 @@ def guide_active(guide: StaffProfile | int) -> StaffProfile:
 
 
 def guide_code_normalize(text: str) -> str:
-    """The guide code from a scanned payload (``o2o:guide:<code>``) or a typed code."""
+    """The guide code from a scanned payload: the QR's URL (``https://<host>/g/<scene>``), the
+    mini-program's scene (``<scene>`` or ``scene=<scene>``), the old ``o2o:guide:<code>``, or a typed code."""
     code = (text or "").strip() if isinstance(text, str) else ""
     if code.lower().startswith(GUIDE_QR_PREFIX):
         code = code[len(GUIDE_QR_PREFIX):].strip()
+    elif code.lower().startswith(("http://", "https://")):
+        path = urlsplit(code).path
+        code = unquote(path[path.rfind(GUIDE_URL_PATH) + len(GUIDE_URL_PATH):]).strip("/ ") \
+            if GUIDE_URL_PATH in path else ""
+    elif code.lower().startswith("scene="):
+        code = unquote(code[len("scene="):]).strip()
     return code
+
+
+def guide_scene(staff: StaffProfile) -> str:
+    """The scene the guide's QR carries (the mini-program code's ``scene``, at most 32 characters)."""
+    if not staff.guide_code:
+        raise NotAGuide(params={"guide": str(staff.pk)})
+    return staff.guide_code
+
+
+def guide_qr_url(staff: StaffProfile, *, base_url: str) -> str:
+    """What the guide's QR code opens: a page of ours (``/g/<scene>``) that records the scan and
+    tells the customer how to bind (a phone camera or WeChat's scanner can open it)."""
+    return f"{base_url.rstrip('/')}{GUIDE_URL_PATH}{quote(guide_scene(staff), safe='')}"
 
 
 def guide_by_code(guide_code: str) -> StaffProfile:
@@ -167,14 +190,19 @@ def guide_qr_payload(staff: StaffProfile) -> str:
     return f"{GUIDE_QR_PREFIX}{staff.guide_code}"
 
 
-def guide_qr_svg(staff: StaffProfile) -> str:
-    """The guide's personal QR code as inline SVG (members scan it to bind)."""
-    return segno.make_qr(guide_qr_payload(staff), error="m").svg_inline(scale=4, border=2)
+def _qr_text(staff: StaffProfile, base_url: str | None) -> str:
+    return guide_qr_url(staff, base_url=base_url) if base_url else guide_qr_payload(staff)
 
 
-def guide_qr_png(staff: StaffProfile, *, scale: int = 8) -> bytes:
+def guide_qr_svg(staff: StaffProfile, *, base_url: str | None = None) -> str:
+    """The guide's personal QR code as inline SVG (members scan it to bind); with ``base_url``
+    it opens our ``/g/<scene>`` page."""
+    return segno.make_qr(_qr_text(staff, base_url), error="m").svg_inline(scale=4, border=2)
+
+
+def guide_qr_png(staff: StaffProfile, *, scale: int = 8, base_url: str | None = None) -> bytes:
     buffer = io.BytesIO()
-    segno.make_qr(guide_qr_payload(staff), error="m").save(buffer, kind="png", scale=scale, border=2)
+    segno.make_qr(_qr_text(staff, base_url), error="m").save(buffer, kind="png", scale=scale, border=2)
     return buffer.getvalue()
 
 
@@ -653,3 +681,16 @@ def commission_balance(guide: StaffProfile | int) -> tuple[Decimal, Decimal]:
     pk = guide.pk if isinstance(guide, StaffProfile) else guide
     row = GuideCommissionBalance.objects.filter(guide_id=pk).values_list("frozen", "released").first()
     return row if row is not None else (ZERO, ZERO)
+
+
+# --- the guide's QR code, scanned ------------------------------------------------------------
+
+
+@service
+def guide_qr_scan(*, scene: str, user_agent: str = "") -> StaffProfile:
+    """Record that a guide's QR page was opened; the guide it names.  Binding needs the member,
+    which the page does not know: the mini-program (``scene``) or the till binds them.
+    Locks nothing.  Raises not_a_guide."""
+    guide = guide_by_code(guide_code_normalize(scene))
+    GuideQrScan.objects.create(guide=guide, user_agent=(user_agent or "")[:200])
+    return guide

@@ -47,3 +47,7 @@ ORDER_CREATE_PICKUP = request("pickup order", {
 ORDER_CREATE_SHIP = request("shipped order", {
     "external_id": "WEB-88", "fulfillment": "ship_warehouse", "ship_city": 1, "ship_address": "1 Lake Road",
     "customer_name": "Han Meimei", "customer_phone": "+8613900000000", "lines": [{"sku": 12, "qty": 1}]})
+ORDER_CREATE_MEMBER = request("member order with coupon, guide scene and points", {
+    "external_id": "MP-1002", "fulfillment": "pickup", "store": 2,
+    "member": {"wechat_openid": "oAbC123", "wechat_appid": "wx1234", "phone": "13800138000"},
+    "coupon_code": "K7Q2M9XW4P", "scene": "HZ001-G1", "points": 500, "lines": [{"sku": 12, "qty": 2}]})

@@ -7,10 +7,13 @@ money as strings with their currency.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from o2o.api import MAX_ID, Text
+from o2o.api import MAX_ID, StrictInput, Text
 from o2o.apiauth import principal_of
 from orders.models import Fulfillment, Order, OrderLine, Return, ReturnLine, Shipment, ShipmentLine
 from payments.api.serializers import PaymentOut
@@ -39,12 +42,37 @@ def restrict_stores(serializer: serializers.Serializer, name: str = "store") -> 
 # --- inputs ---------------------------------------------------------------------------------------
 
 
-class OrderLineIn(serializers.Serializer):
+class OrderLineIn(StrictInput, serializers.Serializer):
     sku = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="SKU id.")
     qty = serializers.IntegerField(min_value=1, max_value=MAX_QTY)
 
 
-class OrderCreateIn(serializers.Serializer):
+class MemberRefIn(StrictInput, serializers.Serializer):
+    """Who the customer is: our member ``id``, or their ``phone`` and/or WeChat identity."""
+
+    id = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Our member id.")
+    phone = Text(max_length=30, required=False, help_text="Mobile number; an unknown number registers the "
+                                                          "member when your key has members:write.")
+    wechat_openid = Text(max_length=128, required=False, help_text="The openid of the mini-program session.")
+    wechat_appid = Text(max_length=64, required=False, default="", help_text="The app the openid belongs to.")
+    wechat_unionid = Text(max_length=128, required=False)
+    name = Text(max_length=100, required=False, default="", help_text="Used when the member is registered.")
+
+    def validate(self, attrs):
+        named = [k for k in ("phone", "wechat_openid", "wechat_unionid") if attrs.get(k)]
+        if "id" in attrs and named:
+            raise serializers.ValidationError({"id": [_("Give the member id alone, or a phone and/or WeChat "
+                                                        "identity.")]}, code="invalid")
+        if "id" not in attrs and not named:
+            raise serializers.ValidationError({"id": [_("Give one of id, phone, wechat_openid or "
+                                                        "wechat_unionid.")]}, code="required")
+        if attrs.get("wechat_openid") and not attrs.get("wechat_appid"):
+            raise serializers.ValidationError({"wechat_appid": [_("An openid needs the app id it belongs to.")]},
+                                              code="required")
+        return attrs
+
+
+class OrderCreateIn(StrictInput, serializers.Serializer):
     external_id = Text(max_length=100, required=False, allow_null=True, default=None,
                        help_text="Your order id. Placing the same id again returns the first order (200).")
     fulfillment = serializers.ChoiceField(choices=ONLINE_FULFILLMENTS)
@@ -58,6 +86,30 @@ class OrderCreateIn(serializers.Serializer):
     customer_phone = serializers.RegexField(PHONE_PATTERN, max_length=20, required=False, allow_blank=True,
                                             default="")
     lines = OrderLineIn(many=True, min_length=1, max_length=MAX_LINES)
+    member = MemberRefIn(required=False, allow_null=True, default=None,
+                         help_text="The customer: points are earned, the coupon is theirs, the order goes to "
+                                   "their guide.")
+    member_code = Text(max_length=200, required=False, allow_blank=True, default="",
+                       help_text="The dynamic member code the customer's app shows (POST "
+                                 "/api/v1/members/{id}/code/): proves the customer; needed to pay from the "
+                                 "wallet unless the member is named by their WeChat identity. Names the member "
+                                 "when member is left out.")
+    coupon_code = Text(max_length=32, required=False, allow_blank=True, default="",
+                       help_text="One of the member's coupons, redeemed on this order.")
+    guide_code = Text(max_length=20, required=False, allow_blank=True, default="",
+                      help_text="The shop assistant who served the customer: the member is bound to them "
+                                "under the region's rule.")
+    scene = Text(max_length=300, required=False, allow_blank=True, default="",
+                 help_text="The scene of a guide's QR code the customer scanned (or its whole URL); binds "
+                           "like guide_code, as a QR scan.")
+    points = serializers.IntegerField(min_value=1, max_value=10**9, required=False, allow_null=True,
+                                      default=None,
+                                      help_text="Points to pay with at once (at the programme's rate, within "
+                                                "its cap); the rest is paid at the provider.")
+    wallet = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"),
+                                      required=False, allow_null=True, default=None,
+                                      help_text="CNY to pay from the member's wallet at once; needs member_code "
+                                                "or a WeChat-identified member.")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -65,6 +117,9 @@ class OrderCreateIn(serializers.Serializer):
 
     def validate(self, attrs):
         required = [serializers.Field.default_error_messages["required"]]
+        if attrs.get("guide_code") and attrs.get("scene"):
+            raise serializers.ValidationError({"scene": [_("Give guide_code or scene, not both.")]},
+                                              code="invalid")
         if attrs["fulfillment"] == Fulfillment.PICKUP and attrs.get("store") is None:
             raise serializers.ValidationError({"store": required}, code="required")
         if attrs["fulfillment"] != Fulfillment.PICKUP and attrs.get("ship_city") is None:
@@ -72,28 +127,28 @@ class OrderCreateIn(serializers.Serializer):
         return attrs
 
 
-class OrderCancelIn(serializers.Serializer):
+class OrderCancelIn(StrictInput, serializers.Serializer):
     reason = Text(max_length=300, required=False, allow_blank=True, default="")
 
 
-class ShipmentLineIn(serializers.Serializer):
+class ShipmentLineIn(StrictInput, serializers.Serializer):
     order_line = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     qty = serializers.IntegerField(min_value=1, max_value=MAX_QTY)
 
 
-class ShipmentCreateIn(serializers.Serializer):
+class ShipmentCreateIn(StrictInput, serializers.Serializer):
     lines = ShipmentLineIn(many=True, required=False, min_length=1, max_length=MAX_LINES,
                            help_text="Default: everything left to ship (from one warehouse).")
     warehouse = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
                                          help_text="Ship what is left from this warehouse.")
 
 
-class ShipmentShipIn(serializers.Serializer):
+class ShipmentShipIn(StrictInput, serializers.Serializer):
     carrier = Text(max_length=50)
     tracking_number = Text(max_length=50)
 
 
-class PickupIn(serializers.Serializer):
+class PickupIn(StrictInput, serializers.Serializer):
     code = Text(max_length=12, help_text="The pickup code the customer shows.")
     store = store_field(required=False, allow_null=True, default=None,
                         help_text="Your store; may be left out when you work at one store only.")
@@ -103,14 +158,14 @@ class PickupIn(serializers.Serializer):
         restrict_stores(self)
 
 
-class ReturnLineIn(serializers.Serializer):
+class ReturnLineIn(StrictInput, serializers.Serializer):
     order_line = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     qty = serializers.IntegerField(min_value=1, max_value=MAX_QTY)
     condition = serializers.ChoiceField(choices=ReturnLine.Condition.choices,
                                         default=ReturnLine.Condition.SELLABLE)
 
 
-class ReturnCreateIn(serializers.Serializer):
+class ReturnCreateIn(StrictInput, serializers.Serializer):
     store = store_field(required=False, allow_null=True, default=None,
                         help_text="Where the goods are received; staff of one store may leave it out.")
     lines = ReturnLineIn(many=True, min_length=1, max_length=MAX_LINES)

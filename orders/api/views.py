@@ -32,9 +32,11 @@ from o2o.api import (
     etag_for,
     if_match_check,
 )
-from o2o.apiauth import ORDERS_READ, ORDERS_WRITE, PARTNER, STAFF, STOCK_READ, Principal, principal_of
+from members.codes import member_code_take
+from o2o.apiauth import MEMBERS_WRITE, ORDERS_READ, ORDERS_WRITE, PARTNER, STAFF, STOCK_READ, Principal, principal_of
 from o2o.db import service
 from o2o.idempotency import idempotent
+from o2o.money import ZERO
 from orders.selectors import order_scope
 from orders import locks, services
 from orders.api import examples as ex
@@ -54,6 +56,7 @@ from orders.api.serializers import (
     ShipmentShipIn,
 )
 from orders.exceptions import StoreRequired, WrongStore
+from orders.intake import CustomerIn, MemberRef, order_place_for_customer
 from orders.models import Channel, Order, Return, Shipment
 from orders.services import LineIn, ReturnLineIn
 from payments.api.serializers import PaymentOut, PaymentStartIn
@@ -155,16 +158,34 @@ class OrderListCreate(PrincipalMixin, generics.ListAPIView):
                     "paid (expires_at). Placing the same external_id again returns the first order with 200. "
                     "A key limited to stores acts for those stores only: it names one of them as the order's "
                     "store for every fulfillment (the store that sold a shipped order; the goods may still "
-                    "ship from a warehouse), else 400 store_required.",
-        responses={201: OrderDetailOut, 200: OrderDetailOut}, errors=WRITE_ERRORS,
+                    "ship from a warehouse), else 400 store_required.\n\n"
+                    "With a `member` the order earns the member's points when handed over, may redeem one of "
+                    "their coupons (`coupon_code`) and is attributed to the guide they are bound to; a "
+                    "`guide_code` or a guide QR `scene` binds them first (under the region's rule). "
+                    "`points` and `wallet` pay part of the order at once (captured payments on the order); "
+                    "pay the rest with POST /api/v1/orders/{id}/payments/. Unknown body keys are refused "
+                    "(400 unknown_field).",
+        responses={201: OrderDetailOut, 200: OrderDetailOut}, errors=(*WRITE_ERRORS, 404),
         error_examples={400: [("store_required", "This key acts for its stores only: name one of them as "
-                                                 "the order's store.")],
-                        409: [("insufficient_stock", "No warehouse has enough stock for this order.")],
+                                                 "the order's store."),
+                              ("unknown_field", "Unknown field."),
+                              ("member_required", "Points and wallet pay only for a member's order: name the "
+                                                  "member.")],
+                        404: [("member_not_found", "No such member.")],
+                        409: [("insufficient_stock", "No warehouse has enough stock for this order."),
+                              ("points_insufficient", "Not enough points."),
+                              ("points_cap_exceeded", "Points can pay only part of an order."),
+                              ("member_code_used", "This member code was already used.")],
                         422: [("unknown_sku", "Unknown SKU."), ("inactive_sku", "This SKU is not active."),
                               ("duplicate_different_payload",
-                               "This order id was already used for a different order.")]},
+                               "This order id was already used for a different order."),
+                              ("coupon_not_owned", "This coupon belongs to another member."),
+                              ("not_a_guide", "No active shop assistant with this guide code."),
+                              ("wallet_proof_required", "Paying from the wallet needs the customer's proof."),
+                              ("member_code_expired", "This member code has expired.")]},
         parameters=[ETAG_HEADER],
-        examples=[ex.ORDER_CREATE_PICKUP, ex.ORDER_CREATE_SHIP, ex.ok("placed", ex.ORDER_DETAIL, 201),
+        examples=[ex.ORDER_CREATE_PICKUP, ex.ORDER_CREATE_SHIP, ex.ORDER_CREATE_MEMBER,
+                  ex.ok("placed", ex.ORDER_DETAIL, 201),
                   ex.ok("already placed", ex.ORDER_DETAIL, 200)])
     @idempotent
     def post(self, request, *args, **kwargs):
@@ -177,8 +198,14 @@ class OrderListCreate(PrincipalMixin, generics.ListAPIView):
             # invisible to the key that placed it (it could not pay, cancel or read it).
             raise StoreRequired(_("This key acts for its stores only: name one of them as the order's store."),
                                 field="store")
-        result = services.order_place(
-            channel=p.channel, partner=p.partner, external_id=v["external_id"] or None,
+        # The member code is taken (marked used) before the transaction: it lives in the cache.
+        proved = member_code_take(v["member_code"]).pk if v["member_code"] else None
+        customer = CustomerIn(
+            member=MemberRef(**v["member"]) if v["member"] else None, proved_member_id=proved,
+            may_register=MEMBERS_WRITE in p.scopes, coupon_code=v["coupon_code"], guide_code=v["guide_code"],
+            scene=v["scene"], points=v["points"] or 0, wallet=v["wallet"] or ZERO)
+        result = order_place_for_customer(
+            customer=customer, channel=p.channel, partner=p.partner, external_id=v["external_id"] or None,
             fulfillment=v["fulfillment"], store=v["store"],
             ship_city_id=v["ship_city"].pk if v["ship_city"] else None, ship_address=v["ship_address"],
             customer_name=v["customer_name"], customer_phone=v["customer_phone"],

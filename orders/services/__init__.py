@@ -58,6 +58,7 @@ from orders.services.fulfilment import (
 )
 from orders.services.payment import (
     order_pay,
+    order_pay_member_tenders,
     order_payment_start,
     _payments_pending_provider,
     order_payment_notify,
@@ -122,6 +123,7 @@ __all__ = [
     "_pickup_rejected",
     "pickup_handover",
     "order_pay",
+    "order_pay_member_tenders",
     "order_payment_start",
     "_payments_pending_provider",
     "order_payment_notify",

@@ -16,6 +16,7 @@ from orders.events import order_event, order_transition
 from orders.exceptions import (
     GoodsInTransit,
     InvalidOrderTransition,
+    MemberRequired,
     OrderNotPayable,
     PaymentMismatch,
 )
@@ -59,6 +60,32 @@ def order_pay(*, order: Order | int, tenders: Sequence[TenderIn], actor=None, st
         pay.payment_create(reference=order.number, tender=t.tender, amount=t.amount, store=store, actor=actor,
                            card_reference=t.card_reference, member=order.member_id)
     _order_settle_payments(order, actor=actor, store=store)
+    return order
+
+
+@service
+def order_pay_member_tenders(*, order: Order | int, tenders: Sequence[TenderIn], actor=None) -> Order:
+    """Take part (or all) of an unpaid online order from the member's points or wallet.
+
+    The rest is paid at the provider (``order_payment_start`` asks for what is still due).
+    A cancelled or expired order gives these back through the refund of their tender.
+    Locks the order, then the member's ledgers (through the tenders).
+    Raises order_not_payable, member_required, payment_mismatch (more than is due),
+    points_cap_exceeded, points_insufficient, wallet_insufficient.
+    """
+    order = locks.order_for_update(order)
+    if order.status != Status.PENDING_PAYMENT:
+        raise OrderNotPayable(params={"status": order.status})
+    if order.member_id is None:
+        raise MemberRequired(field="member")
+    due = money(order.total - order.paid_total)
+    if money(sum((t.amount for t in tenders), ZERO)) > due:
+        raise PaymentMismatch(params={"due": str(due)})
+    _check_points_cap(order.total, tenders)
+    for t in tenders:
+        pay.payment_create(reference=order.number, tender=t.tender, amount=t.amount, actor=actor,
+                           member=order.member_id)
+    _order_settle_payments(order, actor=actor, store=None)
     return order
 
 
@@ -200,6 +227,9 @@ def _order_expire(order_id: int) -> int:
         return 0
     stock.reservations_release(reference=order.number, expired=True)
     _payments_cancel_pending(order, actor=None)
+    # Points or wallet taken at placement go back to the member.
+    _refund(order, money(order.paid_total - order.refunded_total), actor=None, store=None,
+            reason="order expired unpaid")
     membership.coupon_restore(order, actor=None)
     order_transition(order, Status.EXPIRED, reason="not paid in time", emit="order.cancelled")
     return 1

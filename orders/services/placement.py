@@ -167,11 +167,13 @@ def _member_fields(member, quote, *, chosen_guide_id: int | None) -> dict[str, A
 def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, external_id: str | None = None,
                 partner: str = "", store: Store | None = None, ship_city_id: int | None = None,
                 ship_address: str = "", customer_name: str = "", customer_phone: str = "",
-                discount: Decimal = ZERO, actor=None, member=None, coupon_code: str = "") -> PlaceResult:
+                discount: Decimal = ZERO, actor=None, member=None, coupon_code: str = "",
+                chosen_guide_id: int | None = None) -> PlaceResult:
     """Place an online order and reserve its stock.  Idempotent on (channel, partner, external id).
 
     With a ``member``, the order is attributed to the member's bound guide and a
     ``coupon_code`` of theirs is redeemed on it (restored if the order is cancelled or expires).
+    ``chosen_guide_id`` attributes the order to that guide (a QR scene without a member).
     Locks: stock levels of the chosen warehouse(s), ordered; the coupon row.  Queues: ``order.created``.
     Raises: invalid_quantity, unknown_sku, inactive_sku, insufficient_stock, store_required,
     pickup_not_launched (pickup is not switched on at the store), invalid_fulfillment, invalid_discount, duplicate_different_payload, member_not_found and
@@ -190,7 +192,7 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
     request_hash = _payload_hash({"lines": sorted(demand.items()), "fulfillment": fulfillment,
                                   "store": store.pk if store else None, "city": ship_city_id,
                                   "discount": str(money(discount)), "member": member.pk if member else None,
-                                  "coupon": coupon_code or ""})
+                                  "coupon": coupon_code or "", **({"guide": chosen_guide_id} if chosen_guide_id else {})})
     lookup = {"channel": channel, "partner": partner, "external_id": external_id}
     if external_id:
         existing = _existing(lookup=lookup, request_hash=request_hash)
@@ -219,7 +221,7 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
                   expires_at=timezone.now() + timedelta(minutes=settings.O2O_RESERVATION_TTL_MINUTES),
                   needs_transfer=fulfillment == Fulfillment.PICKUP and store.warehouse_id not in plan,
                   pickup_code=_new_pickup_code() if fulfillment == Fulfillment.PICKUP else None,
-                  **_member_fields(member, priced.coupon, chosen_guide_id=None))
+                  **_member_fields(member, priced.coupon, chosen_guide_id=chosen_guide_id))
     order, created = _insert_order(order, lookup=lookup, request_hash=request_hash, key_constraint=_EXTERNAL_ID_ONCE)
     if not created:
         promotions_release(uses=priced.promotion_uses())

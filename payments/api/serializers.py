@@ -3,6 +3,7 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from o2o.api import StrictInput
 from payments.models import Payment
 from payments.providers import provider_named
 from payments.tenders import tender_for, tenders_registered
@@ -23,7 +24,7 @@ def payment_tenders() -> list[str]:
             if tender_for(t).provider_backed and provider_configured(tender_for(t).provider)]
 
 
-class PaymentStartIn(serializers.Serializer):
+class PaymentStartIn(StrictInput, serializers.Serializer):
     tender = serializers.ChoiceField(choices=[],
                                      help_text="A provider tender: the customer pays at the provider.")
 

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from inventory.models import StockLevel
+from members.services import members
 from integrations.marketplaces import HttpJsonMarketplace, MarketplaceError, remote_order_parse
 from o2o.ratelimit import redis_client
 from orders import services
@@ -150,3 +151,29 @@ def test_a_marketplace_payment_reference_pays_one_order_only(stocked):
     assert missing.value.code == "marketplace_reference_required"
     second.refresh_from_db()
     assert second.status == "pending_payment" and not Payment.objects.filter(reference=second.number).exists()
+
+
+@committed
+def test_the_buyer_is_linked_by_phone_and_the_order_booked_at_the_marketplace_price(stocked, settings, market_code):
+    a, b = stocked[0], stocked[1]
+    buyer = members.member_register(phone="13800138000", channel="web")
+    sold = {"id": "P-1", "fulfillment": "ship_warehouse", "ship_city_code": "HZ", "ship_address": "1 Lake Rd",
+            "customer_phone": "138 0013 8000", "paid": True,
+            "lines": [{"sku_code": a.code, "qty": 2, "price": str(a.list_price - 10)},
+                      {"sku_code": b.code, "qty": 1, "price": str(b.list_price - 5)}]}
+    stranger = {**remote("P-2", a, 1), "customer_phone": "13900139000"}
+    float_price = {**remote("P-3", a, 1), "lines": [{"sku_code": a.code, "qty": 1, "price": 9.9}]}
+    with FakeMarketplace({None: {"orders": [sold, stranger, float_price], "cursor": "c1"}}) as market:
+        settings.MARKETPLACES = {market_code: market.settings_entry()}
+        result = marketplace_orders_import(code=market_code)
+
+    assert len(result.created) == 2 and result.failed == [("P-3", "unreadable_order")]
+    order = Order.objects.get(external_id="P-1")
+    assert order.member_id == buyer.pk
+    assert order.subtotal == a.list_price * 2 + b.list_price
+    assert order.total == (a.list_price - 10) * 2 + (b.list_price - 5)
+    assert order.discount_total == 25
+    assert [line.unit_price for line in order.lines.order_by("line_no")] == [a.list_price, b.list_price]
+    assert sum(line.line_total for line in order.lines.all()) == order.total
+    assert Payment.objects.get(reference=order.number).amount == order.total
+    assert Order.objects.get(external_id="P-2").member_id is None  # not a member: not registered

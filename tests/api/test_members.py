@@ -6,7 +6,7 @@ import pytest
 
 from members.models import IdentityKind, Member
 from members.models.coupons import CouponKind, CouponTemplate, CouponValidity
-from members.services import members
+from members.services import coupons, members
 from o2o.apiauth import CATALOG_READ, MEMBERS_READ
 from stores.models import Role
 from stores.tests.factories import StaffFactory
@@ -163,3 +163,36 @@ def test_staff_register_members_at_their_store(clerk_a, store_a):
     assert response.status_code == 201
     member = Member.objects.get()
     assert member.registration_channel == "pos" and member.registration_store_id == store_a.pk
+
+
+def test_share_a_coupon_with_a_friend(partner):
+    _key, client = partner
+    member = members.member_register(phone="13800138000", channel="mini_program")
+    friend = members.member_register(phone="13900139000", channel="web")
+    gift = coupons.coupon_issue(template=template(code="GIFT20", shareable=True, per_member_limit=2), member=member)
+    gift2 = coupons.coupon_issue(template=gift.template, member=member)
+    mine = coupons.coupon_issue(template=template(code="OWN20"), member=member)
+    once = template(code="ONCE5", shareable=True, per_member_limit=1)
+    limited = coupons.coupon_issue(template=once, member=member)
+    coupons.coupon_issue(template=once, member=friend)
+    url = f"{MEMBERS}{member.pk}/coupons/share/"
+
+    shared = client.post(url, {"code": gift.code, "to_member": friend.pk}, format="json", **idem())
+    again = client.post(url, {"code": gift.code, "to_member": friend.pk}, format="json", **idem())
+    not_shareable = client.post(url, {"code": mine.code, "to_member": friend.pk}, format="json", **idem())
+    over_limit = client.post(url, {"code": limited.code, "to_member": friend.pk}, format="json", **idem())
+    new_friend = client.post(url, {"code": gift2.code, "to_phone": "137 0013 7000"}, format="json", **idem())
+    neither = client.post(url, {"code": gift2.code}, format="json", **idem())
+
+    assert shared.status_code == 200, shared.content
+    assert shared.json()["code"] == gift.code
+    gift.refresh_from_db()
+    assert gift.member_id == friend.pk
+    assert again.status_code == 422 and again.json()["code"] == "coupon_not_owned"
+    assert not_shareable.status_code == 422 and not_shareable.json()["code"] == "coupon_not_shareable"
+    assert over_limit.status_code == 409 and over_limit.json()["code"] == "coupon_limit_reached"
+    assert new_friend.status_code == 200
+    assert Member.objects.get(phone="+8613700137000").coupons.get().code == gift2.code
+    assert neither.status_code == 400 and "to_member" in neither.json()["fields"]
+    listed = client.get(f"{MEMBERS}{friend.pk}/coupons/").json()["results"]
+    assert sorted(c["code"] for c in listed) == sorted([gift.code, friend.coupons.get(template=once).code])

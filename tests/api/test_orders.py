@@ -39,10 +39,15 @@ def placed(client, store, skus, **extra):
 def test_place_pickup_order_is_priced_by_the_server(partner, stocked, store_a):
     key, client = partner
 
+    # Prices, totals, status and channel are the server's: sending them is refused, not ignored.
+    refused = place(client, store=store_a, external_id="MP-1", customer_phone="+8613800000000",
+                    lines=[{"sku": stocked[0].pk, "qty": 2, "unit_price": "0.01"}],
+                    total="0.01", status="paid", channel="web", discount_total="198.00")
     response = place(client, store=store_a, external_id="MP-1", customer_phone="+8613800000000",
-                     lines=[{"sku": stocked[0].pk, "qty": 2, "unit_price": "0.01"}],
-                     total="0.01", status="paid", channel="web", discount_total="198.00")
+                     lines=[{"sku": stocked[0].pk, "qty": 2}])
 
+    assert refused.status_code == 400 and refused.json()["code"] == "unknown_field"
+    assert sorted(refused.json()["fields"]) == ["channel", "discount_total", "status", "total"]
     assert response.status_code == 201
     body = response.json()
     assert body["total"] == "198.00" and body["subtotal"] == "198.00" and body["discount_total"] == "0.00"
