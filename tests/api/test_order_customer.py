@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from members.models import GuideBinding, IdentityKind, Member, MemberIdentity
+from members.models import CouponRedemption, GuideBinding, IdentityKind, Member, MemberIdentity
 from members.models.coupons import CouponKind, CouponTemplate, CouponValidity
 from members.services import coupons, members, points, wallet
 from o2o.apiauth import ORDERS_READ, ORDERS_WRITE
@@ -223,3 +223,24 @@ def test_points_are_earned_when_the_member_picks_up(partner, stocked, store_a, m
 
     assert handed.status_code == 200, handed.content
     assert Member.objects.get(pk=member.pk).points_frozen == int(order.total)
+
+
+@pytest.mark.parametrize("kind, terms, expected", [
+    ("percent", {"percent": Decimal("10")}, Decimal("9.90")),  # 10% of 99.00
+    ("fixed", {"amount": Decimal("20.00")}, Decimal("20.00")),
+])
+def test_an_orders_coupon_discount_is_the_redemptions(partner, stocked, store_a, member, kind, terms, expected):
+    """The API order and its coupon redemption read one priced sale: they agree to the fen."""
+    _key, client = partner
+    template = CouponTemplate.objects.create(code=f"API-{kind}", name=kind, kind=kind,
+                                             validity=CouponValidity.DAYS_AFTER_ISSUE, valid_days=30, **terms)
+    coupon = coupons.coupon_issue(template=template, member=member)
+
+    response = place(client, store=store_a, lines=[{"sku": stocked[0].pk, "qty": 1}],
+                     member={"phone": "13800138000"}, coupon_code=coupon.code)
+
+    assert response.status_code == 201, response.json()
+    order = Order.objects.get(pk=response.json()["id"])
+    redemption = CouponRedemption.objects.get(order_number=order.number)
+    assert order.coupon_discount == redemption.discount == expected
+    assert sum(ln.coupon_discount for ln in order.lines.all()) == expected
