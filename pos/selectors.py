@@ -20,7 +20,7 @@ from members.models import LotStatus, Member
 from o2o.money import ZERO, money
 from orders.models import Channel, Fulfillment, Order, OrderLine, Return, Shipment, Status
 from orders.services import HANDED_OVER, ONLINE_CHANNELS, line_refund_amount
-from pos.basket import stock_available
+from inventory.selectors import stock_available
 from payments.models import ApprovalLog, CashTendered, Payment, PosShift, Refund
 from catalog.models import Sku
 from stores.models import Store
@@ -258,7 +258,8 @@ def sku_search(store: Store, text: str, limit: int = 8) -> list[SkuHit]:
     for word in words:
         qs = qs.filter(Q(name__icontains=word) | Q(code__icontains=word))
     skus = list(qs.order_by("code")[:50])
-    stock = stock_available(store, [s.pk for s in skus])
+    stock = {s: n for (_w, s), n in stock_available(sku_ids=[s.pk for s in skus],
+                                                   warehouse_ids=[store.warehouse_id]).items()}
     hits = [SkuHit(s, max(stock.get(s.pk, 0), 0)) for s in skus]
     hits.sort(key=lambda h: (h.available <= 0, h.sku.code))
     return hits[:limit]

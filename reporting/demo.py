@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import F, Max
 
-from catalog.models import Category, Sku
+from catalog.models import Category
 from inventory.models import Bucket, StockLevel
 from members.models import (
     CommissionEntry,
@@ -38,6 +38,7 @@ from members.services import coupons, guides, points, wallet
 from members.services.members import member_register
 from orders import services
 from reporting import rollups
+from orders.pricing import sale_price
 from orders.models import Channel, Fulfillment, Order
 from orders.services import LineIn, ReturnLineIn, TenderIn
 from payments import approvals
@@ -274,11 +275,11 @@ def showcase_create(*, seed: int, stores, manager=None, guide=None) -> str:
     picked = [s for s in (first, _sku_in_stock(store, rng, at_least=2, exclude=[first])) if s]
     if picked and not Order.objects.filter(client_uuid=sale_uuid).exists():
         picked = list(dict.fromkeys(picked))
-        prices = dict(Sku.objects.filter(pk__in=picked).values_list("pk", "list_price"))
+        # Priced as the till prices it (the demo's promotions may be live on a later run).
+        priced = sale_price(demand={s: 1 for s in picked}, channel=Channel.POS, store_id=store.pk, member=wang)
         sale = services.pos_sale_create(
-            store=store, client_uuid=sale_uuid,
-            lines=[LineIn(s, 1) for s in picked], tenders=[_tender("cash", sum(prices.values()))],
-            member=wang, guide_id=guide.pk if guide else None).order
+            store=store, client_uuid=sale_uuid, priced=priced, tenders=[_tender("cash", priced.total)],
+            guide_id=guide.pk if guide else None).order
         if len(picked) > 1 and guide is not None:
             line = sale.lines.order_by("line_no").last()
             services.return_create(order=sale, store=store, lines=[ReturnLineIn(line.id, 1)], reason="尺码不合适",

@@ -15,6 +15,7 @@ from inventory import services as stock
 from o2o.errors import DomainError
 from orders import services
 from orders.models import Channel, Fulfillment, Order, OrderLinePromotion
+from orders.pricing import sale_price
 from orders.services import LineIn, TenderIn
 from promotions.tests.factories import promotion
 from stores.models import Warehouse
@@ -58,7 +59,7 @@ def test_counter_sales_past_the_cap_are_refused_and_leave_nothing(world):
     promo = promotion(code="FLASH", kind="special_price", price=D("79.00"), skus=[sku], max_uses=3)
 
     # Each till priced its basket while the promotion was still there, then all submit at once.
-    priced = services.sale_price(demand={sku.id: 1}, channel=Channel.POS, store_id=store.pk)
+    priced = sale_price(demand={sku.id: 1}, channel=Channel.POS, store_id=store.pk)
     assert priced.total == D("79.00")
     results = run_threads(20, lambda i: services.pos_sale_create(
         store=store, client_uuid=uuid.uuid4(), priced=priced, tenders=[TenderIn("cash", D("79.00"))]).order)

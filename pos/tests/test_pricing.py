@@ -37,7 +37,7 @@ def count_pricing(monkeypatch):
         return real(**kwargs)
 
     # Every caller imports it by name: count it wherever it is called from.
-    for module in ("pos.basket", "orders.services", "orders.pricing"):
+    for module in ("pos.basket", "orders.services.placement", "orders.services.returns", "orders.pricing"):
         monkeypatch.setattr(f"{module}.sale_price", counted)
     return calls
 
