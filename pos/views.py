@@ -545,7 +545,7 @@ def _member_set(request, basket: Basket, phone: str, *, register: bool = False, 
     basket = replace(basket, member_id=member.pk,
                      member_proved=basket.member_proved and basket.member_id == member.pk)
     _save(request, basket)
-    return _sale_render(request, basket)
+    return _sale_render(request, basket, offer_coupons=True)
 
 
 def _member_code_set(request, basket: Basket, code: str):

@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from members.codes import member_code_mint
 from orders import services as order_services
 from orders.models import Order, Return
 from payments import shifts
@@ -110,7 +111,8 @@ def test_a_shift_and_a_sale_with_member_coupon_points_and_split_tender(page, sho
     scan(page, "6901234567892")
     expect(page.locator("#scan-error")).to_contain_text("未知的条码")
     page.keyboard.press("F4")
-    page.keyboard.type("13800138000")
+    # the member's dynamic code from her app: it names her and proves she is here (points may pay)
+    page.keyboard.type(member_code_mint(member=member).code)
     page.keyboard.press("Enter")
     expect(page.locator(".memberinfo")).to_contain_text("王芳")
     settled(page)
@@ -244,7 +246,8 @@ def test_the_sale_screen_fits_1024x768_and_shows_what_is_left_to_collect(page, s
     expect(page.locator("[data-due]")).to_have_attribute("data-due", "447.00")
     settled(page)
     page.keyboard.press("F4")
-    page.keyboard.type("13800138000")
+    # the member's dynamic code from her app: it names her and proves she is here (points may pay)
+    page.keyboard.type(member_code_mint(member=member).code)
     page.keyboard.press("Enter")
     expect(page.locator(".memberinfo")).to_contain_text("王芳")
     settled(page)
