@@ -21,8 +21,9 @@ def test_pickup_at_a_store_not_launched_is_409_and_places_nothing(partner, stock
     capability_set(capability=Capability.PICKUP, enabled=False)  # global default off
     capability_set(capability=Capability.PICKUP, enabled=True, store=store_a)
 
-    refused = place(client, store=store_b, lines=[{"sku": stocked[0].pk, "qty": 1}],
-                    HTTP_ACCEPT_LANGUAGE="en")
+    refused = client.post("/api/v1/orders/", {"fulfillment": "pickup", "store": store_b.pk,
+                                               "lines": [{"sku": stocked[0].pk, "qty": 1}]},
+                          format="json", HTTP_ACCEPT_LANGUAGE="en", **idem())
     accepted = place(client, store=store_a, lines=[{"sku": stocked[0].pk, "qty": 1}])
 
     assert refused.status_code == 409
