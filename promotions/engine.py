@@ -207,10 +207,9 @@ def _spread(total: Decimal, idx: list[int], now: list[Decimal]) -> dict[int, Dec
 
 def _threshold_off(rule: Rule, items, now, idx) -> dict[int, Decimal]:
     eligible = money(sum((now[i] for i in idx), ZERO))
-    off = ZERO
-    for spend, amount in rule.steps:
-        if eligible >= spend:
-            off = amount
+    # The best step the basket reaches: spending more never saves less, even with steps written out
+    # of proportion, so another promotion lowering the basket can never raise this one's discount.
+    off = max((amount for spend, amount in rule.steps if eligible >= spend), default=ZERO)
     return _spread(min(off, eligible), idx, now)
 
 

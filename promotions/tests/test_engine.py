@@ -238,3 +238,13 @@ def test_of_equal_priority_a_price_comes_before_a_percentage():
     total, _, result = taken([nth, special], [item(1, 2, "99.00")])
     assert [a.rule.id for a in result.applied] == [2, 1]
     assert total == D("20.00") + D("44.50")
+
+
+def test_tiered_spend_and_save_takes_the_best_step_the_basket_reaches():
+    """Steps written out of proportion (spend more, save less) never make spending more save less,
+    so a promotion that lowers the basket cannot raise this one's discount."""
+    items = [Item(sku_id=1, qty=1, amount=D("0.05")), Item(sku_id=2, qty=1, amount=D("0.02"))]
+    odd = Rule(id=1, code="ODD", name="odd", kind="threshold_off",
+               steps=((D("0.01"), D("0.02")), (D("0.07"), D("0.01"))))
+
+    assert promotions_apply([odd], items, POS).total == D("0.02")
