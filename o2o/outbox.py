@@ -1,13 +1,15 @@
 """Transactional outbox.
 
 A service calls :func:`outbox_emit` inside its transaction; the row commits or
-rolls back with the business data.  After commit a relay run is requested; the
-relay (also on a beat schedule, so nothing waits on the kick) locks pending rows
-with ``FOR UPDATE SKIP LOCKED``, hands each to the broker as a dispatch task and
-marks it published.  A failure to publish leaves the row pending with a backoff.
-Consumers register per topic with :func:`consumer` and run once per message
-(a ``ProcessedMessage`` row in the consumer's own transaction), so a redelivery
-applies nothing twice.
+rolls back with the business data.  After commit a relay run is requested, at most
+one waiting at a time per queue (a Redis flag the relay clears before it reads, so a
+row committed while a run waits is seen by that run); the relay (also on a beat
+schedule, so nothing waits on the kick) locks pending rows with ``FOR UPDATE SKIP
+LOCKED``, hands them to the broker in dispatch batches and marks them published.
+A failure to publish leaves the rows pending with a backoff.  Consumers register per
+topic with :func:`consumer` and run once per message (a ``ProcessedMessage`` row
+written with the consumer's work, under a savepoint of the batch's transaction), so a
+redelivery applies nothing twice.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import logging
 from datetime import timedelta
 from typing import Any, Callable
 
+import redis
 from celery import shared_task
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
@@ -30,6 +34,12 @@ Consumer = Callable[[OutboxMessage], None]
 _CONSUMERS: dict[str, list[tuple[str, Consumer]]] = {}
 
 MAX_BACKOFF_SECONDS = 300
+# Messages per dispatch task: one broker message, one read of the batch and one commit for all
+# of them.  Small enough that a consumer's row locks are held only briefly.
+DISPATCH_BATCH = 50
+# Relay batches one kicked run publishes before it leaves the rest to the next kick or beat.
+RELAY_ROUNDS = 20
+RELAY_BATCH = 200
 
 
 class OutboxOutsideTransaction(RuntimeError):
@@ -72,22 +82,57 @@ def _kick_queued() -> bool:
     return any(func is _kick_relay and sids <= current for sids, func, *_ in connection.run_on_commit)
 
 
+def _kick_key() -> str:
+    from o2o.celery import app
+
+    return f"o2o:outbox:kick:{app.conf.task_default_queue}"
+
+
+def _kick_debounce_seconds() -> int:
+    return max(1, int(getattr(settings, "OUTBOX_KICK_DEBOUNCE_SECONDS", 2)))
+
+
+def _kick_claimed() -> bool:
+    """True when this commit should send the relay run: no run is already waiting for the
+    broker.  The flag expires after a few seconds, so a run lost on its way (or a worker busy
+    with a backlog) delays rows by that long at most, and beat's run covers the rest."""
+    from o2o.ratelimit import redis_client
+
+    try:
+        return bool(redis_client().set(_kick_key(), "1", nx=True, ex=_kick_debounce_seconds()))
+    except redis.RedisError:
+        return True  # cannot tell: kick, a spare relay run costs one empty read
+
+
+def _kick_release() -> None:
+    from o2o.ratelimit import redis_client
+
+    try:
+        redis_client().delete(_kick_key())
+    except redis.RedisError as exc:  # the flag expires by itself
+        log.warning("outbox kick flag not cleared: %s", exc)
+
+
 def _kick_relay() -> None:
+    if not _kick_claimed():
+        return
     try:
         outbox_relay_task.apply_async(expires=30)
     except Exception as exc:  # the broker is down: beat's relay run picks the rows up later
+        _kick_release()
         log.warning("outbox relay kick failed, messages stay pending: %s", exc)
 
 
-def outbox_relay(*, batch_size: int = 200, publish: Callable[[OutboxMessage], None] | None = None) -> int:
+def outbox_relay(*, batch_size: int = RELAY_BATCH, publish: Callable[[OutboxMessage], None] | None = None) -> int:
     """Publish pending messages in id order.  Returns how many were published.
 
     Takes ``FOR UPDATE SKIP LOCKED`` row locks on the batch so concurrent relays
-    never publish a row twice; a row whose publish fails is retried later with
-    exponential backoff.  Publishing a message hands it to the broker only; the
-    consumers run in the worker after this transaction commits.
+    never publish a row twice; rows whose publish fails are retried later with
+    exponential backoff.  Publishing hands the messages to the broker only, as
+    dispatch batches of :data:`DISPATCH_BATCH` (``publish``, when given, takes one
+    message at a time instead); the consumers run in the worker after this
+    transaction commits.
     """
-    publish = publish or _publish_to_broker
     published = 0
     with transaction.atomic():
         batch = list(
@@ -96,19 +141,25 @@ def outbox_relay(*, batch_size: int = 200, publish: Callable[[OutboxMessage], No
             .select_for_update(skip_locked=True)[:batch_size]
         )
         now = timezone.now()
+        chunks = [[m] for m in batch] if publish else [batch[i:i + DISPATCH_BATCH]
+                                                       for i in range(0, len(batch), DISPATCH_BATCH)]
         failed: list[OutboxMessage] = []
         ok_ids: list[int] = []
-        for message in batch:
+        for chunk in chunks:
             try:
-                publish(message)
+                if publish:
+                    publish(chunk[0])
+                else:
+                    _publish_batch_to_broker([m.id for m in chunk])
             except Exception as exc:
-                message.attempts += 1
-                message.last_error = str(exc)[:2000]
-                message.available_at = now + timedelta(seconds=min(MAX_BACKOFF_SECONDS, 2**message.attempts))
-                failed.append(message)
+                for message in chunk:
+                    message.attempts += 1
+                    message.last_error = str(exc)[:2000]
+                    message.available_at = now + timedelta(seconds=min(MAX_BACKOFF_SECONDS, 2**message.attempts))
+                failed.extend(chunk)
                 # The broker is likely down: stop here, keep the rest in order.
                 break
-            ok_ids.append(message.id)
+            ok_ids.extend(m.id for m in chunk)
         if ok_ids:
             OutboxMessage.objects.filter(id__in=ok_ids).update(published_at=now)
             published = len(ok_ids)
@@ -119,6 +170,10 @@ def outbox_relay(*, batch_size: int = 200, publish: Callable[[OutboxMessage], No
 
 def _publish_to_broker(message: OutboxMessage) -> None:
     outbox_dispatch_task.apply_async(args=[message.id], retry=False)
+
+
+def _publish_batch_to_broker(message_ids: list[int]) -> None:
+    outbox_dispatch_batch_task.apply_async(args=[message_ids], retry=False)
 
 
 REDELIVER_AFTER_SECONDS = 300
@@ -205,13 +260,59 @@ def outbox_dispatch(*, message_id: int) -> int:
     return ran
 
 
+def outbox_dispatch_batch(*, message_ids: list[int]) -> int:
+    """Run every consumer of each message once, all in one transaction.  Returns how many ran.
+
+    Each consumer run sits in a savepoint with its ``ProcessedMessage`` row: one that fails
+    rolls back alone, and its message is handed to :func:`outbox_dispatch_task` on its own
+    after commit, which retries it with backoff exactly as a single dispatch would.  Pairs
+    already processed are read once up front and skipped; a concurrent worker's duplicate is
+    caught by the unique constraint as in :func:`outbox_dispatch`.
+    """
+    messages = list(OutboxMessage.objects.filter(id__in=message_ids).order_by("id"))
+    done = set(ProcessedMessage.objects.filter(message_id__in=message_ids).values_list("consumer", "message_id"))
+    ran, retry = 0, []
+    with transaction.atomic():
+        for message in messages:
+            for name, func in consumers_for(message.topic):
+                if (name, message.id) in done:
+                    continue
+                try:
+                    with transaction.atomic():
+                        ProcessedMessage.objects.create(consumer=name, message=message)
+                        func(message)
+                except Exception as exc:
+                    if isinstance(exc, IntegrityError) and ProcessedMessage.objects.filter(
+                            consumer=name, message=message).exists():
+                        continue  # a concurrent worker ran it
+                    log.warning("outbox consumer %s failed on message %s, retried alone: %r", name, message.id, exc)
+                    retry.append(message.id)
+                    break
+                ran += 1
+    for message_id in retry:
+        try:
+            outbox_dispatch_task.apply_async(args=[message_id], retry=False)
+        except Exception as exc:  # redelivery finds it: published, not processed
+            log.warning("outbox message %s not re-dispatched: %s", message_id, exc)
+    return ran
+
+
 # --- Celery tasks ----------------------------------------------------------------------------------
 # Their names are what the broker and beat carry; they keep the names they were published under.
 
 
 @shared_task(name="o2o.tasks.outbox_relay", ignore_result=True)
 def outbox_relay_task() -> int:
-    return outbox_relay()
+    # Cleared before reading: a row committed from here on sends a new kick, and one committed
+    # before is visible to the read below.
+    _kick_release()
+    total = 0
+    for _ in range(RELAY_ROUNDS):
+        published = outbox_relay()
+        total += published
+        if published < RELAY_BATCH:
+            break
+    return total
 
 
 @shared_task(name="o2o.tasks.outbox_redeliver", ignore_result=True)
@@ -231,3 +332,9 @@ def outbox_redeliver_task() -> int:
 )
 def outbox_dispatch_task(message_id: int) -> int:
     return outbox_dispatch(message_id=message_id)
+
+
+@shared_task(name="o2o.tasks.outbox_dispatch_batch", ignore_result=True, acks_late=True,
+             reject_on_worker_lost=True)  # consumers are idempotent (ProcessedMessage)
+def outbox_dispatch_batch_task(message_ids: list[int]) -> int:
+    return outbox_dispatch_batch(message_ids=message_ids)

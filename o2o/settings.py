@@ -159,6 +159,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 1,
                                    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 900)}
 CELERY_TASK_PUBLISH_RETRY = False
+# A commit kicks the outbox relay only when no run is already waiting; the flag expires after this.
+OUTBOX_KICK_DEBOUNCE_SECONDS = env_int("OUTBOX_KICK_DEBOUNCE_SECONDS", 2)
 CELERY_BEAT_SCHEDULE_FILENAME = str(embedded.DATA_DIR / "celerybeat-schedule")
 
 # --- auth and i18n ------------------------------------------------------------------

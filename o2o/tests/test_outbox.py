@@ -244,14 +244,48 @@ def test_relay_publishes_to_the_broker_in_id_order_and_marks_published(broker):
     published = outbox_relay()
 
     assert published == 5
-    assert broker.messages() == [("o2o.tasks.outbox_dispatch", [m.id]) for m in messages]
+    # One dispatch task carries the whole batch, ids in order.
+    assert broker.messages() == [("o2o.tasks.outbox_dispatch_batch", [[m.id for m in messages]])]
     for m in messages:
         m.refresh_from_db()
         assert m.published_at is not None and m.published_at >= before
         assert m.attempts == 0
     # A second run has nothing left to publish.
     assert outbox_relay() == 0
-    assert broker.depth() == 5
+    assert broker.depth() == 1
+
+
+@pytest.mark.django_db
+def test_relay_splits_a_backlog_into_dispatch_batches(broker):
+    messages = _pending(2 * outbox.DISPATCH_BATCH + 7)
+
+    assert outbox_relay() == len(messages)
+
+    ids = [m.id for m in messages]
+    batch = outbox.DISPATCH_BATCH
+    assert broker.messages() == [("o2o.tasks.outbox_dispatch_batch", [ids[:batch]]),
+                                 ("o2o.tasks.outbox_dispatch_batch", [ids[batch:2 * batch]]),
+                                 ("o2o.tasks.outbox_dispatch_batch", [ids[2 * batch:]])]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_commits_while_a_relay_run_waits_send_no_further_kick(broker):
+    """One relay run publishes every pending row, so while one waits for a worker, further
+    commits do not queue more; once the run starts (and clears the flag) the next commit kicks
+    again, and the run sees every row committed before it started."""
+    for n in range(3):
+        with transaction.atomic():
+            outbox_emit(topic=TOPIC, payload={"n": n})
+    assert broker.published == ["o2o.tasks.outbox_relay"]
+
+    # The worker runs the waiting relay: it sees all three rows.
+    assert outbox.outbox_relay_task.apply().get() == 3
+    assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 0
+
+    with transaction.atomic():
+        outbox_emit(topic=TOPIC, payload={"n": 3})
+    assert broker.published == ["o2o.tasks.outbox_relay", "o2o.tasks.outbox_dispatch_batch",
+                                "o2o.tasks.outbox_relay"]
 
 
 @pytest.mark.django_db
@@ -435,6 +469,46 @@ def test_consumer_own_integrity_error_is_not_taken_for_already_processed():
     assert ProcessedMessage.objects.filter(message=message, consumer="test.outbox.unique-clash").count() == 1
 
 
+@pytest.mark.django_db
+def test_batch_dispatch_runs_each_consumer_once_even_when_delivered_twice():
+    messages = [OutboxMessage.objects.create(topic=TOPIC_TWO, payload={"order": n}) for n in (20, 21)]
+    ids = [m.id for m in messages]
+
+    assert outbox.outbox_dispatch_batch(message_ids=ids) == 4
+    assert outbox.outbox_dispatch_batch_task.apply(args=[ids]).get() == 0
+    # A single redelivery of one of them finds it done as well.
+    assert outbox_dispatch(message_id=ids[0]) == 0
+
+    assert SEEN["test.outbox.first"] == [(ids[0], {"order": 20}), (ids[1], {"order": 21})]
+    assert SEEN["test.outbox.second"] == [(ids[0], {"order": 20}), (ids[1], {"order": 21})]
+    assert ProcessedMessage.objects.filter(message_id__in=ids).count() == 4
+
+
+@pytest.mark.django_db
+def test_a_failing_consumer_in_a_batch_rolls_back_alone_and_is_retried_on_its_own(broker):
+    before = OutboxMessage.objects.create(topic=TOPIC_TWO, payload={"order": 30})
+    flaky = OutboxMessage.objects.create(topic=TOPIC_FLAKY, payload={"order": 31})
+    after = OutboxMessage.objects.create(topic=TOPIC_TWO, payload={"order": 32})
+    FAIL_NEXT.add("test.outbox.flaky")
+
+    ran = outbox.outbox_dispatch_batch(message_ids=[before.id, flaky.id, after.id])
+
+    # The messages around it and the flaky message's other consumer are applied ...
+    assert ran == 5
+    processed = set(ProcessedMessage.objects.values_list("consumer", "message_id"))
+    assert {("test.outbox.first", before.id), ("test.outbox.second", before.id),
+            ("test.outbox.steady", flaky.id), ("test.outbox.first", after.id),
+            ("test.outbox.second", after.id)} <= processed
+    # ... the failed run left nothing, and its message went back to the broker on its own,
+    # where the single dispatch task retries it with backoff.
+    assert ("test.outbox.flaky", flaky.id) not in processed
+    assert broker.messages() == [("o2o.tasks.outbox_dispatch", [flaky.id])]
+
+    assert outbox_dispatch(message_id=flaky.id) == 2  # flaky and the unique-clash consumer
+    assert len(SEEN["test.outbox.flaky"]) == 2
+    assert len(SEEN["test.outbox.steady"]) == 1
+
+
 # --- end to end -----------------------------------------------------------------------
 
 
@@ -471,5 +545,5 @@ def test_committed_emit_reaches_the_consumer_through_a_real_worker(broker):
     message.refresh_from_db()
     assert message.published_at is not None
     # kick -> relay -> dispatch, all through the broker
-    assert broker.published == ["o2o.tasks.outbox_relay", "o2o.tasks.outbox_dispatch"]
+    assert broker.published == ["o2o.tasks.outbox_relay", "o2o.tasks.outbox_dispatch_batch"]
     assert broker.depth() == 0

@@ -29,9 +29,11 @@ def _queued_dispatch_ids(server: PrivateRedis) -> Counter:
     ids = Counter()
     for raw in r.lrange(settings.CELERY_TASK_DEFAULT_QUEUE, 0, -1):
         msg = json.loads(raw)
+        args = json.loads(base64.b64decode(msg["body"]))[0]
         if msg["headers"]["task"] == "o2o.tasks.outbox_dispatch":
-            args = json.loads(base64.b64decode(msg["body"]))[0]
             ids[args[0]] += 1
+        elif msg["headers"]["task"] == "o2o.tasks.outbox_dispatch_batch":
+            ids.update(args[0])
     return ids
 
 
