@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pos import guide_views, pickup_views, recharge_views, ship_views, shift_views, views
+from pos import guide_views, park_views, pickup_views, recharge_views, ship_views, shift_views, views
 
 app_name = "pos"
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("shift/open/", shift_views.shift_open, name="shift_open"),
     path("shift/cash/", shift_views.shift_cash, name="shift_cash"),
     path("shift/close/", shift_views.shift_close, name="shift_close"),
+    path("shift/handover/", shift_views.shift_handover, name="shift_handover"),
     path("shifts/<int:pk>/", shift_views.shift_report, name="shift_report"),
     path("sale/", views.sale, name="sale"),
     path("sale/new/", views.sale_new, name="sale_new"),
@@ -25,6 +26,9 @@ urlpatterns = [
     path("sale/coupon/", views.sale_coupon, name="sale_coupon"),
     path("sale/guide/", views.sale_guide, name="sale_guide"),
     path("sale/complete/", views.sale_complete, name="sale_complete"),
+    path("sale/park/", park_views.sale_park, name="sale_park"),
+    path("parked/", park_views.parked, name="parked"),
+    path("parked/<int:pk>/recall/", park_views.parked_recall, name="parked_recall"),
     path("sale/exchange/cancel/", views.exchange_cancel, name="exchange_cancel"),
     path("sales/<int:pk>/void/", views.sale_void, name="sale_void"),
     path("receipts/", views.receipts, name="receipts"),

@@ -43,15 +43,14 @@ from pos.basket import (
     ExchangeLine,
     basket_add,
     basket_coupon,
-    basket_from_session,
     basket_guide,
     basket_price,
     basket_set_qty,
-    basket_to_session,
     discount_parse,
     store_guides,
 )
 from pos.errors import error_message
+from pos.parking import basket_open_get, basket_open_save, parked_list
 from pos.forms import (
     ApprovalForm,
     CouponForm,
@@ -231,15 +230,16 @@ def store_pick(request):
 
 
 def _basket(request) -> Basket:
-    return basket_from_session(request.session, request.pos_store)
+    return basket_open_get(store=request.pos_store, clerk=request.user)
 
 
 def _save(request, basket: Basket | None) -> None:
-    basket_to_session(request.session, request.pos_store, basket)
+    basket_open_save(store=request.pos_store, clerk=request.user, basket=basket)
 
 
 def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus="scan", payment_form=None,
-                  member_lookup=None, last_index=None, search=None, offer_coupons=False) -> dict:
+                  member_lookup=None, last_index=None, search=None, offer_coupons=False,
+                  parked_count=None) -> dict:
     """``offer_coupons``: look up the member's usable coupons (when the page loads or the member is
     set); other redraws keep the chips already on the page (hx-preserve), which keeps a scan's
     queries where they were."""
@@ -263,6 +263,7 @@ def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus=
         errors["coupon"] = error_message(priced.coupon_error)
     return {"basket": basket, "priced": priced, "member": member, "errors": errors, "approval": approval,
             "focus": focus, "exchange_order": exchange_order, "member_lookup": member_lookup,
+            "parked_count": parked_count,
             "payment_form": payment_form or PaymentForm(initial={"client_uuid": basket.uuid}),
             "discount_limit": approvals.clerk_discount_limit_percent(), "last_index": last_index,
             "guides": store_guides(store), "points_cap": _points_cap(priced.total, member),
@@ -289,7 +290,7 @@ def _sale_render(request, basket: Basket, *, status: int = 200, **kwargs):
 def sale(request):
     basket = _basket(request)
     _save(request, basket)
-    return _sale_render(request, basket, offer_coupons=True)
+    return _sale_render(request, basket, offer_coupons=True, parked_count=parked_list(request.pos_store).count())
 
 
 @pos_view
