@@ -357,6 +357,11 @@ def shift_close(*, shift: PosShift | int, actor, counts: Mapping[str, Any], note
     return shift
 
 
+class IncomingNotStoreStaff(PermissionDenied):
+    code = "incoming_not_store_staff"
+    default_message = _("This clerk is not staff of this store.")
+
+
 class HandoverToSelf(InvalidInput):
     code = "handover_to_self"
     default_message = _("Hand the shift over to another clerk of this store.")
@@ -372,7 +377,7 @@ def shift_handover(*, shift: PosShift | int, actor, incoming, counted_cash: Deci
     hold it FOR SHARE).  ``counted_cash``: the drawer as counted at the
     hand-over, optional; the difference against the expected cash is kept.
     Sales after it are the incoming clerk's (they are signed in).  Raises
-    ShiftNotFound, ShiftNotOpen, NotStoreStaff (either clerk), HandoverToSelf,
+    ShiftNotFound, ShiftNotOpen, NotStoreStaff, IncomingNotStoreStaff, HandoverToSelf,
     InvalidInput (counted cash).
     """
     if counted_cash is not None and counted_cash != "":
@@ -386,7 +391,7 @@ def shift_handover(*, shift: PosShift | int, actor, incoming, counted_cash: Deci
     if incoming is None or getattr(incoming, "pk", None) is None or incoming.pk == getattr(actor, "pk", None):
         raise HandoverToSelf(field="username")
     if shift.store_id not in staff_store_ids(incoming):
-        raise NotStoreStaff(field="username")
+        raise IncomingNotStoreStaff(field="username")
     now = timezone.now()
     expected = shift_expected_cash(shift, end=now)
     return ShiftHandover.objects.create(
