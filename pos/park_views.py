@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from o2o.errors import DomainError, NotFound
 from pos import parking
 from pos.errors import error_message
-from pos.views import _basket, _go, _page, _sale_render, is_htmx, pos_view
+from pos.views import _basket, _go, _page, _sale_render, basket_cache_drop, is_htmx, pos_view
 
 
 def _parked_page(request, *, error: str = "", status: int = 200):
@@ -32,6 +32,7 @@ def sale_park(request):
         row = parking.basket_park(store=request.pos_store, clerk=request.user, label=request.POST.get("label", ""))
     except DomainError as exc:
         return _sale_render(request, _basket(request), status=422, errors={"park": error_message(exc)})
+    basket_cache_drop(request)
     messages.success(request, _("Sale parked as %(number)s (¥%(total)s). A new sale is open.")
                      % {"number": row.number, "total": row.total})
     return _go(request, reverse("pos:sale"))
@@ -44,5 +45,6 @@ def parked_recall(request, pk: int):
         parking.basket_recall(store=request.pos_store, clerk=request.user, parked_id=pk)
     except DomainError as exc:
         return _parked_page(request, error=error_message(exc), status=404 if isinstance(exc, NotFound) else 409)
+    basket_cache_drop(request)
     messages.success(request, _("Parked sale P%(number)s recalled.") % {"number": pk})
     return _go(request, reverse("pos:sale"))

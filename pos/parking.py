@@ -1,9 +1,12 @@
 """The clerk's open basket on the server, and parking and recalling sales (挂单/取单).
 
-The open basket is one row per clerk and store (``PosBasket``, state ``open``):
-a request reads it with one SELECT and an edit writes it with one upsert, so
-logging in again, or in another browser, finds the basket as it was.  When a
-clerk has the sale open in two browsers, the last edit wins.
+The open basket is one row per clerk and store (``PosBasket``, state ``open``),
+written through on every edit with one upsert, so logging in again, or in
+another browser, finds the basket as it was.  The pages keep a copy in the
+login session and read the row only when the session has none (after a
+sign-in, a park or a recall), so a scan costs one statement more than when
+the basket lived in the session alone.  When one clerk has the sale open in
+two browsers at once, the last edit wins.
 
 Parking moves the open basket into a new ``parked`` row of the store and
 gives the clerk an empty basket.  Recalling moves a parked basket into the
@@ -67,10 +70,14 @@ def basket_open_get(*, store: Store, clerk) -> Basket:
     return Basket.load(data)
 
 
-@service
 def basket_open_save(*, store: Store, clerk, basket: Basket | None) -> Basket:
-    """Keep the clerk's open basket (``None``: start a new one).  One upsert on the partial unique
-    index of open baskets; takes that row's lock until the transaction ends."""
+    """Keep the clerk's open basket (``None``: start a new one).
+
+    One statement, an upsert on the partial unique index of open baskets, so it
+    is atomic on its own and a scan pays one round trip for it; called from a
+    service (park, recall) it is part of that service's transaction and holds
+    the row's lock until it ends.
+    """
     basket = basket or Basket.new()
     table = PosBasket._meta.db_table
     with connection.cursor() as cur:

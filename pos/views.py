@@ -78,6 +78,7 @@ from stores.selectors import staff_profile, staff_store_ids
 STORE_KEY = "pos_store"
 SEEN_KEY = "pos_seen"
 RECEIPT_ORDERS_KEY = "pos_receipt_orders"
+BASKET_KEY = "pos_basket"  # a copy of the clerk's open basket; the server's row is the truth
 PAY_FIELDS = ("cash_tendered", "card_amount", "card_reference", "wallet_amount", "points", "code_amount",
               "payment_code")
 # Where on the sale screen an error of a member service belongs.
@@ -230,11 +231,26 @@ def store_pick(request):
 
 
 def _basket(request) -> Basket:
-    return basket_open_get(store=request.pos_store, clerk=request.user)
+    """The clerk's open basket: the session's copy, or the server's (``pos.parking``) after a sign-in."""
+    cached = request.session.get(BASKET_KEY) or {}
+    if cached.get("store") == request.pos_store.pk and cached.get("clerk") == request.user.pk:
+        return Basket.load(cached.get("basket"))
+    basket = basket_open_get(store=request.pos_store, clerk=request.user)
+    _cache(request, basket)
+    return basket
 
 
 def _save(request, basket: Basket | None) -> None:
-    basket_open_save(store=request.pos_store, clerk=request.user, basket=basket)
+    _cache(request, basket_open_save(store=request.pos_store, clerk=request.user, basket=basket))
+
+
+def _cache(request, basket: Basket) -> None:
+    request.session[BASKET_KEY] = {"store": request.pos_store.pk, "clerk": request.user.pk, "basket": basket.dump()}
+
+
+def basket_cache_drop(request) -> None:
+    """After a park or a recall changed the server's basket: the next request reads it from there."""
+    request.session.pop(BASKET_KEY, None)
 
 
 def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus="scan", payment_form=None,
