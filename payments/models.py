@@ -294,6 +294,41 @@ class CashMovement(models.Model):
         return self.reason if self.kind in (self.Kind.IN, self.Kind.OUT) else ""
 
 
+class ShiftHandover(models.Model):
+    """交班: the drawer passes from one clerk to the next while the shift stays open.
+
+    The expected cash is taken at that moment (the shift row locked, so no sale is
+    half-way in); the outgoing clerk may count the drawer, and the difference is kept.
+    Nothing of the shift's own count changes: the close still counts the whole window.
+    """
+
+    shift = models.ForeignKey(PosShift, on_delete=models.PROTECT, related_name="handovers",
+                              verbose_name=_("shift"))
+    from_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                  verbose_name=_("handed over by"))
+    to_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                verbose_name=_("taken over by"))
+    at = models.DateTimeField(_("time"))
+    expected_cash = models.DecimalField(_("expected cash"), **MONEY)
+    counted_cash = models.DecimalField(_("counted cash"), null=True, blank=True, **MONEY)
+    difference = models.DecimalField(_("over (+) / short (−)"), null=True, blank=True, **MONEY)
+
+    class Meta:
+        verbose_name = _("shift hand-over")
+        verbose_name_plural = _("shift hand-overs")
+        ordering = ["at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(from_user=F("to_user")), name="shift_handover_two_clerks"),
+            models.CheckConstraint(
+                condition=(Q(counted_cash__isnull=True, difference__isnull=True)
+                           | Q(counted_cash__gte=0, difference=F("counted_cash") - F("expected_cash"))),
+                name="shift_handover_difference_adds_up"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.shift_id} {self.at:%Y-%m-%d %H:%M}"
+
+
 class CashTendered(models.Model):
     """What the customer handed over for a cash payment and the change given back.
 

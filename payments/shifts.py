@@ -29,7 +29,7 @@ from members.models import CouponRedemption, EntryKind, LotKind, PointsEntry, Po
 from o2o.db import service
 from o2o.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from o2o.money import ZERO, money, money_parse
-from payments.models import CashMovement, CashTendered, Payment, PosShift, Refund, Tender
+from payments.models import CashMovement, CashTendered, Payment, PosShift, Refund, ShiftHandover, Tender
 from payments.services import amount_check
 from stores.models import Store
 from stores.selectors import staff_store_ids
@@ -194,6 +194,7 @@ class ZReport:
     coupons_redeemed: int
     coupon_discount: Decimal
     movements: list[CashMovement] = field(default_factory=list)
+    handovers: list[ShiftHandover] = field(default_factory=list)
 
     @property
     def payments_total(self) -> Decimal:
@@ -253,7 +254,9 @@ def shift_z_report(shift: PosShift | int) -> ZReport:
                    expected_cash=expected, counted_cash=shift.counted_cash, over_short=shift.over_short,
                    points_earned=int(earned), points_redeemed=-int(redeemed), coupons_redeemed=coupons["n"] or 0,
                    coupon_discount=money(coupons["s"] or ZERO),
-                   movements=list(shift.movements.select_related("actor").order_by("id")))
+                   movements=list(shift.movements.select_related("actor").order_by("id")),
+                   handovers=list(shift.handovers.select_related("from_user__staff", "to_user__staff")
+                                  .order_by("at", "id")))
 
 
 # --- writes -----------------------------------------------------------------------------------
@@ -352,6 +355,48 @@ def shift_close(*, shift: PosShift | int, actor, counts: Mapping[str, Any], note
     shift.save(update_fields=["status", "closed_at", "closed_by", "expected_cash", "counted_cash", "over_short",
                               "denominations", "note"])
     return shift
+
+
+class IncomingNotStoreStaff(PermissionDenied):
+    code = "incoming_not_store_staff"
+    default_message = _("This clerk is not staff of this store.")
+
+
+class HandoverToSelf(InvalidInput):
+    code = "handover_to_self"
+    default_message = _("Hand the shift over to another clerk of this store.")
+
+
+@service
+def shift_handover(*, shift: PosShift | int, actor, incoming, counted_cash: Decimal | int | str | None = None
+                   ) -> ShiftHandover:
+    """交班: the outgoing clerk (``actor``) hands the open shift to ``incoming``; the drawer goes on.
+
+    The caller has checked the incoming clerk's sign-in.  Locks the shift row
+    FOR UPDATE, so the expected cash is taken with no sale in flight (sales
+    hold it FOR SHARE).  ``counted_cash``: the drawer as counted at the
+    hand-over, optional; the difference against the expected cash is kept.
+    Sales after it are the incoming clerk's (they are signed in).  Raises
+    ShiftNotFound, ShiftNotOpen, NotStoreStaff, IncomingNotStoreStaff, HandoverToSelf,
+    InvalidInput (counted cash).
+    """
+    if counted_cash is not None and counted_cash != "":
+        counted = _money_non_negative(counted_cash, field="counted_cash")
+    else:
+        counted = None
+    shift = _shift_for_update(shift)
+    if shift.status != PosShift.Status.OPEN:
+        raise ShiftNotOpen()
+    _check_staff(actor, shift.store_id)
+    if incoming is None or getattr(incoming, "pk", None) is None or incoming.pk == getattr(actor, "pk", None):
+        raise HandoverToSelf(field="username")
+    if shift.store_id not in staff_store_ids(incoming):
+        raise IncomingNotStoreStaff(field="username")
+    now = timezone.now()
+    expected = shift_expected_cash(shift, end=now)
+    return ShiftHandover.objects.create(
+        shift=shift, from_user=actor, to_user=incoming, at=now, expected_cash=expected, counted_cash=counted,
+        difference=money(counted - expected) if counted is not None else None)
 
 
 @service

@@ -1,6 +1,7 @@
-"""The counter basket: what the clerk has scanned, kept in the session until the sale completes.
+"""The counter basket: what the clerk has scanned, kept on the server until the sale completes.
 
-The session holds only ids, quantities and the clerk's choices; every amount
+The clerk's open basket is a row per clerk and store (``pos.parking``), so a
+re-login finds it.  It holds only ids, quantities and the clerk's choices; every amount
 shown or charged is computed on the server by ``basket_price``, once per
 request, into the priced sale (``orders.pricing``) that the checkout takes as is.
 Each basket carries the sale's client id (a UUID made when the sale screen
@@ -31,7 +32,6 @@ from orders.models import Channel
 from orders.pricing import PricedSale, demand_of, sale_price, skus_load
 from stores.models import Role, StaffProfile, Store
 
-SESSION_KEY = "pos_basket"
 MAX_QTY = 999
 
 
@@ -192,17 +192,6 @@ def _stock_check(store: Store, sku: Sku, qty: int) -> None:
     available = store_available(store, [sku.pk]).get(sku.pk, 0)
     if qty > available:
         raise OutOfStock(field="scan", params={"available": max(available, 0), "sku": sku.code})
-
-
-def basket_from_session(session, store: Store) -> Basket:
-    data = session.get(SESSION_KEY) or {}
-    if data.get("store") != store.pk:
-        return Basket.new()
-    return Basket.load(data.get("basket"))
-
-
-def basket_to_session(session, store: Store, basket: Basket | None) -> None:
-    session[SESSION_KEY] = {"store": store.pk, "basket": (basket or Basket.new()).dump()}
 
 
 def discount_parse(text: str) -> Discount | None:

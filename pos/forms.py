@@ -52,6 +52,16 @@ class ShiftCloseForm(forms.Form):
         return [self[f"count_{d}"] for d in denominations()]
 
 
+class HandoverForm(forms.Form):
+    """The incoming clerk signs in on the outgoing clerk's screen; the drawer count is optional."""
+
+    username = forms.CharField(label=_("Incoming clerk's username"), max_length=150,
+                               widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "off"}))
+    password = forms.CharField(label=_("Incoming clerk's password"), strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "off"}))
+    counted_cash = _money_field(_("Cash counted in the drawer (optional)"))
+
+
 class ScanForm(forms.Form):
     code = forms.CharField(max_length=100, strip=True)
 

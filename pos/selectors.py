@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Exists, Min, OuterRef, Prefetch, Q, QuerySet, Sum
 
 from members import selectors as member_read
 from members.exceptions import InvalidPhone
@@ -224,6 +224,16 @@ def shift_sales(shift: PosShift, end) -> ShiftSales:
                       subtotal=money(sales["subtotal"] or ZERO), discounts=money(sales["discounts"] or ZERO),
                       returns=returns["n"] or 0, returns_total=money(returns["total"] or ZERO),
                       voids=voids["n"] or 0, voids_total=money(voids["total"] or ZERO))
+
+
+def shift_sales_by_clerk(shift: PosShift, end) -> list[dict]:
+    """The shift's counter sales per clerk who rang them up (after a hand-over, the incoming clerk's
+    are theirs): [{"clerk": name, "sales": n, "total": amount}], in the order they first sold."""
+    rows = (store_sales(shift.store).filter(created_at__gte=shift.opened_at, created_at__lt=end)
+            .values("created_by", "created_by__username", "created_by__staff__display_name")
+            .annotate(n=Count("id"), total=Sum("total"), first=Min("created_at")).order_by("first"))
+    return [{"clerk": r["created_by__staff__display_name"] or r["created_by__username"] or "—", "sales": r["n"],
+             "total": money(r["total"] or ZERO)} for r in rows]
 
 
 def _with_voided(qs: QuerySet[Order]) -> QuerySet[Order]:

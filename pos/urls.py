@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pos import guide_views, pickup_views, recharge_views, views
+from pos import guide_views, park_views, pickup_views, recharge_views, ship_views, shift_views, views
 
 app_name = "pos"
 
@@ -9,11 +9,12 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("store/", views.store_pick, name="store"),
-    path("shift/", views.shift_page, name="shift"),
-    path("shift/open/", views.shift_open, name="shift_open"),
-    path("shift/cash/", views.shift_cash, name="shift_cash"),
-    path("shift/close/", views.shift_close, name="shift_close"),
-    path("shifts/<int:pk>/", views.shift_report, name="shift_report"),
+    path("shift/", shift_views.shift_page, name="shift"),
+    path("shift/open/", shift_views.shift_open, name="shift_open"),
+    path("shift/cash/", shift_views.shift_cash, name="shift_cash"),
+    path("shift/close/", shift_views.shift_close, name="shift_close"),
+    path("shift/handover/", shift_views.shift_handover, name="shift_handover"),
+    path("shifts/<int:pk>/", shift_views.shift_report, name="shift_report"),
     path("sale/", views.sale, name="sale"),
     path("sale/new/", views.sale_new, name="sale_new"),
     path("sale/scan/", views.sale_scan, name="sale_scan"),
@@ -25,6 +26,9 @@ urlpatterns = [
     path("sale/coupon/", views.sale_coupon, name="sale_coupon"),
     path("sale/guide/", views.sale_guide, name="sale_guide"),
     path("sale/complete/", views.sale_complete, name="sale_complete"),
+    path("sale/park/", park_views.sale_park, name="sale_park"),
+    path("parked/", park_views.parked, name="parked"),
+    path("parked/<int:pk>/recall/", park_views.parked_recall, name="parked_recall"),
     path("sale/exchange/cancel/", views.exchange_cancel, name="exchange_cancel"),
     path("sales/<int:pk>/void/", views.sale_void, name="sale_void"),
     path("receipts/", views.receipts, name="receipts"),
@@ -32,14 +36,14 @@ urlpatterns = [
     path("returns/", views.returns, name="returns"),
     path("returns/<int:pk>/", views.return_detail, name="return_detail"),
     path("returns/slip/<str:number>/", views.return_slip, name="return_slip"),
-    path("pickup/", views.pickup, name="pickup"),
-    path("pickup/<int:pk>/", views.pickup_detail, name="pickup_detail"),
-    path("pickup/handover/", views.pickup_handover, name="pickup_handover"),
+    path("pickup/", pickup_views.pickup, name="pickup"),
+    path("pickup/<int:pk>/", pickup_views.pickup_detail, name="pickup_detail"),
+    path("pickup/handover/", pickup_views.pickup_handover, name="pickup_handover"),
     path("pickup/pay/", pickup_views.pickup_pay_view, name="pickup_pay"),
-    path("ship/", views.ship, name="ship"),
-    path("ship/<int:pk>/start/", views.ship_start, name="ship_start"),
-    path("ship/shipments/<int:pk>/pack/", views.ship_pack, name="ship_pack"),
-    path("ship/shipments/<int:pk>/ship/", views.ship_send, name="ship_send"),
+    path("ship/", ship_views.ship, name="ship"),
+    path("ship/<int:pk>/start/", ship_views.ship_start, name="ship_start"),
+    path("ship/shipments/<int:pk>/pack/", ship_views.ship_pack, name="ship_pack"),
+    path("ship/shipments/<int:pk>/ship/", ship_views.ship_send, name="ship_send"),
     path("pin/", views.pin, name="pin"),
     path("guide/", guide_views.guide_page, name="guide"),
     path("guide/coupons/", guide_views.guide_coupon_hand_out, name="guide_coupon"),

@@ -43,24 +43,21 @@ from pos.basket import (
     ExchangeLine,
     basket_add,
     basket_coupon,
-    basket_from_session,
     basket_guide,
     basket_price,
     basket_set_qty,
-    basket_to_session,
     discount_parse,
     store_guides,
 )
 from pos.errors import error_message
+from pos.parking import basket_open_get, basket_open_save, parked_list
 from pos.forms import (
     ApprovalForm,
-    CashMoveForm,
     CouponForm,
     DiscountForm,
     GuideForm,
     MemberForm,
     PaymentForm,
-    PickupForm,
     PinForm,
     PriceForm,
     QtyForm,
@@ -68,9 +65,6 @@ from pos.forms import (
     ReturnForm,
     ReturnSearchForm,
     ScanForm,
-    ShiftCloseForm,
-    ShiftOpenForm,
-    ShipForm,
     StoreForm,
 )
 from orders.services import ReturnLineIn
@@ -84,6 +78,7 @@ from stores.selectors import staff_profile, staff_store_ids
 STORE_KEY = "pos_store"
 SEEN_KEY = "pos_seen"
 RECEIPT_ORDERS_KEY = "pos_receipt_orders"
+BASKET_KEY = "pos_basket"  # a copy of the clerk's open basket; the server's row is the truth
 PAY_FIELDS = ("cash_tendered", "card_amount", "card_reference", "wallet_amount", "points", "code_amount",
               "payment_code")
 # Where on the sale screen an error of a member service belongs.
@@ -232,113 +227,35 @@ def store_pick(request):
     return _page(request, "pos/store_pick.html", {"stores": stores})
 
 
-# --- shifts -----------------------------------------------------------------------------------------
-
-
-@pos_view
-def shift_page(request):
-    store = request.pos_store
-    current = shifts.shift_current(store)
-    context = {"open_form": ShiftOpenForm(), "cash_form": CashMoveForm(), "close_form": ShiftCloseForm(),
-               "recent": selectors.store_shifts(store).order_by("-opened_at")[:10]}
-    if current is not None:
-        context["report"] = shifts.shift_z_report(current)
-        context["sales"] = selectors.shift_sales(current, timezone.now())
-    return _page(request, "pos/shift.html", context)
-
-
-def _shift_error(request, exc: DomainError, form_name: str, form):
-    form.add_error(None, error_message(exc))
-    # With a shift open the open form is not on the page: its error goes in a banner.
-    banner = error_message(exc) if form_name == "open_form" else ""
-    return _shift_rerender(request, form_name, form, page_error=banner)
-
-
-def _shift_rerender(request, form_name: str, form, page_error: str = ""):
-    store = request.pos_store
-    current = shifts.shift_current(store)
-    context = {"open_form": ShiftOpenForm(), "cash_form": CashMoveForm(), "close_form": ShiftCloseForm(),
-               "recent": selectors.store_shifts(store).order_by("-opened_at")[:10], form_name: form,
-               "page_error": page_error}
-    if current is not None:
-        context["report"] = shifts.shift_z_report(current)
-        context["sales"] = selectors.shift_sales(current, timezone.now())
-    return _page(request, "pos/shift.html", context, status=422)
-
-
-@pos_view
-@require_POST
-def shift_open(request):
-    form = ShiftOpenForm(request.POST)
-    if not form.is_valid():
-        return _shift_rerender(request, "open_form", form)
-    try:
-        shifts.shift_open(store=request.pos_store, actor=request.user,
-                          opening_float=form.cleaned_data["opening_float"])
-    except DomainError as exc:
-        return _shift_error(request, exc, "open_form", form)
-    return redirect("pos:sale")
-
-
-@pos_view
-@require_POST
-def shift_cash(request):
-    form = CashMoveForm(request.POST)
-    current = shifts.shift_current(request.pos_store)
-    if not form.is_valid():
-        return _shift_rerender(request, "cash_form", form)
-    try:
-        if current is None:
-            raise shifts.ShiftNotOpen()
-        shifts.shift_cash_move(shift=current, kind=form.cleaned_data["kind"], amount=form.cleaned_data["amount"],
-                               reason=form.cleaned_data["reason"], actor=request.user)
-    except DomainError as exc:
-        return _shift_error(request, exc, "cash_form", form)
-    messages.success(request, _("Cash movement recorded."))
-    return redirect("pos:shift")
-
-
-@pos_view
-@require_POST
-def shift_close(request):
-    form = ShiftCloseForm(request.POST)
-    current = shifts.shift_current(request.pos_store)
-    if not form.is_valid():
-        return _shift_rerender(request, "close_form", form)
-    try:
-        if current is None:
-            raise shifts.ShiftNotOpen()
-        closed = shifts.shift_close(shift=current, actor=request.user, counts=form.counts(),
-                                    note=form.cleaned_data.get("note", ""))
-    except DomainError as exc:
-        return _shift_error(request, exc, "close_form", form)
-    return redirect("pos:shift_report", pk=closed.pk)
-
-
-@pos_view
-def shift_report(request, pk: int):
-    shift = get_object_or_404(selectors.store_shifts(request.pos_store).select_related(
-        "opened_by__staff", "closed_by__staff", "store"), pk=pk)
-    report = shifts.shift_z_report(shift)
-    counted = [(d, shift.denominations.get(d, 0)) for d in shifts.denominations() if shift.denominations.get(d)]
-    return _page(request, "pos/shift_report.html", {
-        "report": report, "report_shift": shift, "sales": selectors.shift_sales(shift, report.end),
-        "counted": counted})
-
-
 # --- sale -------------------------------------------------------------------------------------------
 
 
 def _basket(request) -> Basket:
-    return basket_from_session(request.session, request.pos_store)
+    """The clerk's open basket: the session's copy, or the server's (``pos.parking``) after a sign-in."""
+    cached = request.session.get(BASKET_KEY) or {}
+    if cached.get("store") == request.pos_store.pk and cached.get("clerk") == request.user.pk:
+        return Basket.load(cached.get("basket"))
+    basket = basket_open_get(store=request.pos_store, clerk=request.user)
+    _cache(request, basket)
+    return basket
 
 
 def _save(request, basket: Basket | None) -> None:
-    basket_to_session(request.session, request.pos_store, basket)
+    _cache(request, basket_open_save(store=request.pos_store, clerk=request.user, basket=basket))
+
+
+def _cache(request, basket: Basket) -> None:
+    request.session[BASKET_KEY] = {"store": request.pos_store.pk, "clerk": request.user.pk, "basket": basket.dump()}
+
+
+def basket_cache_drop(request) -> None:
+    """After a park or a recall changed the server's basket: the next request reads it from there."""
+    request.session.pop(BASKET_KEY, None)
 
 
 def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus="scan", payment_form=None,
-                  member_lookup=None, last_index=None, search=None, offer_coupons=False) -> dict:
+                  member_lookup=None, last_index=None, search=None, offer_coupons=False,
+                  parked_count=None) -> dict:
     """``offer_coupons``: look up the member's usable coupons (when the page loads or the member is
     set); other redraws keep the chips already on the page (hx-preserve), which keeps a scan's
     queries where they were."""
@@ -362,6 +279,7 @@ def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus=
         errors["coupon"] = error_message(priced.coupon_error)
     return {"basket": basket, "priced": priced, "member": member, "errors": errors, "approval": approval,
             "focus": focus, "exchange_order": exchange_order, "member_lookup": member_lookup,
+            "parked_count": parked_count,
             "payment_form": payment_form or PaymentForm(initial={"client_uuid": basket.uuid}),
             "discount_limit": approvals.clerk_discount_limit_percent(), "last_index": last_index,
             "guides": store_guides(store), "points_cap": _points_cap(priced.total, member),
@@ -388,7 +306,7 @@ def _sale_render(request, basket: Basket, *, status: int = 200, **kwargs):
 def sale(request):
     basket = _basket(request)
     _save(request, basket)
-    return _sale_render(request, basket, offer_coupons=True)
+    return _sale_render(request, basket, offer_coupons=True, parked_count=parked_list(request.pos_store).count())
 
 
 @pos_view
@@ -825,106 +743,6 @@ def exchange_cancel(request):
     basket = replace(_basket(request), exchange=None)
     _save(request, basket)
     return _go(request, reverse("pos:sale"))
-
-
-# --- pickup -----------------------------------------------------------------------------------------
-
-
-@pos_view
-def pickup(request):
-    store = request.pos_store
-    context = {"form": PickupForm(), "waiting": selectors.pickup_orders_waiting(store)[:50]}
-    if request.method == "POST":
-        form = PickupForm(request.POST)
-        context["form"] = form
-        if form.is_valid():
-            try:
-                order = order_services.pickup_lookup(code=form.cleaned_data["code"], store=store,
-                                                     actor=request.user)
-            except DomainError as exc:
-                form.add_error("code", error_message(exc))
-                return _page(request, "pos/pickup.html", context, status=422)
-            context.update(found=order, code=form.cleaned_data["code"])
-        else:
-            return _page(request, "pos/pickup.html", context, status=422)
-    return _page(request, "pos/pickup.html", context)
-
-
-@pos_view
-def pickup_detail(request, pk: int):
-    order = get_object_or_404(selectors.store_orders(request.pos_store).filter(fulfillment="pickup"), pk=pk)
-    return _page(request, "pos/pickup.html", {"form": PickupForm(), "shown": order, "waiting": []})
-
-
-@pos_view
-@require_POST
-def pickup_handover(request):
-    store = request.pos_store
-    form = PickupForm(request.POST)
-    context = {"form": form, "waiting": selectors.pickup_orders_waiting(store)[:50]}
-    if not form.is_valid():
-        return _page(request, "pos/pickup.html", context, status=422)
-    try:
-        order = order_services.pickup_handover(code=form.cleaned_data["code"], store=store, actor=request.user)
-    except DomainError as exc:
-        form.add_error("code", error_message(exc))
-        return _page(request, "pos/pickup.html", context, status=422)
-    context.update(handed=order, form=PickupForm(), waiting=selectors.pickup_orders_waiting(store)[:50])
-    return _page(request, "pos/pickup.html", context)
-
-
-# --- ship from store --------------------------------------------------------------------------------
-
-
-def _ship_page(request, *, error_order=None, error_shipment=None, error: str = "", status: int = 200):
-    return _page(request, "pos/ship.html", {"tasks": selectors.ship_tasks(request.pos_store)[:100],
-                                            "error_order": error_order, "error_shipment": error_shipment,
-                                            "error": error}, status=status)
-
-
-@pos_view
-def ship(request):
-    return _ship_page(request)
-
-
-@pos_view
-@require_POST
-def ship_start(request, pk: int):
-    store = request.pos_store
-    order = get_object_or_404(selectors.ship_tasks(store), pk=pk)
-    try:
-        order_services.shipment_create(order=order, warehouse_id=store.warehouse_id, actor=request.user)
-    except DomainError as exc:
-        return _ship_page(request, error_order=order.pk, error=error_message(exc), status=422)
-    return redirect("pos:ship")
-
-
-@pos_view
-@require_POST
-def ship_pack(request, pk: int):
-    shipment = get_object_or_404(selectors.store_shipments(request.pos_store), pk=pk)
-    try:
-        order_services.shipment_pack(shipment=shipment, actor=request.user)
-    except DomainError as exc:
-        return _ship_page(request, error_shipment=shipment.pk, error=error_message(exc), status=422)
-    return redirect("pos:ship")
-
-
-@pos_view
-@require_POST
-def ship_send(request, pk: int):
-    shipment = get_object_or_404(selectors.store_shipments(request.pos_store), pk=pk)
-    form = ShipForm(request.POST)
-    if not form.is_valid():
-        return _ship_page(request, error_shipment=shipment.pk, status=422,
-                          error=_("Type the carrier and the tracking number."))
-    try:
-        order_services.shipment_ship(shipment=shipment, carrier=form.cleaned_data["carrier"],
-                                     tracking_number=form.cleaned_data["tracking_number"], actor=request.user)
-    except DomainError as exc:
-        return _ship_page(request, error_shipment=shipment.pk, error=error_message(exc), status=422)
-    messages.success(request, _("Shipment %(number)s handed to the carrier.") % {"number": shipment.number})
-    return redirect("pos:ship")
 
 
 # --- manager PIN ------------------------------------------------------------------------------------
