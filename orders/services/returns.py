@@ -55,6 +55,7 @@ from orders.services.shared import (
 from orders.services.placement import (
     pos_sale_create,
 )
+from promotions.services import promotions_give_back
 
 
 def return_store_check(order: Order, store: Store) -> None:
@@ -131,6 +132,8 @@ def _return_goods(order: Order, *, store: Store, lines: Sequence[ReturnLineIn], 
         OrderLine.objects.filter(pk=ln.pk).update(qty_returned=F("qty_returned") + qty,
                                                   refunded_amount=F("refunded_amount") + refund)
     _gifts_taken_back(order_lines, picked, return_lines)
+    # Before the restock: promotion rows are locked before stock rows, as a sale takes them.
+    _promotion_caps_given_back(order_lines, picked)
     ReturnLine.objects.bulk_create(return_lines)
     for condition, items in restock.items():
         if items:
@@ -172,6 +175,29 @@ def _gifts_taken_back(order_lines: dict[int, OrderLine], picked: dict[int, list[
             _gift_value_take(gift, owed_units - gift.gift_taken_back, return_lines)
         elif owed_units < gift.gift_taken_back:
             _gift_value_give_back(gift, gift.gift_taken_back - owed_units, order_lines, return_lines)
+
+
+def _promotion_caps_given_back(order_lines: dict[int, OrderLine], picked: dict[int, list[ReturnLineIn]]) -> None:
+    """What the returned units took off, back into their promotions' budgets (the share of each promotion
+    row for the units, cumulatively rounded so a line returned in parts gives back exactly what it took),
+    and each promotion's use back once the order is returned in full.  ``order_lines`` hold the quantities
+    returned before this return."""
+    rows = list(OrderLinePromotion.objects.filter(line_id__in=list(order_lines))
+                .values_list("promotion_id", "line_id", "amount"))
+    if not rows:
+        return
+    returning = {line_id: sum(i.qty for i in items) for line_id, items in picked.items()}
+    back: dict[int, list] = {}
+    for promotion_id, line_id, amount in rows:
+        entry = back.setdefault(promotion_id, [0, ZERO])
+        qty, ln = returning.get(line_id, 0), order_lines[line_id]
+        if qty:
+            before, after = ln.qty_returned, ln.qty_returned + qty
+            entry[1] = money(entry[1] + money(amount * after / ln.qty) - money(amount * before / ln.qty))
+    if all(ln.qty_returned + returning.get(ln.pk, 0) >= ln.qty for ln in order_lines.values()):
+        for entry in back.values():
+            entry[0] = 1
+    promotions_give_back(back={pk: (uses, amount) for pk, (uses, amount) in back.items()})
 
 
 def _gift_value_take(gift: OrderLinePromotion, units: int, return_lines: list[ReturnLine]) -> None:
