@@ -214,17 +214,22 @@ class OrderLinePromotion(models.Model):
     amount = models.DecimalField(_("taken off"), **MONEY)
     gift_qty = models.PositiveIntegerField(_("gift units"), default=0)
     gift_cost = models.DecimalField(_("cost of the gift"), default=Decimal("0.00"), **MONEY)
-    # 买赠: how many units of what earned the gift, and how many gift units' value a return of
-    # those goods has taken back since (the customer kept the gift without what earned it).
+    # 买赠: how many units of what earned the gift, and how many gift units' value (and how much money)
+    # a return of those goods has taken back since (the customer kept the gift without what earned
+    # it); bringing the gift back later gives that value back.
     buy_qty = models.PositiveIntegerField(_("units that earn the gift"), default=0)
     earned_by = ArrayField(models.BigIntegerField(), default=list, blank=True, verbose_name=_("earned by SKUs"))
     gift_taken_back = models.PositiveIntegerField(_("gift units taken back"), default=0)
+    gift_value_taken_back = models.DecimalField(_("gift value taken back"), default=Decimal("0.00"), **MONEY)
 
     class Meta:
         verbose_name = _("promotion on an order line")
         verbose_name_plural = _("promotions on order lines")
         ordering = ["line_id", "id"]
-        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="order_line_promotion_positive")]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="order_line_promotion_positive"),
+                       models.CheckConstraint(condition=Q(gift_value_taken_back__gte=0)
+                                              & Q(gift_value_taken_back__lte=F("amount")),
+                                              name="order_line_promotion_gift_back_within")]
 
 
 class OrderEvent(models.Model):

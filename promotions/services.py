@@ -10,7 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from o2o.db import service
@@ -48,6 +49,25 @@ def promotions_release(*, uses: dict[int, Decimal]) -> None:
     for pk in sorted(uses):
         Promotion.objects.filter(pk=pk).update(used_count=F("used_count") - 1,
                                                used_amount=F("used_amount") - money(uses[pk]))
+
+
+def promotions_give_back(*, back: dict[int, tuple[int, Decimal]]) -> None:
+    """Give back to each promotion's caps what a return takes back: {promotion id: (uses, amount)}.
+
+    The policy (docs/returns.md): an order returned in full gives each of its promotions its use
+    back; every return gives back, in proportion to the units returned, what the promotions took
+    off those units.  Not a service: it runs in the return's transaction, so the caps and the refund
+    commit together.  Locks: each promotion row (UPDATE), in id order, the order a sale takes them in,
+    so a return and a sale racing at the cap wait for each other rather than deadlock; a sale waiting
+    on the row re-checks its cap against the value the return left.  Never below zero.
+    """
+    for pk in sorted(back):
+        uses, amount = back[pk]
+        if uses <= 0 and money(amount) <= 0:
+            continue
+        Promotion.objects.filter(pk=pk).update(
+            used_count=Greatest(F("used_count") - max(uses, 0), Value(0)),
+            used_amount=Greatest(F("used_amount") - max(money(amount), Decimal("0.00")), Value(Decimal("0.00"))))
 
 
 @service

@@ -15,6 +15,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 
 from o2o.exports import export_response
 from o2o.schedule import BEAT_SCHEDULE
+from promotions.models import Bearer
 from settlement import ledger, selectors
 from settlement.simulation import simulation_csv, split_simulate
 from settlement.models import (
@@ -146,7 +147,7 @@ class SettlementDayAdmin(ReadOnlyMixin, admin.ModelAdmin):
     readonly_fields = ["day", "status", "window_start", "window_end", "cutoff_hour", "started_at", "closed_at",
                        "stores_settled", "sales_net", "returns_net", "cancelled_net", "net", "adjustments_net",
                        "payments_total", "refunds_total", "commission_released", "commission_released_amount",
-                       "tenders", "party_shares", "wallet_transfers"]
+                       "tenders", "party_shares", "promotion_costs", "wallet_transfers"]
 
     @admin.display(description=_("statements"))
     def statements_link(self, obj):
@@ -170,6 +171,17 @@ class SettlementDayAdmin(ReadOnlyMixin, admin.ModelAdmin):
             format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
                 (f"{r['store__code']} {r['store__name']}" if r["store_id"] else _("E-commerce department"),
                  r["fulfilment"], r["guide"], r["total"]) for r in rows)))
+
+    @admin.display(description=_("promotion cost by party and bearer"))
+    def promotion_costs(self, obj):
+        bearers = dict(Bearer.choices)
+        rows = selectors.day_promotion_costs(obj)
+        return format_html(
+            '<table><tr><th>{}</th><th>{}</th><th>{}</th></tr>{}</table>', _("party"), _("cost borne by"),
+            _("promotion cost"),
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", (
+                (f"{r['store__code']} {r['store__name']}" if r["store_id"] else _("E-commerce department"),
+                 bearers.get(r["bearer"], r["bearer"]), r["amount"]) for r in rows)))
 
     @admin.display(description=_("cross-store wallet spending"))
     def wallet_transfers(self, obj):
@@ -245,7 +257,8 @@ class ExportActions:
 @admin.register(SettlementStatement)
 class SettlementStatementAdmin(ExportActions, ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["business_day", "store_label", "channel", "orders_count", "sales_net", "returns_net",
-                    "cancelled_net", "net", "coupon_cost_ecommerce", "coupon_cost_store", "split_ecommerce",
+                    "cancelled_net", "net", "coupon_cost_ecommerce", "coupon_cost_store", "promotion_discount",
+                    "split_ecommerce",
                     "split_store", "split_guide_store", "payments_total", "refunds_total", "lines_link"]
     list_filter = ["channel", "store", "business_day"]
     date_hierarchy = "business_day"

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 from o2o.audit import audit_check
-from settlement import sql
+from settlement import promotion_costs, sql
 from settlement.models import SettlementDay
 
 
@@ -160,6 +160,28 @@ def lines_match_their_sources():
         return
     for kind, line_id in _rows(LINES_SQL, {"first": days[-1].day}):
         yield f"{kind} line {line_id} does not match its source"
+
+
+@audit_check("6", "settled promotion cost equals the promotions on the day's orders, net of returns, "
+                  "by store and bearer")
+def promotion_cost_matches_orders():
+    """Σ promotion cost lines of a day (by the statement's store and the bearer) == what the explanation
+    rows of the orders paid that day took off, less the returned units' share of the returns of the day
+    and the orders cancelled that day."""
+    for day in _days():
+        for store_id, bearer, source, settled in _rows(promotion_costs.SOURCE_VS_SETTLED_SQL,
+                                                       {"lo": day.window_start, "hi": day.window_end}):
+            yield (f"{day.day} store {store_id or '-'} bearer {bearer}: the orders' promotions {source} "
+                   f"but settled {settled}")
+
+
+@audit_check("6", "every statement's promotion cost by bearer equals its promotion cost lines")
+def statement_promotion_costs_equal_their_lines():
+    ids = [i for i in SettlementDay.objects.filter(pk__in=[d.pk for d in _days()])
+           .values_list("stores__statements__id", flat=True) if i is not None]
+    for statement_id, day, store_id, channel in _rows(promotion_costs.STATEMENT_SQL, {"ids": ids}):
+        yield (f"statement {statement_id} ({day} store {store_id or '-'} {channel}): promotion cost differs "
+               f"from its lines")
 
 
 # --- the party ledger ---------------------------------------------------------------------------

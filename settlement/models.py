@@ -38,6 +38,7 @@ __all__ = [
     "StatementTender",
     "SplitLine",
     "TenderLine",
+    "PromotionCostLine",
     "WalletTransfer",
     "PartyShare",
     "ScheduledJob",
@@ -288,6 +289,12 @@ class SettlementStatement(models.Model):
     coupon_discount = _money(_("coupon discounts"))
     coupon_cost_ecommerce = _money(_("coupon cost borne by e-commerce"))
     coupon_cost_store = _money(_("coupon cost borne by stores"))
+    # What the promotions took off, net of returns and cancellations, and who bears it.
+    promotion_discount = _money(_("promotion discounts"))
+    promotion_cost_hq = _money(_("promotion cost borne by head office"))
+    promotion_cost_ecommerce = _money(_("promotion cost borne by e-commerce"))
+    promotion_cost_store = _money(_("promotion cost borne by stores"))
+    promotion_cost_supplier = _money(_("promotion cost borne by suppliers"))
     return_lines = models.PositiveIntegerField(_("lines returned"), default=0)
     returns_net = _money(_("returns"))
     cancelled_net = _money(_("cancelled after payment"))
@@ -317,6 +324,9 @@ class SettlementStatement(models.Model):
                                    name="settlement_statement_net"),
             models.CheckConstraint(condition=Q(net=F("split_ecommerce") + F("split_store") + F("split_guide_store")),
                                    name="settlement_statement_split_adds_up"),
+            models.CheckConstraint(condition=Q(promotion_discount=F("promotion_cost_hq") + F("promotion_cost_ecommerce")
+                                               + F("promotion_cost_store") + F("promotion_cost_supplier")),
+                                   name="settlement_statement_promotion_cost_adds_up"),
         ]
 
     def __str__(self) -> str:
@@ -454,6 +464,54 @@ class TenderLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.tender} {self.amount}"
+
+
+class PromotionCostLine(models.Model):
+    """What one promotion took off one order line, settled once per event, with who bears it.
+
+    Sale: +the amount of the line's explanation row (``orders.OrderLinePromotion``), on the day the
+    order was paid.  Return: −the returned units' share of it (cumulatively rounded, so a line returned
+    in parts reverses exactly what it took), on the day of the return.  Cancel: the sale negated.  The
+    statement is the order's store and channel, like its split lines; ``store`` is that party (empty:
+    the e-commerce department's orders shipped from a warehouse).  References are not database
+    constraints, as for split lines; the audit checks them.
+    """
+
+    statement = models.ForeignKey(SettlementStatement, on_delete=models.PROTECT, related_name="promotion_lines",
+                                  db_constraint=False, verbose_name=_("statement"))
+    kind = models.CharField(_("kind"), max_length=10, choices=SplitLine.Kind.choices)
+    order = models.ForeignKey("orders.Order", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                              related_name="+", verbose_name=_("order"))
+    order_line = models.ForeignKey("orders.OrderLine", on_delete=models.DO_NOTHING, db_constraint=False,
+                                   db_index=False, related_name="+", verbose_name=_("order line"))
+    line_promotion = models.ForeignKey("orders.OrderLinePromotion", on_delete=models.DO_NOTHING,
+                                       db_constraint=False, db_index=False, related_name="+",
+                                       verbose_name=_("promotion on the line"))
+    return_line = models.ForeignKey("orders.ReturnLine", null=True, blank=True, on_delete=models.DO_NOTHING,
+                                    db_constraint=False, db_index=False, related_name="+",
+                                    verbose_name=_("return line"))
+    promotion = models.ForeignKey("promotions.Promotion", on_delete=models.DO_NOTHING, db_constraint=False,
+                                  related_name="+", verbose_name=_("promotion"))
+    bearer = models.CharField(_("cost borne by"), max_length=10)
+    store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+                              db_index=False, related_name="+", verbose_name=_("party"))
+    event_at = models.DateTimeField(_("time"))
+    adjustment = models.BooleanField(_("late (adjustment)"), default=False)
+    amount = models.DecimalField(_("promotion cost"), **MONEY)
+
+    class Meta:
+        verbose_name = _("promotion cost line")
+        verbose_name_plural = _("promotion cost lines")
+        ordering = ["statement_id", "id"]
+        constraints = [
+            models.UniqueConstraint(F("line_promotion"), F("kind"), Coalesce(F("return_line"), Value(0)),
+                                    name="promotion_cost_line_once"),
+            models.CheckConstraint(condition=Q(kind="return") | Q(return_line__isnull=True),
+                                   name="promotion_cost_line_return_has_return_line"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.bearer} {self.amount}"
 
 
 class WalletTransfer(models.Model):

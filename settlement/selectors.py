@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from settlement.models import (
     PartyShare,
+    PromotionCostLine,
     SettlementDay,
     SettlementStatement,
     SplitLine,
@@ -23,7 +24,11 @@ STATEMENT_COLUMNS = [
     ("sales_net", _("sales (net)")), ("returns_net", _("returns")), ("cancelled_net", _("cancelled after payment")),
     ("net", _("net")), ("adjustments_net", _("of which late (adjustments)")),
     ("coupon_discount", _("coupon discounts")), ("coupon_cost_ecommerce", _("coupon cost borne by e-commerce")),
-    ("coupon_cost_store", _("coupon cost borne by stores")), ("split_ecommerce", _("e-commerce share")),
+    ("coupon_cost_store", _("coupon cost borne by stores")),
+    ("promotion_discount", _("promotion discounts")), ("promotion_cost_hq", _("promotion cost borne by head office")),
+    ("promotion_cost_ecommerce", _("promotion cost borne by e-commerce")),
+    ("promotion_cost_store", _("promotion cost borne by stores")),
+    ("promotion_cost_supplier", _("promotion cost borne by suppliers")), ("split_ecommerce", _("e-commerce share")),
     ("split_store", _("fulfilling stores' share")), ("split_guide_store", _("guides' stores share")),
     ("payments_total", _("payments taken")), ("refunds_total", _("refunds given")),
     ("tender_adjustments", _("money of late events")), ("points_issued", _("points issued")),
@@ -76,6 +81,15 @@ def day_party_shares(day: SettlementDay) -> list[dict]:
             .annotate(fulfilment=Sum("fulfilment_share"), guide=Sum("guide_share"), total=Sum("total"))
             .order_by("store_id"))
     return sorted(rows, key=lambda r: (r["store_id"] is not None, r["store_id"] or 0))
+
+
+def day_promotion_costs(day: SettlementDay) -> list[dict]:
+    """What the promotions cost on the day, net of returns and cancellations, by party (the order's store;
+    None: the e-commerce department's warehouse orders) and by who bears it."""
+    rows = (PromotionCostLine.objects.filter(statement__store_settlement__day=day)
+            .values("store_id", "store__code", "store__name", "bearer").annotate(amount=Sum("amount"))
+            .order_by("store_id", "bearer"))
+    return sorted(rows, key=lambda r: (r["store_id"] is not None, r["store_id"] or 0, r["bearer"]))
 
 
 def day_wallet_transfers(day: SettlementDay) -> list[dict]:

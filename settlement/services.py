@@ -39,7 +39,7 @@ from members.services.guides import commission_release
 from o2o.db import service
 from o2o.money import ZERO
 from orders.models import Channel, Fulfillment
-from settlement import ledger, sql
+from settlement import ledger, promotion_costs, sql
 from settlement.exceptions import BeforeFirstDay, DayNotOver, EarlierDayOpen, InvalidCutoff
 from settlement.models import (
     PartyShare,
@@ -363,6 +363,11 @@ def _detail_inserts(step: _Step, totals: _Totals, window: dict, *, late: bool, o
                 totals.add_split(rows)
             else:
                 totals.add_tender(rows)
+        for name, template, column, anti_join in promotion_costs.DETAIL:
+            if only is not None and name not in only:
+                continue
+            cur.execute(step.sql(template, column=column, late=anti_join if late else ""), params)
+            totals.add_promotion(cur.fetchall())
 
 
 def _counts(step: _Step, window: dict) -> dict[str, int]:
@@ -452,6 +457,14 @@ class _Totals:
                 s["adjustments_net"] += net
             c["lines"] += n
 
+    def add_promotion(self, rows) -> None:
+        """What the promotions took off, by statement and bearer (their lines are not counted as the
+        statement's lines: they explain the split lines' discounts)."""
+        for statement_id, bearer, _n, amount in rows:
+            s = self.statement[statement_id]
+            s["promotion_discount"] += amount
+            s[f"promotion_cost_{bearer}"] += amount
+
     def add_tender(self, rows) -> None:
         for statement_id, tender, kind, adjustment, n, amount in rows:
             t, s, c = self.tenders[(statement_id, tender)], self.statement[statement_id], self.counts[statement_id]
@@ -521,7 +534,8 @@ def _store_figures(step: _Step) -> None:
 
 
 STATEMENT_MONEY = ("sales_gross", "sales_discount", "sales_net", "coupon_discount", "coupon_cost_ecommerce",
-                   "coupon_cost_store", "returns_net", "cancelled_net", "net", "adjustments_net", "split_ecommerce",
+                   "coupon_cost_store", "promotion_discount",
+                   *(f"promotion_cost_{bearer}" for bearer in promotion_costs.BEARERS), "returns_net", "cancelled_net", "net", "adjustments_net", "split_ecommerce",
                    "split_store", "split_guide_store", "payments_total", "refunds_total", "tender_adjustments",
                    "points_redeemed_value")
 STATEMENT_COUNTS = ("orders_count", "sale_lines", "return_lines", "payments_count", "refunds_count",

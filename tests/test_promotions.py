@@ -221,14 +221,18 @@ def test_returning_the_goods_without_the_gift_takes_the_gifts_value_back(clerk, 
     first = order_services.return_create(order=sale, store=store_a, actor=clerk,
                                          lines=[ReturnLineIn(lines[shirt.id].pk, 1)])
     assert first.refund_total == D("74.25") - D("19.90")
-    # The rest back, gift included: nothing more is taken; the gift line refunds nothing.
+    # The rest back, gift included: nothing more is taken, and the 19.90 withheld for the gift comes back
+    # with it (on the gift's return line; the shirts' line counts it refunded).
     rest = order_services.return_create(order=sale, store=store_a, actor=clerk,
                                         lines=[ReturnLineIn(lines[shirt.id].pk, 1), ReturnLineIn(lines[socks.id].pk, 1)])
-    assert rest.refund_total == D("74.25")
+    assert rest.refund_total == D("74.25") + D("19.90")
     gift.refresh_from_db()
-    assert gift.gift_taken_back == 1
+    assert (gift.gift_taken_back, gift.gift_value_taken_back) == (0, D("0.00"))
     line = sale.lines.get(sku=shirt)
-    assert line.refunded_amount == sum(rl.refund_amount for rl in line.return_lines.all()) == D("128.60")
+    assert sum(rl.refund_amount for rl in line.return_lines.all()) == D("128.60")
+    assert line.refunded_amount == D("148.50")
+    sale.refresh_from_db()
+    assert sale.refunded_total == sale.paid_total == D("148.50")
     call_command("audit_ledgers", stdout=StringIO())
 
 

@@ -3,20 +3,22 @@
 from drf_spectacular.utils import OpenApiExample
 
 LINE = {"id": 501, "line_no": 1, "sku": 12, "sku_code": "SKU000012", "name": "Linen shirt white M",
-        "unit_price": "129.00", "qty": 2, "discount": "0.00", "line_total": "258.00", "warehouse": 3,
-        "qty_shipped": 0, "qty_returned": 0, "refunded_amount": "0.00"}
+        "unit_price": "129.00", "qty": 2, "discount": "64.50", "line_total": "193.50", "warehouse": 3,
+        "qty_shipped": 0, "qty_returned": 0, "refunded_amount": "0.00",
+        "promotions": [{"promotion": 7, "code": "SHIRT2", "name": "第二件半价", "kind": "nth_item",
+                        "amount": "64.50", "gift_qty": 0}]}
 ORDER = {"id": 42, "number": "SO2611230000042", "channel": "mini_program", "partner": "",
          "external_id": "MP-1001",
          "status": "pending_payment", "fulfillment": "pickup", "store": 2, "store_code": "HZ001",
          "customer_name": "Li Lei", "customer_phone": "+8613800000000", "ship_city": None, "ship_address": "",
-         "currency": "CNY", "subtotal": "258.00", "discount_total": "0.00", "total": "258.00",
+         "currency": "CNY", "subtotal": "258.00", "discount_total": "64.50", "total": "193.50",
          "paid_total": "0.00", "refunded_total": "0.00", "pickup_code": "04711893", "needs_transfer": False,
          "expires_at": "2026-11-23T18:30:00+08:00", "created_at": "2026-11-23T18:00:00+08:00",
          "updated_at": "2026-11-23T18:00:00+08:00", "paid_at": None, "handed_over_at": None, "version": 1,
-         "lines": [LINE]}
-PAYMENT = {"id": 77, "number": "PY2611230000077", "tender": "sandbox", "amount": "258.00", "currency": "CNY",
+         "promotion_discount": "64.50", "lines": [LINE]}
+PAYMENT = {"id": 77, "number": "PY2611230000077", "tender": "sandbox", "amount": "193.50", "currency": "CNY",
            "status": "pending",
-           "payment_code": "o2o-sandbox://pay?out_trade_no=PY2611230000077&total_fen=25800",
+           "payment_code": "o2o-sandbox://pay?out_trade_no=PY2611230000077&total_fen=19350",
            "created_at": "2026-11-23T18:01:00+08:00", "captured_at": None}
 SHIPMENT = {"id": 9, "number": "SH2611230000090", "order": 43, "order_number": "SO2611230000043",
             "warehouse": 1,

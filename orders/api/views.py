@@ -85,7 +85,7 @@ def orders_visible(principal: Principal | None):
 
 def order_detail_queryset(principal: Principal | None):
     return orders_visible(principal).select_related("store").prefetch_related(
-        "lines",
+        "lines", "lines__promotions",
         Prefetch("shipments", queryset=Shipment.objects.select_related("order").prefetch_related("lines")),
         Prefetch("returns", queryset=Return.objects.select_related("order").prefetch_related("lines")))
 
@@ -144,7 +144,8 @@ class OrderListCreate(PrincipalMixin, generics.ListAPIView):
     ordering = "-id"
 
     def get_queryset(self):
-        return orders_visible(self.principal).select_related("store").prefetch_related("lines")
+        return (orders_visible(self.principal).select_related("store")
+                .prefetch_related("lines", "lines__promotions"))
 
     @api_doc(summary="List orders", tags=ORDER_TAGS, responses={200: OrderOut(many=True)}, errors=LIST_ERRORS,
              examples=[ex.ok("order", ex.ORDER)],
@@ -474,7 +475,8 @@ class PickupLookup(PrincipalMixin, generics.GenericAPIView):
         principal = self.principal
         store = _store_for(principal, data.validated_data["store"])
         order = services.pickup_lookup(code=data.validated_data["code"], store=store, actor=principal.actor)
-        order = orders_visible(principal).select_related("store").prefetch_related("lines").get(pk=order.pk)
+        order = (orders_visible(principal).select_related("store").prefetch_related("lines", "lines__promotions")
+                 .get(pk=order.pk))
         return Response(OrderOut(order, context={"request": request}).data)
 
 

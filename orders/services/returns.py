@@ -55,6 +55,7 @@ from orders.services.shared import (
 from orders.services.placement import (
     pos_sale_create,
 )
+from promotions.services import promotions_give_back
 
 
 def return_store_check(order: Order, store: Store) -> None:
@@ -131,6 +132,8 @@ def _return_goods(order: Order, *, store: Store, lines: Sequence[ReturnLineIn], 
         OrderLine.objects.filter(pk=ln.pk).update(qty_returned=F("qty_returned") + qty,
                                                   refunded_amount=F("refunded_amount") + refund)
     _gifts_taken_back(order_lines, picked, return_lines)
+    # Before the restock: promotion rows are locked before stock rows, as a sale takes them.
+    _promotion_caps_given_back(order_lines, picked)
     ReturnLine.objects.bulk_create(return_lines)
     for condition, items in restock.items():
         if items:
@@ -144,12 +147,16 @@ def _return_goods(order: Order, *, store: Store, lines: Sequence[ReturnLineIn], 
 
 def _gifts_taken_back(order_lines: dict[int, OrderLine], picked: dict[int, list[ReturnLineIn]],
                       return_lines: list[ReturnLine]) -> None:
-    """买赠: goods that earned a gift come back while the customer keeps the gift: the gift's value
-    is taken back from their refund (never below zero), and the refunded amounts are adjusted in place.
+    """买赠: the customer keeps a gift only while they keep the goods that earned it.
 
-    A gift line was sold at zero, so bringing the gift back refunds nothing; bringing it back with the
-    goods, nothing is taken.  Each gift unit's value is taken back at most once (``gift_taken_back``).
-    Runs under the order's row lock, like the rest of the return.
+    Goods that earned a gift come back while the customer keeps the gift: the gift's value is taken back
+    from their refund (never below zero).  The gift brought back later: what was taken back for it is
+    refunded with it (on the gift's return line; the goods' line, whose refund it was taken from, counts it
+    as refunded again).  So after any sequence of returns the customer has paid, for the gift units kept
+    beyond what the kept goods earn, exactly their value, and nothing for a gift they brought back.
+    ``gift_taken_back`` / ``gift_value_taken_back`` hold the units and the money withheld so far.  The
+    refunded amounts are adjusted in place (return lines) and with F() (order lines).  Runs under the
+    order's row lock, like the rest of the return.
     """
     gifts = list(OrderLinePromotion.objects.filter(line_id__in=list(order_lines), gift_qty__gt=0))
     if not gifts:
@@ -163,19 +170,75 @@ def _gifts_taken_back(order_lines: dict[int, OrderLine], picked: dict[int, list[
         per_set = gift.buy_qty + (gift.gift_qty if gift_line.sku_id in gift.earned_by else 0)
         earned = (sum(kept_by_sku.get(s, 0) for s in gift.earned_by) // per_set) * gift.gift_qty if per_set else 0
         kept = min(gift.gift_qty, gift_line.qty - gift_line.qty_returned - returning.get(gift_line.pk, 0))
-        units = max(0, kept - earned - gift.gift_taken_back)
-        if not units:
-            continue
-        per_unit = allocate(gift.amount, [Decimal(1)] * gift.gift_qty)
-        owed = money(sum(per_unit[gift.gift_taken_back:gift.gift_taken_back + units], ZERO))
-        for rl in return_lines:
-            if owed <= 0:
-                break
-            if rl.order_line.sku_id in gift.earned_by and rl.order_line_id != gift.line_id:
-                take = min(owed, rl.refund_amount)
-                rl.refund_amount, owed = money(rl.refund_amount - take), money(owed - take)
-                OrderLine.objects.filter(pk=rl.order_line_id).update(refunded_amount=F("refunded_amount") - take)
-        OrderLinePromotion.objects.filter(pk=gift.pk).update(gift_taken_back=F("gift_taken_back") + units)
+        owed_units = max(0, kept - earned)
+        if owed_units > gift.gift_taken_back:
+            _gift_value_take(gift, owed_units - gift.gift_taken_back, return_lines)
+        elif owed_units < gift.gift_taken_back:
+            _gift_value_give_back(gift, gift.gift_taken_back - owed_units, order_lines, return_lines)
+
+
+def _promotion_caps_given_back(order_lines: dict[int, OrderLine], picked: dict[int, list[ReturnLineIn]]) -> None:
+    """What the returned units took off, back into their promotions' budgets (the share of each promotion
+    row for the units, cumulatively rounded so a line returned in parts gives back exactly what it took),
+    and each promotion's use back once the order is returned in full.  ``order_lines`` hold the quantities
+    returned before this return."""
+    rows = list(OrderLinePromotion.objects.filter(line_id__in=list(order_lines))
+                .values_list("promotion_id", "line_id", "amount"))
+    if not rows:
+        return
+    returning = {line_id: sum(i.qty for i in items) for line_id, items in picked.items()}
+    back: dict[int, list] = {}
+    for promotion_id, line_id, amount in rows:
+        entry = back.setdefault(promotion_id, [0, ZERO])
+        qty, ln = returning.get(line_id, 0), order_lines[line_id]
+        if qty:
+            before, after = ln.qty_returned, ln.qty_returned + qty
+            entry[1] = money(entry[1] + money(amount * after / ln.qty) - money(amount * before / ln.qty))
+    if all(ln.qty_returned + returning.get(ln.pk, 0) >= ln.qty for ln in order_lines.values()):
+        for entry in back.values():
+            entry[0] = 1
+    promotions_give_back(back={pk: (uses, amount) for pk, (uses, amount) in back.items()})
+
+
+def _gift_value_take(gift: OrderLinePromotion, units: int, return_lines: list[ReturnLine]) -> None:
+    """Withhold ``units`` more gift units' value from the refunds of the goods that earned the gift."""
+    per_unit = allocate(gift.amount, [Decimal(1)] * gift.gift_qty)
+    owed = money(sum(per_unit[gift.gift_taken_back:gift.gift_taken_back + units], ZERO))
+    taken = ZERO
+    for rl in return_lines:
+        if owed <= 0:
+            break
+        if rl.order_line.sku_id in gift.earned_by and rl.order_line_id != gift.line_id:
+            take = min(owed, rl.refund_amount)
+            rl.refund_amount, owed, taken = money(rl.refund_amount - take), money(owed - take), money(taken + take)
+            OrderLine.objects.filter(pk=rl.order_line_id).update(refunded_amount=F("refunded_amount") - take)
+    OrderLinePromotion.objects.filter(pk=gift.pk).update(
+        gift_taken_back=F("gift_taken_back") + units, gift_value_taken_back=F("gift_value_taken_back") + taken)
+
+
+def _gift_value_give_back(gift: OrderLinePromotion, units: int, order_lines: dict[int, OrderLine],
+                          return_lines: list[ReturnLine]) -> None:
+    """The gift comes back after its value was withheld: refund that value (the last ``units`` withheld)
+    with the gift's return line, and count it as refunded on the goods' lines it was withheld from."""
+    per_unit = allocate(gift.amount, [Decimal(1)] * gift.gift_qty)
+    left_after = gift.gift_taken_back - units
+    back = min(gift.gift_value_taken_back,
+               money(sum(per_unit[left_after:gift.gift_taken_back], ZERO)))
+    if left_after == 0:
+        back = gift.gift_value_taken_back  # all of it: exactly what was withheld, to the fen
+    carrier = next(rl for rl in return_lines if rl.order_line_id == gift.line_id)
+    carrier.refund_amount = money(carrier.refund_amount + back)
+    rest = back
+    goods = [ln for ln in order_lines.values() if ln.sku_id in gift.earned_by and ln.pk != gift.line_id]
+    for ln in OrderLine.objects.filter(pk__in=[g.pk for g in goods]).order_by("line_no"):
+        room = money(min(rest, ln.line_total - ln.refunded_amount))
+        if room > 0:
+            OrderLine.objects.filter(pk=ln.pk).update(refunded_amount=F("refunded_amount") + room)
+            rest = money(rest - room)
+    if rest > 0:  # cannot happen: the value was withheld from these very lines' refunds
+        raise ReturnExceedsPurchase(params={"line_id": gift.line_id, "returnable": 0})
+    OrderLinePromotion.objects.filter(pk=gift.pk).update(
+        gift_taken_back=F("gift_taken_back") - units, gift_value_taken_back=F("gift_value_taken_back") - back)
 
 
 def _after_return(order: Order, ret: Return, *, actor, store: Store, reason: str = "") -> None:
