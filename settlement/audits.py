@@ -195,8 +195,25 @@ def party_shares_equal_net():
             yield f"day {day}: net {net}, party shares {shares}, split postings {posted}"
 
 
-@audit_check("ledger", "No party was paid out more than was released to it")
+@audit_check("ledger", "Each settled day posted the money each store collected at its counter")
+def collections_posted():
+    for day in SettlementDay.objects.filter(status=SettlementDay.Status.CLOSED).order_by("day"):
+        expected = {store_id: amount for store_id, amount in _rows(sql.COLLECTED_SQL, {"day": day.pk}) if amount}
+        posted = dict(_rows("""
+            SELECT p.store_id, -sum(l.amount) FROM settlement_ledgerposting l
+              JOIN settlement_party p ON p.id = l.party_id
+             WHERE l.day_id = %(day)s AND l.account = 'collection' AND p.kind = 'store'
+             GROUP BY p.store_id HAVING sum(l.amount) <> 0""", {"day": day.pk}))
+        for store_id in sorted(set(expected) | set(posted)):
+            if expected.get(store_id) != posted.get(store_id):
+                yield (f"day {day.day} store {store_id}: collected {expected.get(store_id, 0)}, "
+                       f"collection postings {posted.get(store_id, 0)}")
+
+
+@audit_check("ledger", "No party was paid out more than was released to it, net of what it collected")
 def payouts_within_released():
+    # "released" is every non-payout posting, the (negative) collections included: a store holding
+    # the cash of its counter is owed only its share less that cash.
     for party_id, released, paid in _rows("""
         SELECT p.id,
                COALESCE(sum(l.amount) FILTER (WHERE l.account <> 'payout'), 0),
@@ -208,7 +225,7 @@ def payouts_within_released():
            AND COALESCE(-sum(l.amount) FILTER (WHERE l.account = 'payout'), 0)
              > COALESCE(sum(l.amount) FILTER (WHERE l.account <> 'payout'), 0)
          ORDER BY p.id"""):
-        yield f"party {party_id}: paid out {paid}, released {released}"
+        yield f"party {party_id}: paid out {paid}, released net of collections {released}"
     for party_id, approved, posted in _rows("""
         SELECT po.party_id, sum(po.amount),
                (SELECT COALESCE(-sum(l.amount), 0) FROM settlement_ledgerposting l

@@ -569,6 +569,7 @@ class LedgerPosting(models.Model):
         COUPON = "coupon", _("Coupon cost share")
         WALLET = "wallet", _("Cross-store wallet spending")
         COMMISSION = "commission", _("Guide commission released")
+        COLLECTION = "collection", _("Money collected at the counter (held for HQ)")
         PAYOUT = "payout", _("Payout")
 
     journal = models.UUIDField(_("journal"), db_index=True)

@@ -360,3 +360,18 @@ SELECT count(*), COALESCE(sum(rel.released_delta), 0)
   FROM members_commissionentry acc
   JOIN members_commissionentry rel ON rel.accrual_id = acc.id AND rel.kind = 'release'
  WHERE acc.kind = 'accrual' AND acc.frozen_until >= %(lo)s AND acc.frozen_until < %(hi)s AND {pred}"""
+
+# Money a store took at its own counter on a settled day (payments less refunds handed out), which
+# it holds for HQ: every tender but points and exchange credit (no money changed hands), and not
+# wallet recharges (the member's money until spent; a spend counts where it is spent, and the
+# selling store answers for it through the cross-store wallet journal).
+COLLECTED_SQL = """
+SELECT ss.store_id, sum(t.amount)
+  FROM orders_tenderline t
+  JOIN orders_settlementstatement st ON st.id = t.statement_id
+  JOIN orders_storesettlement ss ON ss.id = st.store_settlement_id
+  JOIN payments_payment p ON p.id = t.payment_id
+ WHERE ss.day_id = %(day)s AND ss.store_id IS NOT NULL AND t.tender NOT IN ('points', 'exchange_credit')
+   AND NOT EXISTS (SELECT 1 FROM members_walletrecharge w WHERE w.reference = p.number)
+ GROUP BY ss.store_id
+ ORDER BY ss.store_id"""
