@@ -75,20 +75,21 @@ class SimulationForm(forms.Form):
 @admin.register(SplitRule)
 class SplitRuleAdmin(admin.ModelAdmin):
     list_display = ["name", "draft", "priority", "channel", "fulfillment", "store", "guide_condition",
-                    "product_line", "territory", "ecommerce_percent", "guide_store_percent", "credit_trade_area",
-                    "valid_from", "valid_until", "is_active", "first_used_on"]
+                    "product_line", "territory", "ecommerce_percent", "guide_store_percent", "trade_area_percent",
+                    "credit_trade_area", "valid_from", "valid_until", "is_active", "first_used_on"]
     list_filter = ["is_active", "draft", "channel", "fulfillment", "product_line", "territory"]
     search_fields = ["name", "note"]
     fieldsets = [
         (None, {"fields": ["name", "draft", "priority", "is_active", "note"]}),
         (_("Applies to"), {"fields": ["channel", "fulfillment", "store", "guide_condition", "product_line",
                                       "territory", "valid_from", "valid_until"]}),
-        (_("Shares of the net"), {"fields": ["ecommerce_percent", "guide_store_percent", "credit_trade_area"],
+        (_("Shares of the net"), {"fields": ["ecommerce_percent", "guide_store_percent", "trade_area_percent",
+                                             "credit_trade_area"],
                                   "description": _("The fulfilling store keeps the rest; without one (shipped "
                                                    "from a warehouse) the e-commerce department does.")}),
     ]
     TERMS = ["channel", "fulfillment", "store", "guide_condition", "product_line", "territory", "ecommerce_percent",
-             "guide_store_percent", "credit_trade_area"]
+             "guide_store_percent", "trade_area_percent", "credit_trade_area"]
 
     actions = ["simulate"]
 
@@ -246,7 +247,7 @@ class ExportActions:
 class SettlementStatementAdmin(ExportActions, ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["business_day", "store_label", "channel", "orders_count", "sales_net", "returns_net",
                     "cancelled_net", "net", "coupon_cost_ecommerce", "coupon_cost_store", "split_ecommerce",
-                    "split_store", "split_guide_store", "payments_total", "refunds_total", "lines_link"]
+                    "split_store", "split_guide_store", "split_trade_store", "payments_total", "refunds_total", "lines_link"]
     list_filter = ["channel", "store", "business_day"]
     date_hierarchy = "business_day"
     list_select_related = ["store"]
@@ -273,10 +274,11 @@ class SettlementStatementAdmin(ExportActions, ReadOnlyMixin, admin.ModelAdmin):
 @admin.register(SplitLine)
 class SplitLineAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["kind", "order_number", "line_no", "event_at", "adjustment", "net", "rule_label",
-                    "ecommerce_amount", "store", "store_amount", "guide_store", "guide_store_amount"]
+                    "ecommerce_amount", "store", "store_amount", "guide_store", "guide_store_amount", "trade_store",
+                    "trade_store_amount"]
     list_filter = ["kind", "adjustment", "statement__channel", "rule"]
     search_fields = ["=order__number"]
-    list_select_related = ["order", "order_line", "rule", "store", "guide_store"]
+    list_select_related = ["order", "order_line", "rule", "store", "guide_store", "trade_store"]
     show_full_result_count = False
 
     def get_readonly_fields(self, request, obj=None):
@@ -300,8 +302,10 @@ class SplitLineAdmin(ReadOnlyMixin, admin.ModelAdmin):
             return _("No rule matched: the fulfilling store keeps the net (the e-commerce department when "
                      "shipped from a warehouse).")
         rule = obj.rule
-        return _("%(name)s: e-commerce %(ecom)s%%, guide's store %(guide)s%%, the fulfilling store the rest") % {
-            "name": rule.name, "ecom": rule.ecommerce_percent, "guide": rule.guide_store_percent}
+        return _("%(name)s: e-commerce %(ecom)s%%, guide's store %(guide)s%%, trade-area store %(trade)s%%, "
+                 "the fulfilling store the rest") % {
+            "name": rule.name, "ecom": rule.ecommerce_percent, "guide": rule.guide_store_percent,
+            "trade": rule.trade_area_percent}
 
 
 @admin.register(TenderLine)

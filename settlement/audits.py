@@ -100,7 +100,8 @@ WITH s AS (
            COALESCE(sum(net) FILTER (WHERE kind = 'sale'), 0) AS sales_net,
            COALESCE(-sum(net) FILTER (WHERE kind = 'return'), 0) AS returns_net,
            COALESCE(-sum(net) FILTER (WHERE kind = 'cancel'), 0) AS cancelled_net,
-           sum(ecommerce_amount) AS ecommerce, sum(store_amount) AS store, sum(guide_store_amount) AS guide
+           sum(ecommerce_amount) AS ecommerce, sum(store_amount) AS store, sum(guide_store_amount) AS guide,
+           sum(trade_store_amount) AS trade
       FROM orders_splitline WHERE statement_id = ANY(%(ids)s) GROUP BY statement_id
 ), t AS (
     SELECT statement_id, COALESCE(sum(amount) FILTER (WHERE kind = 'payment'), 0) AS paid,
@@ -118,6 +119,7 @@ SELECT st.id, st.business_day, st.store_id, st.channel
        st.sales_net <> COALESCE(s.sales_net, 0) OR st.returns_net <> COALESCE(s.returns_net, 0)
     OR st.cancelled_net <> COALESCE(s.cancelled_net, 0) OR st.split_ecommerce <> COALESCE(s.ecommerce, 0)
     OR st.split_store <> COALESCE(s.store, 0) OR st.split_guide_store <> COALESCE(s.guide, 0)
+    OR st.split_trade_store <> COALESCE(s.trade, 0)
     OR st.payments_total <> COALESCE(t.paid, 0) OR st.refunds_total <> COALESCE(t.refunded, 0)
     OR st.payments_total <> COALESCE(tt.paid, 0) OR st.refunds_total <> COALESCE(tt.refunded, 0))
 """

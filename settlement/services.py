@@ -147,7 +147,7 @@ def rule_map(rules: list[SplitRule], day: date) -> dict[str, list]:
     the product line and whether the order is shipped into a trade area."""
     special = sorted({r.store_id for r in rules if r.store_id is not None})
     arrays: dict[str, list] = {"rm_key": [], "rm_rule": [], "rm_ecom": [], "rm_guide": [], "rm_credit": [],
-                               "rm_special": special}
+                               "rm_trade": [], "rm_special": special}
     for channel, fulfillment, store_id, elsewhere, line, trade in product(
             ORDER_CHANNELS, FULFILLMENTS, [None, OTHER_STORE, *special], (False, True), PRODUCT_LINES,
             (False, True)):
@@ -158,6 +158,7 @@ def rule_map(rules: list[SplitRule], day: date) -> dict[str, list]:
         arrays["rm_ecom"].append(rule.ecommerce_percent if rule else ZERO)
         arrays["rm_guide"].append(rule.guide_store_percent if rule else ZERO)
         arrays["rm_credit"].append(bool(rule and rule.credit_trade_area))
+        arrays["rm_trade"].append(rule.trade_area_percent if rule else ZERO)
     return arrays
 
 
@@ -407,26 +408,29 @@ class _Totals:
     """Statement totals and party shares gathered from the inserts' aggregated RETURNING rows."""
 
     SPLIT_FIELDS = ("sales_gross", "sales_discount", "coupon_discount", "coupon_cost_ecommerce",
-                    "coupon_cost_store", "net", "split_ecommerce", "split_store", "split_guide_store")
+                    "coupon_cost_store", "net", "split_ecommerce", "split_store", "split_guide_store",
+                    "split_trade_store")
 
     def __init__(self) -> None:
         self.statement: dict[int, dict] = defaultdict(lambda: defaultdict(lambda: ZERO))
         self.counts: dict[int, dict] = defaultdict(lambda: defaultdict(int))
         self.tenders: dict[tuple[int, str], dict] = defaultdict(lambda: defaultdict(lambda: ZERO))
-        self.parties: dict[int | None, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+        # a party's shares: as fulfilling store (or e-commerce), as the guide's store, as the trade-area store
+        self.parties: dict[int | None, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
         self.rules: set[int] = set()
         self.events = 0
 
     def add_split(self, rows) -> None:
         for tag, statement_id, kind, adjustment, party, n, n_orders, *amounts in rows:
             if tag == "party":
-                self.parties[party][0] += amounts[-2]
-                self.parties[party][1] += amounts[-1]
+                self.parties[party][0] += amounts[-3]
+                self.parties[party][1] += amounts[-2]
+                self.parties[party][2] += amounts[-1]
                 continue
             if tag == "rule":
                 self.rules.add(party)
                 continue
-            gross, discount, coupon, ce, _, net, ecom, store, guide = amounts
+            gross, discount, coupon, ce, _, net, ecom, store, guide, trade = amounts
             cs = coupon - ce
             s, c = self.statement[statement_id], self.counts[statement_id]
             self.events += n if adjustment else 0
@@ -448,6 +452,7 @@ class _Totals:
             s["split_ecommerce"] += ecom
             s["split_store"] += store
             s["split_guide_store"] += guide
+            s["split_trade_store"] += trade
             if adjustment:
                 s["adjustments_net"] += net
             c["lines"] += n
@@ -522,7 +527,7 @@ def _store_figures(step: _Step) -> None:
 
 STATEMENT_MONEY = ("sales_gross", "sales_discount", "sales_net", "coupon_discount", "coupon_cost_ecommerce",
                    "coupon_cost_store", "returns_net", "cancelled_net", "net", "adjustments_net", "split_ecommerce",
-                   "split_store", "split_guide_store", "payments_total", "refunds_total", "tender_adjustments",
+                   "split_store", "split_guide_store", "split_trade_store", "payments_total", "refunds_total", "tender_adjustments",
                    "points_redeemed_value")
 STATEMENT_COUNTS = ("orders_count", "sale_lines", "return_lines", "payments_count", "refunds_count",
                     "points_issued", "points_redeemed")
@@ -546,9 +551,10 @@ def _step_close(step: _Step, totals: _Totals) -> None:
         for (statement_id, tender), t in sorted(totals.tenders.items())])
     PartyShare.objects.bulk_create([
         PartyShare(store_settlement=step.marker, store_id=party, fulfilment_share=share, guide_share=guide,
-                   total=share + guide)
-        for party, (share, guide) in sorted(totals.parties.items(), key=lambda kv: (kv[0] is not None, kv[0] or 0))
-        if share or guide])
+                   trade_area_share=trade, total=share + guide + trade)
+        for party, (share, guide, trade) in sorted(totals.parties.items(),
+                                                   key=lambda kv: (kv[0] is not None, kv[0] or 0))
+        if share or guide or trade])
     # A rule added after the day opened and used here (rare): mark it too.
     unmarked = SplitRule.objects.filter(pk__in=totals.rules, first_used_on__isnull=True)
     if totals.rules and unmarked.exists():
