@@ -16,11 +16,13 @@ from django.utils.translation import gettext, gettext_lazy as _
 from o2o.exports import export_response
 from o2o.schedule import BEAT_SCHEDULE
 from settlement import ledger, selectors
+from settlement.adoption import first_open_day, split_draft_adopt
 from settlement.simulation import simulation_csv, split_simulate
 from settlement.models import (
     LedgerPosting,
     Party,
     Payout,
+    RuleSetAdoption,
     ScheduledJob,
     SettlementDay,
     SettlementStatement,
@@ -31,7 +33,7 @@ from settlement.models import (
     TenderLine,
     WalletTransfer,
 )
-from stores.admin import ServiceAddAdmin, action_each, action_hidden_fields, form_page
+from stores.admin import ServiceAddAdmin, action_each, action_hidden_fields, form_page, service_call
 
 
 class ReadOnlyMixin:
@@ -72,6 +74,15 @@ class SimulationForm(forms.Form):
         return data
 
 
+class AdoptionForm(forms.Form):
+    draft = forms.ChoiceField(label=_("draft set"))
+    effective_from = forms.DateField(label=_("in force from (business day)"))
+
+    def __init__(self, *args, drafts=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["draft"].choices = [(d, d) for d in drafts]
+
+
 @admin.register(SplitRule)
 class SplitRuleAdmin(admin.ModelAdmin):
     list_display = ["name", "draft", "priority", "channel", "fulfillment", "store", "guide_condition",
@@ -91,7 +102,29 @@ class SplitRuleAdmin(admin.ModelAdmin):
     TERMS = ["channel", "fulfillment", "store", "guide_condition", "product_line", "territory", "ecommerce_percent",
              "guide_store_percent", "trade_area_percent", "credit_trade_area"]
 
-    actions = ["simulate"]
+    actions = ["simulate", "adopt"]
+
+    @admin.action(description=_("Adopt a draft rule set from a business day"), permissions=["change"])
+    def adopt(self, request, queryset):
+        """The draft's rules are put in force from the day given; the rules in force end the day before."""
+        drafts = sorted(set(SplitRule.objects.exclude(draft="").values_list("draft", flat=True)))
+        form = AdoptionForm(request.POST if "apply" in request.POST else None, drafts=drafts)
+        if form.is_valid():
+            adoption = service_call(form, lambda: split_draft_adopt(actor=request.user, **form.cleaned_data))
+            if adoption is not None:
+                self.message_user(request, gettext("Draft %(draft)s is in force from %(day)s: %(n)d rules adopted, "
+                                                   "%(m)d ended.") % {
+                    "draft": adoption.draft, "day": adoption.effective_from.isoformat(),
+                    "n": len(adoption.rules_adopted), "m": len(adoption.rules_ended)})
+                return None
+        first = first_open_day()
+        intro = gettext("The draft's rules become the rules in force from that day; the rules in force end the "
+                        "day before. Settled days keep the rules they were settled with.")
+        if first is not None:
+            intro += " " + gettext("The first day not yet settled is %(day)s.") % {"day": first.isoformat()}
+        return form_page(self, request, title=gettext("Adopt a draft rule set"), form=form,
+                         submit_label=gettext("Adopt"), hidden=action_hidden_fields(request),
+                         intro=intro)
 
     @admin.action(description=_("Simulate a draft rule set on past business days"), permissions=["view"])
     def simulate(self, request, queryset):
@@ -269,6 +302,15 @@ class SettlementStatementAdmin(ExportActions, ReadOnlyMixin, admin.ModelAdmin):
     def tender_lines_link(self, obj):
         url = reverse("admin:settlement_tenderline_changelist") + f"?statement__id__exact={obj.pk}"
         return format_html('<a href="{}">{}</a>', url, _("tender lines"))
+
+
+@admin.register(RuleSetAdoption)
+class RuleSetAdoptionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["draft", "effective_from", "adopted_by", "adopted_at", "rules_adopted", "rules_ended"]
+    list_select_related = ["adopted_by"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("settlement.view_splitrule") or super().has_view_permission(request, obj)
 
 
 @admin.register(SplitLine)

@@ -44,6 +44,7 @@ __all__ = [
     "Party",
     "LedgerPosting",
     "Payout",
+    "RuleSetAdoption",
 ]
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
@@ -640,3 +641,27 @@ class Payout(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} {self.party} {self.amount}"
+
+
+class RuleSetAdoption(models.Model):
+    """A draft rule set adopted as the split rules in force from a business day, and who did it.
+
+    Adoption copies the draft's rules into rules in force valid from that day and ends the rules in
+    force the day before; rules that settled days used keep their terms (their split lines name
+    them), so settled days stay as they were.  Never from a day already settled or being settled."""
+
+    draft = models.CharField(_("draft set"), max_length=50)
+    effective_from = models.DateField(_("in force from"))
+    rules_adopted = models.JSONField(_("rules put in force"), default=list)
+    rules_ended = models.JSONField(_("rules ended"), default=list)
+    adopted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+", verbose_name=_("adopted by"))
+    adopted_at = models.DateTimeField(_("adopted at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("rule set adoption")
+        verbose_name_plural = _("rule set adoptions")
+        ordering = ["-adopted_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.draft} → {self.effective_from:%Y-%m-%d}"

@@ -51,7 +51,8 @@ from settlement.models import (
     StoreSettlement,
     WalletTransfer,
 )
-from stores.models import Store
+from stores.models import Capability, Store
+from stores.selectors import capability_enabled, capability_stores_enabled
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,14 @@ def rules_in_force(day: date) -> list[SplitRule]:
                 .filter(Q(valid_from__isnull=True) | Q(valid_from__lte=day))
                 .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=day))
                 .order_by("priority", "id"))
+
+
+def split_switches() -> dict:
+    """The split-rules roll-out as SQL parameters: the stores where split rules are switched off, and
+    the global default (for lines with no fulfilling store).  Read when a day is settled."""
+    store_ids = list(Store.objects.values_list("pk", flat=True))
+    on = capability_stores_enabled(Capability.SPLIT_RULES, store_ids)
+    return {"split_off": sorted(set(store_ids) - on), "split_default": capability_enabled(Capability.SPLIT_RULES)}
 
 
 OTHER_STORE = -1  # in the rule map: a store that no rule names
@@ -333,7 +342,7 @@ def _step_prepare(marker: StoreSettlement, settled: SettlementDay, store_id: int
         for c in CHANNELS])
     by_channel = {s.channel: s.pk for s in statements}
     params = {"day_lo": settled.window_start, "store": store_id, "st_channel": list(by_channel),
-              "st_id": list(by_channel.values()), **_rule_map(settled.day)}
+              "st_id": list(by_channel.values()), **_rule_map(settled.day), **split_switches()}
     return _Step(marker=marker, day=settled, store_id=store_id, params=params, statements=by_channel)
 
 

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from o2o.money import ZERO
 from settlement.models import SplitLine, SplitRule
-from settlement.services import rule_for
+from settlement.services import rule_for, split_switches
 from stores.models import Store, StoreMembership
 from stores.selectors import trade_area_resolver
 
@@ -68,7 +68,7 @@ def draft_rules(draft: str) -> list[SplitRule]:
     return list(SplitRule.objects.filter(draft=draft, is_active=True).order_by("priority", "id"))
 
 
-def _split(line: dict, rules: list[SplitRule], *, wh_store: dict, home: dict, trade) -> dict:
+def _split(line: dict, rules: list[SplitRule], *, wh_store: dict, home: dict, trade, switches: dict) -> dict:
     """The shares a draft gives one split line: {party: amount}, None being e-commerce."""
     fulfillment = line["order__fulfillment"]
     if fulfillment == "ship_warehouse":
@@ -80,9 +80,11 @@ def _split(line: dict, rules: list[SplitRule], *, wh_store: dict, home: dict, tr
     guide_home = home.get(line["order__guide_id"])
     guide_store = guide_home if guide_home is not None and guide_home != party else None
     trade_store = trade(line["order__ship_postcode"], line["order__ship_city_id"])
-    rule = rule_for(rules, channel=line["order__channel"], fulfillment=fulfillment, store_id=party,
-                    guide_elsewhere=guide_store is not None, day=line["statement__business_day"],
-                    product_line=line["order_line__sku__product__line"], trade_area=trade_store is not None)
+    launched = switches["split_default"] if party is None else party not in switches["split_off"]
+    rule = None if not launched else rule_for(
+        rules, channel=line["order__channel"], fulfillment=fulfillment, store_id=party,
+        guide_elsewhere=guide_store is not None, day=line["statement__business_day"],
+        product_line=line["order_line__sku__product__line"], trade_area=trade_store is not None)
     net = line["net"]
     ecom = _share(net, rule.ecommerce_percent) if rule else ZERO
     guide = _share(net, rule.guide_store_percent) if rule and guide_store is not None else ZERO
@@ -112,6 +114,8 @@ def split_simulate(*, draft: str, start: date, end: date) -> Simulation:
             .values_list("staff_id", "store_id"):
         home.setdefault(staff_id, store_id)
     trade = trade_area_resolver()
+    switches = {**split_switches()}
+    switches["split_off"] = set(switches["split_off"])
     posted: dict = defaultdict(lambda: ZERO)
     drafted: dict = defaultdict(lambda: ZERO)
     count = 0
@@ -129,7 +133,7 @@ def split_simulate(*, draft: str, start: date, end: date) -> Simulation:
             posted[line["guide_store_id"]] += line["guide_store_amount"]
         if line["trade_store_id"] is not None:
             posted[line["trade_store_id"]] += line["trade_store_amount"]
-        for party, amount in _split(line, rules, wh_store=wh_store, home=home, trade=trade).items():
+        for party, amount in _split(line, rules, wh_store=wh_store, home=home, trade=trade, switches=switches).items():
             drafted[party] += amount
     parties = sorted(set(posted) | set(drafted), key=lambda p: (p is not None, p or 0))
     names = {s.pk: str(s) for s in Store.objects.filter(pk__in=[p for p in parties if p is not None])}

@@ -77,6 +77,10 @@ LINE_JOIN = """
 # The store part of a rule-map key: 0 none, the store if a rule names it, -1 any other store.
 RULE_STORE = ("(CASE WHEN {party} IS NULL THEN 0 WHEN {party} = ANY(%(rm_special)s::bigint[]) THEN {party} "
               "ELSE -1 END)")
+# Whether split rules are switched on for a line: at its fulfilling store, or (no store: shipped from a
+# warehouse) by the global default.  Off: no rule applies, the fulfilling store (or e-commerce) keeps all.
+SPLIT_ON = ("(CASE WHEN {party} IS NULL THEN %(split_default)s "
+            "ELSE NOT ({party} = ANY(%(split_off)s::bigint[])) END)")
 # The key's tail: the product line and whether the order goes to a trade area.
 RULE_TAIL = "{a}.product_line, CASE WHEN {a}.trade_store IS NULL THEN 0 ELSE 1 END"
 # The store credited: the fulfilling store, or the trade-area store when the rule says so.
@@ -115,6 +119,7 @@ fresh AS (
       LEFT JOIN rm ON rm.key = concat_ws(':', f.channel, f.fulfillment, {RULE_STORE.format(party="f.party_store")},
                                          CASE WHEN f.f_guide_store IS NULL THEN 0 ELSE 1 END,
                                          {RULE_TAIL.format(a="f")})
+                  AND {SPLIT_ON.format(party="f.party_store")}
       LEFT JOIN orders_splitrule sr ON sr.id = f.s_rule
 ), amounts AS (
     -- Every amount is sign × (share of the cumulative amount after − share of the amount before),
@@ -214,6 +219,7 @@ WITH {COMMON_CTES}, base AS (
       LEFT JOIN rm ON rm.key = concat_ws(':', g.channel, g.fulfillment, {RULE_STORE.format(party="g.party")},
                                          CASE WHEN g.guide_store IS NULL THEN 0 ELSE 1 END,
                                          {RULE_TAIL.format(a="g")})
+                  AND {SPLIT_ON.format(party="g.party")}
 ), traded AS (  -- the trade-area store's own share, when the rule gives one and it is not the credited store
     SELECT r.*, CASE WHEN r.trade_pct > 0 AND r.trade_store IS NOT NULL AND r.trade_store IS DISTINCT FROM r.e_party
                      THEN r.trade_store END AS t_store

@@ -203,7 +203,8 @@ class OrderOut(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = ["id", "number", "channel", "partner", "external_id", "status", "fulfillment", "store",
-                  "store_code", "customer_name", "customer_phone", "ship_city", "ship_address", "ship_postcode", "currency",
+                  "store_code", "customer_name", "customer_phone", "ship_city", "ship_address", "ship_postcode",
+                  "currency",
                   "subtotal", "discount_total", "total", "paid_total", "refunded_total", "pickup_code",
                   "needs_transfer", "expires_at", "created_at", "updated_at", "paid_at", "handed_over_at",
                   "version", "lines"]
