@@ -118,6 +118,8 @@ class Order(models.Model):
     ship_city = models.ForeignKey(City, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                                   verbose_name=_("ship to city"))
     ship_address = models.CharField(_("ship to address"), max_length=300, blank=True, default="")
+    ship_postcode = models.CharField(_("ship to postcode"), max_length=6, blank=True, default="",
+                                     help_text=_("Six digits; decides the trade-area store of a shipped order."))
     subtotal = models.DecimalField(_("subtotal"), **MONEY)
     discount_total = models.DecimalField(_("discount"), default=Decimal("0.00"), **MONEY)
     total = models.DecimalField(_("total"), **MONEY)

@@ -17,11 +17,13 @@ from o2o.exports import export_response
 from o2o.schedule import BEAT_SCHEDULE
 from promotions.models import Bearer
 from settlement import ledger, selectors
+from settlement.adoption import first_open_day, split_draft_adopt
 from settlement.simulation import simulation_csv, split_simulate
 from settlement.models import (
     LedgerPosting,
     Party,
     Payout,
+    RuleSetAdoption,
     ScheduledJob,
     SettlementDay,
     SettlementStatement,
@@ -32,7 +34,7 @@ from settlement.models import (
     TenderLine,
     WalletTransfer,
 )
-from stores.admin import ServiceAddAdmin, action_each, action_hidden_fields, form_page
+from stores.admin import ServiceAddAdmin, action_each, action_hidden_fields, form_page, service_call
 
 
 class ReadOnlyMixin:
@@ -73,25 +75,57 @@ class SimulationForm(forms.Form):
         return data
 
 
+class AdoptionForm(forms.Form):
+    draft = forms.ChoiceField(label=_("draft set"))
+    effective_from = forms.DateField(label=_("in force from (business day)"))
+
+    def __init__(self, *args, drafts=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["draft"].choices = [(d, d) for d in drafts]
+
+
 @admin.register(SplitRule)
 class SplitRuleAdmin(admin.ModelAdmin):
     list_display = ["name", "draft", "priority", "channel", "fulfillment", "store", "guide_condition",
-                    "product_line", "territory", "ecommerce_percent", "guide_store_percent", "credit_trade_area",
-                    "valid_from", "valid_until", "is_active", "first_used_on"]
+                    "product_line", "territory", "ecommerce_percent", "guide_store_percent", "trade_area_percent",
+                    "credit_trade_area", "valid_from", "valid_until", "is_active", "first_used_on"]
     list_filter = ["is_active", "draft", "channel", "fulfillment", "product_line", "territory"]
     search_fields = ["name", "note"]
     fieldsets = [
         (None, {"fields": ["name", "draft", "priority", "is_active", "note"]}),
         (_("Applies to"), {"fields": ["channel", "fulfillment", "store", "guide_condition", "product_line",
                                       "territory", "valid_from", "valid_until"]}),
-        (_("Shares of the net"), {"fields": ["ecommerce_percent", "guide_store_percent", "credit_trade_area"],
+        (_("Shares of the net"), {"fields": ["ecommerce_percent", "guide_store_percent", "trade_area_percent",
+                                             "credit_trade_area"],
                                   "description": _("The fulfilling store keeps the rest; without one (shipped "
                                                    "from a warehouse) the e-commerce department does.")}),
     ]
     TERMS = ["channel", "fulfillment", "store", "guide_condition", "product_line", "territory", "ecommerce_percent",
-             "guide_store_percent", "credit_trade_area"]
+             "guide_store_percent", "trade_area_percent", "credit_trade_area"]
 
-    actions = ["simulate"]
+    actions = ["simulate", "adopt"]
+
+    @admin.action(description=_("Adopt a draft rule set from a business day"), permissions=["change"])
+    def adopt(self, request, queryset):
+        """The draft's rules are put in force from the day given; the rules in force end the day before."""
+        drafts = sorted(set(SplitRule.objects.exclude(draft="").values_list("draft", flat=True)))
+        form = AdoptionForm(request.POST if "apply" in request.POST else None, drafts=drafts)
+        if form.is_valid():
+            adoption = service_call(form, lambda: split_draft_adopt(actor=request.user, **form.cleaned_data))
+            if adoption is not None:
+                self.message_user(request, gettext("Draft %(draft)s is in force from %(day)s: %(n)d rules adopted, "
+                                                   "%(m)d ended.") % {
+                    "draft": adoption.draft, "day": adoption.effective_from.isoformat(),
+                    "n": len(adoption.rules_adopted), "m": len(adoption.rules_ended)})
+                return None
+        first = first_open_day()
+        intro = gettext("The draft's rules become the rules in force from that day; the rules in force end the "
+                        "day before. Settled days keep the rules they were settled with.")
+        if first is not None:
+            intro += " " + gettext("The first day not yet settled is %(day)s.") % {"day": first.isoformat()}
+        return form_page(self, request, title=gettext("Adopt a draft rule set"), form=form,
+                         submit_label=gettext("Adopt"), hidden=action_hidden_fields(request),
+                         intro=intro)
 
     @admin.action(description=_("Simulate a draft rule set on past business days"), permissions=["view"])
     def simulate(self, request, queryset):
@@ -258,8 +292,8 @@ class ExportActions:
 class SettlementStatementAdmin(ExportActions, ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["business_day", "store_label", "channel", "orders_count", "sales_net", "returns_net",
                     "cancelled_net", "net", "coupon_cost_ecommerce", "coupon_cost_store", "promotion_discount",
-                    "split_ecommerce",
-                    "split_store", "split_guide_store", "payments_total", "refunds_total", "lines_link"]
+                    "split_ecommerce", "split_store", "split_guide_store", "split_trade_store", "payments_total",
+                    "refunds_total", "lines_link"]
     list_filter = ["channel", "store", "business_day"]
     date_hierarchy = "business_day"
     list_select_related = ["store"]
@@ -283,13 +317,23 @@ class SettlementStatementAdmin(ExportActions, ReadOnlyMixin, admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', url, _("tender lines"))
 
 
+@admin.register(RuleSetAdoption)
+class RuleSetAdoptionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["draft", "effective_from", "adopted_by", "adopted_at", "rules_adopted", "rules_ended"]
+    list_select_related = ["adopted_by"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("settlement.view_splitrule") or super().has_view_permission(request, obj)
+
+
 @admin.register(SplitLine)
 class SplitLineAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["kind", "order_number", "line_no", "event_at", "adjustment", "net", "rule_label",
-                    "ecommerce_amount", "store", "store_amount", "guide_store", "guide_store_amount"]
+                    "ecommerce_amount", "store", "store_amount", "guide_store", "guide_store_amount", "trade_store",
+                    "trade_store_amount"]
     list_filter = ["kind", "adjustment", "statement__channel", "rule"]
     search_fields = ["=order__number"]
-    list_select_related = ["order", "order_line", "rule", "store", "guide_store"]
+    list_select_related = ["order", "order_line", "rule", "store", "guide_store", "trade_store"]
     show_full_result_count = False
 
     def get_readonly_fields(self, request, obj=None):
@@ -313,8 +357,10 @@ class SplitLineAdmin(ReadOnlyMixin, admin.ModelAdmin):
             return _("No rule matched: the fulfilling store keeps the net (the e-commerce department when "
                      "shipped from a warehouse).")
         rule = obj.rule
-        return _("%(name)s: e-commerce %(ecom)s%%, guide's store %(guide)s%%, the fulfilling store the rest") % {
-            "name": rule.name, "ecom": rule.ecommerce_percent, "guide": rule.guide_store_percent}
+        return _("%(name)s: e-commerce %(ecom)s%%, guide's store %(guide)s%%, trade-area store %(trade)s%%, "
+                 "the fulfilling store the rest") % {
+            "name": rule.name, "ecom": rule.ecommerce_percent, "guide": rule.guide_store_percent,
+            "trade": rule.trade_area_percent}
 
 
 @admin.register(TenderLine)

@@ -100,7 +100,8 @@ WITH s AS (
            COALESCE(sum(net) FILTER (WHERE kind = 'sale'), 0) AS sales_net,
            COALESCE(-sum(net) FILTER (WHERE kind = 'return'), 0) AS returns_net,
            COALESCE(-sum(net) FILTER (WHERE kind = 'cancel'), 0) AS cancelled_net,
-           sum(ecommerce_amount) AS ecommerce, sum(store_amount) AS store, sum(guide_store_amount) AS guide
+           sum(ecommerce_amount) AS ecommerce, sum(store_amount) AS store, sum(guide_store_amount) AS guide,
+           sum(trade_store_amount) AS trade
       FROM orders_splitline WHERE statement_id = ANY(%(ids)s) GROUP BY statement_id
 ), t AS (
     SELECT statement_id, COALESCE(sum(amount) FILTER (WHERE kind = 'payment'), 0) AS paid,
@@ -118,6 +119,7 @@ SELECT st.id, st.business_day, st.store_id, st.channel
        st.sales_net <> COALESCE(s.sales_net, 0) OR st.returns_net <> COALESCE(s.returns_net, 0)
     OR st.cancelled_net <> COALESCE(s.cancelled_net, 0) OR st.split_ecommerce <> COALESCE(s.ecommerce, 0)
     OR st.split_store <> COALESCE(s.store, 0) OR st.split_guide_store <> COALESCE(s.guide, 0)
+    OR st.split_trade_store <> COALESCE(s.trade, 0)
     OR st.payments_total <> COALESCE(t.paid, 0) OR st.refunds_total <> COALESCE(t.refunded, 0)
     OR st.payments_total <> COALESCE(tt.paid, 0) OR st.refunds_total <> COALESCE(tt.refunded, 0))
 """
@@ -217,8 +219,25 @@ def party_shares_equal_net():
             yield f"day {day}: net {net}, party shares {shares}, split postings {posted}"
 
 
-@audit_check("ledger", "No party was paid out more than was released to it")
+@audit_check("ledger", "Each settled day posted the money each store collected at its counter")
+def collections_posted():
+    for day in SettlementDay.objects.filter(status=SettlementDay.Status.CLOSED).order_by("day"):
+        expected = {store_id: amount for store_id, amount in _rows(sql.COLLECTED_SQL, {"day": day.pk}) if amount}
+        posted = dict(_rows("""
+            SELECT p.store_id, -sum(l.amount) FROM settlement_ledgerposting l
+              JOIN settlement_party p ON p.id = l.party_id
+             WHERE l.day_id = %(day)s AND l.account = 'collection' AND p.kind = 'store'
+             GROUP BY p.store_id HAVING sum(l.amount) <> 0""", {"day": day.pk}))
+        for store_id in sorted(set(expected) | set(posted)):
+            if expected.get(store_id) != posted.get(store_id):
+                yield (f"day {day.day} store {store_id}: collected {expected.get(store_id, 0)}, "
+                       f"collection postings {posted.get(store_id, 0)}")
+
+
+@audit_check("ledger", "No party was paid out more than was released to it, net of what it collected")
 def payouts_within_released():
+    # "released" is every non-payout posting, the (negative) collections included: a store holding
+    # the cash of its counter is owed only its share less that cash.
     for party_id, released, paid in _rows("""
         SELECT p.id,
                COALESCE(sum(l.amount) FILTER (WHERE l.account <> 'payout'), 0),
@@ -230,7 +249,7 @@ def payouts_within_released():
            AND COALESCE(-sum(l.amount) FILTER (WHERE l.account = 'payout'), 0)
              > COALESCE(sum(l.amount) FILTER (WHERE l.account <> 'payout'), 0)
          ORDER BY p.id"""):
-        yield f"party {party_id}: paid out {paid}, released {released}"
+        yield f"party {party_id}: paid out {paid}, released net of collections {released}"
     for party_id, approved, posted in _rows("""
         SELECT po.party_id, sum(po.amount),
                (SELECT COALESCE(-sum(l.amount), 0) FROM settlement_ledgerposting l

@@ -21,3 +21,14 @@ class BeforeFirstDay(InvalidInput):
 class InvalidCutoff(InvalidInput):
     code = "settlement_invalid_cutoff"
     default_message = _("SETTLEMENT_CUTOFF_HOUR must be an hour of the day, 0 to 23.")
+
+
+class AdoptionRetroactive(Conflict):
+    code = "rule_adoption_retroactive"
+    default_message = _("Business days from that day on are already settled (or being settled): rules can only "
+                        "be adopted from the first day not yet settled.")
+
+
+class DraftEmpty(InvalidInput):
+    code = "rule_draft_empty"
+    default_message = _("This draft set has no active rules to adopt.")

@@ -7,6 +7,9 @@ Every amount moves as a journal of postings that sum to zero:
 * wallet money spent at one store from a recharge another sold: the selling store (or, for
   recharges sold online, e-commerce) owes the spending store;
 * guide commission released within the day: owed to the guide, against clearing;
+* money a store collected at its counter (``sql.COLLECTED_SQL``): it holds that money for HQ, so
+  its balance goes down by it and clearing up; a store's balance is what it is owed *net* of
+  what it already holds, and may be negative (the store owes HQ);
 * a payout: the party's balance down, clearing up.
 
 A party's ``balance`` equals the sum of its postings (``audit_ledgers`` checks it).  Days post
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -30,6 +34,7 @@ from o2o.db import service
 from o2o.errors import Conflict, InvalidInput
 from o2o.ids import number_next
 from o2o.money import ZERO, money
+from settlement import sql
 from settlement.models import (
     LedgerPosting,
     Party,
@@ -120,6 +125,16 @@ def day_post(settled: SettlementDay) -> None:
             .values_list("guide_id", "x"):
         commission[party_of(kind=Party.Kind.GUIDE, guide_id=guide_id).pk] += amount or ZERO
     _journal(day=settled, account=Account.COMMISSION, amounts=_balanced(commission, clearing()))
+
+    collected = {store_party(store_id).pk: -amount for store_id, amount in day_collections(settled.pk)}
+    _journal(day=settled, account=Account.COLLECTION, amounts=_balanced(collected, clearing()))
+
+
+def day_collections(day_id: int) -> list[tuple[int, Decimal]]:
+    """[(store id, money collected at its counter)] of a settled day, from its tender lines."""
+    with connection.cursor() as cur:
+        cur.execute(sql.COLLECTED_SQL, {"day": day_id})
+        return [(store_id, amount) for store_id, amount in cur.fetchall() if amount]
 
 
 # --- payouts ------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ __all__ = [
     "Party",
     "LedgerPosting",
     "Payout",
+    "RuleSetAdoption",
 ]
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
@@ -119,6 +120,10 @@ class SplitRule(models.Model):
     ecommerce_percent = models.DecimalField(_("e-commerce share (%)"), default=ZERO, **PERCENT)
     guide_store_percent = models.DecimalField(_("guide's store share (%)"), default=ZERO, **PERCENT,
                                               help_text=_("Paid only when the guide works at another store."))
+    trade_area_percent = models.DecimalField(
+        _("trade-area store share (%)"), default=ZERO, **PERCENT,
+        help_text=_("Paid to the store whose trade area the order is shipped to (postcode or city), when that "
+                    "store is not the one credited: it gets its own share, the credited party keeps the rest."))
     valid_from = models.DateField(_("valid from"), null=True, blank=True,
                                   help_text=_("First business day; empty: always."))
     valid_until = models.DateField(_("valid until"), null=True, blank=True,
@@ -139,8 +144,8 @@ class SplitRule(models.Model):
         ordering = ["priority", "id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(ecommerce_percent__gte=0, guide_store_percent__gte=0)
-                & Q(ecommerce_percent__lte=100 - F("guide_store_percent")),
+                condition=Q(ecommerce_percent__gte=0, guide_store_percent__gte=0, trade_area_percent__gte=0)
+                & Q(ecommerce_percent__lte=100 - F("guide_store_percent") - F("trade_area_percent")),
                 name="split_rule_shares_within_100"),
             models.CheckConstraint(condition=Q(valid_until__isnull=True) | Q(valid_from__isnull=True)
                                    | Q(valid_until__gte=F("valid_from")), name="split_rule_validity"),
@@ -151,7 +156,7 @@ class SplitRule(models.Model):
 
     def clean(self) -> None:
         errors = {}
-        if (self.ecommerce_percent or 0) + (self.guide_store_percent or 0) > 100:
+        if (self.ecommerce_percent or 0) + (self.guide_store_percent or 0) + (self.trade_area_percent or 0) > 100:
             errors["guide_store_percent"] = _("The shares may add up to 100% at most.")
         if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
             errors["valid_until"] = _("The last day cannot be before the first.")
@@ -303,6 +308,7 @@ class SettlementStatement(models.Model):
     split_ecommerce = _money(_("e-commerce share"))
     split_store = _money(_("fulfilling stores' share"))
     split_guide_store = _money(_("guides' stores share"))
+    split_trade_store = _money(_("trade-area stores' share"))
     payments_count = models.PositiveIntegerField(_("payments"), default=0)
     payments_total = _money(_("payments taken"))
     refunds_count = models.PositiveIntegerField(_("refunds"), default=0)
@@ -322,7 +328,8 @@ class SettlementStatement(models.Model):
                                     nulls_distinct=False),
             models.CheckConstraint(condition=Q(net=F("sales_net") - F("returns_net") - F("cancelled_net")),
                                    name="settlement_statement_net"),
-            models.CheckConstraint(condition=Q(net=F("split_ecommerce") + F("split_store") + F("split_guide_store")),
+            models.CheckConstraint(condition=Q(net=F("split_ecommerce") + F("split_store") + F("split_guide_store")
+                                               + F("split_trade_store")),
                                    name="settlement_statement_split_adds_up"),
             models.CheckConstraint(condition=Q(promotion_discount=F("promotion_cost_hq") + F("promotion_cost_ecommerce")
                                                + F("promotion_cost_store") + F("promotion_cost_supplier")),
@@ -409,6 +416,9 @@ class SplitLine(models.Model):
     guide_store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
                                     db_index=False, related_name="+", verbose_name=_("guide's store"))
     guide_store_amount = _money(_("guide's store share"))
+    trade_store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+                                    db_index=False, related_name="+", verbose_name=_("trade-area store"))
+    trade_store_amount = _money(_("trade-area store share"))
 
     class Meta:
         db_table = "orders_splitline"  # the table kept its name when the model moved
@@ -420,7 +430,8 @@ class SplitLine(models.Model):
             # finds a line's sale (order_line, kind) for the returns and cancellations that reverse it.
             models.UniqueConstraint(F("order_line"), F("kind"), Coalesce(F("return_line"), Value(0)),
                                     name="split_line_once"),
-            models.CheckConstraint(condition=Q(net=F("ecommerce_amount") + F("store_amount") + F("guide_store_amount")),
+            models.CheckConstraint(condition=Q(net=F("ecommerce_amount") + F("store_amount") + F("guide_store_amount")
+                                               + F("trade_store_amount")),
                                    name="split_line_shares_add_up"),
             models.CheckConstraint(condition=Q(net=F("gross") - F("discount")), name="split_line_net"),
             models.CheckConstraint(condition=Q(kind="return") | Q(return_line__isnull=True),
@@ -546,6 +557,7 @@ class PartyShare(models.Model):
                               verbose_name=_("party"), help_text=_("Empty: the e-commerce department."))
     fulfilment_share = _money(_("share as fulfilling store / e-commerce"))
     guide_share = _money(_("share as the guide's store"))
+    trade_area_share = _money(_("share as the trade-area store"))
     total = _money(_("total"))
 
     class Meta:
@@ -556,7 +568,7 @@ class PartyShare(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["store_settlement", "store"], name="party_share_once",
                                     nulls_distinct=False),
-            models.CheckConstraint(condition=Q(total=F("fulfilment_share") + F("guide_share")),
+            models.CheckConstraint(condition=Q(total=F("fulfilment_share") + F("guide_share") + F("trade_area_share")),
                                    name="party_share_total"),
         ]
 
@@ -627,6 +639,7 @@ class LedgerPosting(models.Model):
         COUPON = "coupon", _("Coupon cost share")
         WALLET = "wallet", _("Cross-store wallet spending")
         COMMISSION = "commission", _("Guide commission released")
+        COLLECTION = "collection", _("Money collected at the counter (held for HQ)")
         PAYOUT = "payout", _("Payout")
 
     journal = models.UUIDField(_("journal"), db_index=True)
@@ -686,3 +699,27 @@ class Payout(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} {self.party} {self.amount}"
+
+
+class RuleSetAdoption(models.Model):
+    """A draft rule set adopted as the split rules in force from a business day, and who did it.
+
+    Adoption copies the draft's rules into rules in force valid from that day and ends the rules in
+    force the day before; rules that settled days used keep their terms (their split lines name
+    them), so settled days stay as they were.  Never from a day already settled or being settled."""
+
+    draft = models.CharField(_("draft set"), max_length=50)
+    effective_from = models.DateField(_("in force from"))
+    rules_adopted = models.JSONField(_("rules put in force"), default=list)
+    rules_ended = models.JSONField(_("rules ended"), default=list)
+    adopted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+", verbose_name=_("adopted by"))
+    adopted_at = models.DateTimeField(_("adopted at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("rule set adoption")
+        verbose_name_plural = _("rule set adoptions")
+        ordering = ["-adopted_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.draft} → {self.effective_from:%Y-%m-%d}"

@@ -30,6 +30,7 @@ STATEMENT_COLUMNS = [
     ("promotion_cost_store", _("promotion cost borne by stores")),
     ("promotion_cost_supplier", _("promotion cost borne by suppliers")), ("split_ecommerce", _("e-commerce share")),
     ("split_store", _("fulfilling stores' share")), ("split_guide_store", _("guides' stores share")),
+    ("split_trade_store", _("trade-area stores' share")),
     ("payments_total", _("payments taken")), ("refunds_total", _("refunds given")),
     ("tender_adjustments", _("money of late events")), ("points_issued", _("points issued")),
     ("points_redeemed", _("points redeemed")), ("points_redeemed_value", _("points redeemed (value)")),
@@ -40,6 +41,7 @@ LINE_COLUMNS = [
     _("time"), _("late (adjustment)"), _("gross"), _("discount"), _("coupon discount"),
     _("coupon cost (e-commerce)"), _("coupon cost (store)"), _("net"), _("split rule"), _("e-commerce share"),
     _("fulfilling store"), _("fulfilling store's share"), _("guide's store"), _("guide's store share"),
+    _("trade-area store"), _("trade-area store share"),
 ]
 
 
@@ -60,7 +62,8 @@ def statement_headers() -> list[str]:
 
 def statement_lines(statement_ids: Iterable[int]) -> QuerySet[SplitLine]:
     return (SplitLine.objects.filter(statement_id__in=list(statement_ids))
-            .select_related("statement__store", "order", "order_line", "rule", "store", "guide_store")
+            .select_related("statement__store", "order", "order_line", "rule", "store", "guide_store",
+                            "trade_store")
             .order_by("statement_id", "id"))
 
 
@@ -72,13 +75,15 @@ def line_rows(lines: QuerySet[SplitLine]) -> Iterator[list]:
                s.discount, s.coupon_discount, s.coupon_cost_ecommerce, s.coupon_cost_store, s.net,
                s.rule.name if s.rule else str(_("no rule: all to the fulfilling store")), s.ecommerce_amount,
                _store_label(s.store) if s.store_id else "", s.store_amount,
-               str(s.guide_store) if s.guide_store_id else "", s.guide_store_amount]
+               str(s.guide_store) if s.guide_store_id else "", s.guide_store_amount,
+               str(s.trade_store) if s.trade_store_id else "", s.trade_store_amount]
 
 
 def day_party_shares(day: SettlementDay) -> list[dict]:
     """Each party's share of the day's split: the e-commerce department (store None) and stores."""
     rows = (PartyShare.objects.filter(store_settlement__day=day).values("store_id", "store__code", "store__name")
-            .annotate(fulfilment=Sum("fulfilment_share"), guide=Sum("guide_share"), total=Sum("total"))
+            .annotate(fulfilment=Sum("fulfilment_share"), guide=Sum("guide_share"), trade=Sum("trade_area_share"),
+                      total=Sum("total"))
             .order_by("store_id"))
     return sorted(rows, key=lambda r: (r["store_id"] is not None, r["store_id"] or 0))
 

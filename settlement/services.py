@@ -51,7 +51,8 @@ from settlement.models import (
     StoreSettlement,
     WalletTransfer,
 )
-from stores.models import Store
+from stores.models import Capability, Store
+from stores.selectors import capability_enabled, capability_stores_enabled
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,14 @@ def rules_in_force(day: date) -> list[SplitRule]:
                 .order_by("priority", "id"))
 
 
+def split_switches() -> dict:
+    """The split-rules roll-out as SQL parameters: the stores where split rules are switched off, and
+    the global default (for lines with no fulfilling store).  Read when a day is settled."""
+    store_ids = list(Store.objects.values_list("pk", flat=True))
+    on = capability_stores_enabled(Capability.SPLIT_RULES, store_ids)
+    return {"split_off": sorted(set(store_ids) - on), "split_default": capability_enabled(Capability.SPLIT_RULES)}
+
+
 OTHER_STORE = -1  # in the rule map: a store that no rule names
 
 
@@ -147,7 +156,7 @@ def rule_map(rules: list[SplitRule], day: date) -> dict[str, list]:
     the product line and whether the order is shipped into a trade area."""
     special = sorted({r.store_id for r in rules if r.store_id is not None})
     arrays: dict[str, list] = {"rm_key": [], "rm_rule": [], "rm_ecom": [], "rm_guide": [], "rm_credit": [],
-                               "rm_special": special}
+                               "rm_trade": [], "rm_special": special}
     for channel, fulfillment, store_id, elsewhere, line, trade in product(
             ORDER_CHANNELS, FULFILLMENTS, [None, OTHER_STORE, *special], (False, True), PRODUCT_LINES,
             (False, True)):
@@ -158,6 +167,7 @@ def rule_map(rules: list[SplitRule], day: date) -> dict[str, list]:
         arrays["rm_ecom"].append(rule.ecommerce_percent if rule else ZERO)
         arrays["rm_guide"].append(rule.guide_store_percent if rule else ZERO)
         arrays["rm_credit"].append(bool(rule and rule.credit_trade_area))
+        arrays["rm_trade"].append(rule.trade_area_percent if rule else ZERO)
     return arrays
 
 
@@ -332,7 +342,7 @@ def _step_prepare(marker: StoreSettlement, settled: SettlementDay, store_id: int
         for c in CHANNELS])
     by_channel = {s.channel: s.pk for s in statements}
     params = {"day_lo": settled.window_start, "store": store_id, "st_channel": list(by_channel),
-              "st_id": list(by_channel.values()), **_rule_map(settled.day)}
+              "st_id": list(by_channel.values()), **_rule_map(settled.day), **split_switches()}
     return _Step(marker=marker, day=settled, store_id=store_id, params=params, statements=by_channel)
 
 
@@ -412,26 +422,29 @@ class _Totals:
     """Statement totals and party shares gathered from the inserts' aggregated RETURNING rows."""
 
     SPLIT_FIELDS = ("sales_gross", "sales_discount", "coupon_discount", "coupon_cost_ecommerce",
-                    "coupon_cost_store", "net", "split_ecommerce", "split_store", "split_guide_store")
+                    "coupon_cost_store", "net", "split_ecommerce", "split_store", "split_guide_store",
+                    "split_trade_store")
 
     def __init__(self) -> None:
         self.statement: dict[int, dict] = defaultdict(lambda: defaultdict(lambda: ZERO))
         self.counts: dict[int, dict] = defaultdict(lambda: defaultdict(int))
         self.tenders: dict[tuple[int, str], dict] = defaultdict(lambda: defaultdict(lambda: ZERO))
-        self.parties: dict[int | None, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+        # a party's shares: as fulfilling store (or e-commerce), as the guide's store, as the trade-area store
+        self.parties: dict[int | None, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
         self.rules: set[int] = set()
         self.events = 0
 
     def add_split(self, rows) -> None:
         for tag, statement_id, kind, adjustment, party, n, n_orders, *amounts in rows:
             if tag == "party":
-                self.parties[party][0] += amounts[-2]
-                self.parties[party][1] += amounts[-1]
+                self.parties[party][0] += amounts[-3]
+                self.parties[party][1] += amounts[-2]
+                self.parties[party][2] += amounts[-1]
                 continue
             if tag == "rule":
                 self.rules.add(party)
                 continue
-            gross, discount, coupon, ce, _, net, ecom, store, guide = amounts
+            gross, discount, coupon, ce, _, net, ecom, store, guide, trade = amounts
             cs = coupon - ce
             s, c = self.statement[statement_id], self.counts[statement_id]
             self.events += n if adjustment else 0
@@ -453,6 +466,7 @@ class _Totals:
             s["split_ecommerce"] += ecom
             s["split_store"] += store
             s["split_guide_store"] += guide
+            s["split_trade_store"] += trade
             if adjustment:
                 s["adjustments_net"] += net
             c["lines"] += n
@@ -535,8 +549,9 @@ def _store_figures(step: _Step) -> None:
 
 STATEMENT_MONEY = ("sales_gross", "sales_discount", "sales_net", "coupon_discount", "coupon_cost_ecommerce",
                    "coupon_cost_store", "promotion_discount",
-                   *(f"promotion_cost_{bearer}" for bearer in promotion_costs.BEARERS), "returns_net", "cancelled_net", "net", "adjustments_net", "split_ecommerce",
-                   "split_store", "split_guide_store", "payments_total", "refunds_total", "tender_adjustments",
+                   *(f"promotion_cost_{bearer}" for bearer in promotion_costs.BEARERS), "returns_net",
+                   "cancelled_net", "net", "adjustments_net", "split_ecommerce", "split_store", "split_guide_store",
+                   "split_trade_store", "payments_total", "refunds_total", "tender_adjustments",
                    "points_redeemed_value")
 STATEMENT_COUNTS = ("orders_count", "sale_lines", "return_lines", "payments_count", "refunds_count",
                     "points_issued", "points_redeemed")
@@ -560,9 +575,10 @@ def _step_close(step: _Step, totals: _Totals) -> None:
         for (statement_id, tender), t in sorted(totals.tenders.items())])
     PartyShare.objects.bulk_create([
         PartyShare(store_settlement=step.marker, store_id=party, fulfilment_share=share, guide_share=guide,
-                   total=share + guide)
-        for party, (share, guide) in sorted(totals.parties.items(), key=lambda kv: (kv[0] is not None, kv[0] or 0))
-        if share or guide])
+                   trade_area_share=trade, total=share + guide + trade)
+        for party, (share, guide, trade) in sorted(totals.parties.items(),
+                                                   key=lambda kv: (kv[0] is not None, kv[0] or 0))
+        if share or guide or trade])
     # A rule added after the day opened and used here (rare): mark it too.
     unmarked = SplitRule.objects.filter(pk__in=totals.rules, first_used_on__isnull=True)
     if totals.rules and unmarked.exists():

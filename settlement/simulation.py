@@ -22,8 +22,9 @@ from django.utils.translation import gettext as _
 
 from o2o.money import ZERO
 from settlement.models import SplitLine, SplitRule
-from settlement.services import rule_for
-from stores.models import Store, StoreMembership, TradeArea
+from settlement.services import rule_for, split_switches
+from stores.models import Store, StoreMembership
+from stores.selectors import trade_area_resolver
 
 FEN = Decimal("0.01")
 
@@ -67,7 +68,7 @@ def draft_rules(draft: str) -> list[SplitRule]:
     return list(SplitRule.objects.filter(draft=draft, is_active=True).order_by("priority", "id"))
 
 
-def _split(line: dict, rules: list[SplitRule], *, wh_store: dict, home: dict, trade: dict) -> dict:
+def _split(line: dict, rules: list[SplitRule], *, wh_store: dict, home: dict, trade, switches: dict) -> dict:
     """The shares a draft gives one split line: {party: amount}, None being e-commerce."""
     fulfillment = line["order__fulfillment"]
     if fulfillment == "ship_warehouse":
@@ -78,22 +79,28 @@ def _split(line: dict, rules: list[SplitRule], *, wh_store: dict, home: dict, tr
         party = line["order__store_id"]
     guide_home = home.get(line["order__guide_id"])
     guide_store = guide_home if guide_home is not None and guide_home != party else None
-    trade_store = trade.get(line["order__ship_city_id"])
-    rule = rule_for(rules, channel=line["order__channel"], fulfillment=fulfillment, store_id=party,
-                    guide_elsewhere=guide_store is not None, day=line["statement__business_day"],
-                    product_line=line["order_line__sku__product__line"], trade_area=trade_store is not None)
+    trade_store = trade(line["order__ship_postcode"], line["order__ship_city_id"])
+    launched = switches["split_default"] if party is None else party not in switches["split_off"]
+    rule = None if not launched else rule_for(
+        rules, channel=line["order__channel"], fulfillment=fulfillment, store_id=party,
+        guide_elsewhere=guide_store is not None, day=line["statement__business_day"],
+        product_line=line["order_line__sku__product__line"], trade_area=trade_store is not None)
     net = line["net"]
     ecom = _share(net, rule.ecommerce_percent) if rule else ZERO
     guide = _share(net, rule.guide_store_percent) if rule and guide_store is not None else ZERO
     credited = trade_store if party is None and rule is not None and rule.credit_trade_area else party
+    own = rule is not None and rule.trade_area_percent > 0 and trade_store is not None and trade_store != credited
+    area = _share(net, rule.trade_area_percent) if own else ZERO
     shares: dict = defaultdict(lambda: ZERO)
     if credited is None:
-        shares[None] += net - guide
+        shares[None] += net - guide - area
     else:
         shares[None] += ecom
-        shares[credited] += net - ecom - guide
+        shares[credited] += net - ecom - guide - area
     if guide:
         shares[guide_store] += guide
+    if area:
+        shares[trade_store] += area
     return shares
 
 
@@ -106,13 +113,16 @@ def split_simulate(*, draft: str, start: date, end: date) -> Simulation:
     for staff_id, store_id in StoreMembership.objects.order_by("staff_id", "since", "id") \
             .values_list("staff_id", "store_id"):
         home.setdefault(staff_id, store_id)
-    trade = dict(TradeArea.objects.values_list("city_id", "store_id"))
+    trade = trade_area_resolver()
+    switches = {**split_switches()}
+    switches["split_off"] = set(switches["split_off"])
     posted: dict = defaultdict(lambda: ZERO)
     drafted: dict = defaultdict(lambda: ZERO)
     count = 0
     lines = SplitLine.objects.filter(statement__business_day__gte=start, statement__business_day__lte=end).values(
         "net", "ecommerce_amount", "store_id", "store_amount", "guide_store_id", "guide_store_amount",
-        "order__channel", "order__fulfillment", "order__store_id", "order__ship_city_id", "order__guide_id",
+        "trade_store_id", "trade_store_amount", "order__channel", "order__fulfillment", "order__store_id",
+        "order__ship_city_id", "order__ship_postcode", "order__guide_id",
         "order_line__warehouse_id", "order_line__sku__product__line", "statement__business_day")
     for line in lines.iterator(chunk_size=5000):
         count += 1
@@ -121,7 +131,9 @@ def split_simulate(*, draft: str, start: date, end: date) -> Simulation:
             posted[line["store_id"]] += line["store_amount"]
         if line["guide_store_id"] is not None:
             posted[line["guide_store_id"]] += line["guide_store_amount"]
-        for party, amount in _split(line, rules, wh_store=wh_store, home=home, trade=trade).items():
+        if line["trade_store_id"] is not None:
+            posted[line["trade_store_id"]] += line["trade_store_amount"]
+        for party, amount in _split(line, rules, wh_store=wh_store, home=home, trade=trade, switches=switches).items():
             drafted[party] += amount
     parties = sorted(set(posted) | set(drafted), key=lambda p: (p is not None, p or 0))
     names = {s.pk: str(s) for s in Store.objects.filter(pk__in=[p for p in parties if p is not None])}

@@ -33,8 +33,8 @@ gh AS (  -- a guide's home store: their first store membership
       FROM stores_storemembership ORDER BY staff_id, since, id
 ), rm AS (  -- the rule of every (channel, fulfillment, fulfilling store or 0, guide elsewhere) as one key
     SELECT * FROM unnest(%(rm_key)s::text[], %(rm_rule)s::bigint[], %(rm_ecom)s::numeric[], %(rm_guide)s::numeric[],
-                         %(rm_credit)s::boolean[])
-           AS t(key, rule_id, ecom, guide, credit)
+                         %(rm_credit)s::boolean[], %(rm_trade)s::numeric[])
+           AS t(key, rule_id, ecom, guide, credit, trade)
 ), st AS (
     SELECT * FROM unnest(%(st_channel)s::text[], %(st_id)s::bigint[]) AS t(channel, id)
 )"""
@@ -54,10 +54,19 @@ COUPON_BEFORE = """
       LEFT JOIN LATERAL (SELECT COALESCE(sum(x.coupon_discount), 0) AS amount FROM orders_orderline x
                           WHERE o.coupon_discount > 0 AND x.order_id = o.id AND x.line_no < l.line_no) cb ON true"""
 
-# The line's product line and the trade-area store of the city the order is shipped to (rules use both).
+# The line's product line and the trade-area store of where the order is shipped (rules use both):
+# the store with the longest postcode prefix matching the order's postcode (a tie: the store in the
+# city shipped to, then the lowest id), or else the store whose trade area is the city shipped to.
 TERRITORY_JOIN = """
       JOIN catalog_sku sk ON sk.id = l.sku_id JOIN catalog_product pr ON pr.id = sk.product_id
-      LEFT JOIN stores_tradearea tr ON tr.city_id = o.ship_city_id"""
+      LEFT JOIN LATERAL (
+          SELECT COALESCE(
+                 (SELECT pc.store_id FROM stores_tradeareapostcode pc JOIN stores_store ps ON ps.id = pc.store_id
+                   WHERE o.ship_postcode <> '' AND left(o.ship_postcode, length(pc.prefix)) = pc.prefix
+                   ORDER BY length(pc.prefix) DESC, (ps.city_id = o.ship_city_id) IS TRUE DESC, pc.store_id
+                   LIMIT 1),
+                 (SELECT ta.store_id FROM stores_tradearea ta WHERE ta.city_id = o.ship_city_id)) AS store_id
+      ) tr ON o.ship_postcode <> '' OR o.ship_city_id IS NOT NULL"""
 
 # Lines are reached order by order through their index: a step reads its own orders' lines only.
 LINE_JOIN = """
@@ -68,6 +77,10 @@ LINE_JOIN = """
 # The store part of a rule-map key: 0 none, the store if a rule names it, -1 any other store.
 RULE_STORE = ("(CASE WHEN {party} IS NULL THEN 0 WHEN {party} = ANY(%(rm_special)s::bigint[]) THEN {party} "
               "ELSE -1 END)")
+# Whether split rules are switched on for a line: at its fulfilling store, or (no store: shipped from a
+# warehouse) by the global default.  Off: no rule applies, the fulfilling store (or e-commerce) keeps all.
+SPLIT_ON = ("(CASE WHEN {party} IS NULL THEN %(split_default)s "
+            "ELSE NOT ({party} = ANY(%(split_off)s::bigint[])) END)")
 # The key's tail: the product line and whether the order goes to a trade area.
 RULE_TAIL = "{a}.product_line, CASE WHEN {a}.trade_store IS NULL THEN 0 ELSE 1 END"
 # The store credited: the fulfilling store, or the trade-area store when the rule says so.
@@ -95,11 +108,18 @@ fresh AS (
            CASE WHEN f.sale_id IS NOT NULL THEN f.s_store ELSE {CREDITED.format(a="f", party="party_store")}
            END AS e_party,
            CASE WHEN f.sale_id IS NOT NULL THEN f.s_guide_store ELSE f.f_guide_store END AS e_guide_store,
-           CASE WHEN f.sale_id IS NOT NULL THEN f.s_line_ce ELSE f.f_line_ce END AS e_line_ce
+           CASE WHEN f.sale_id IS NOT NULL THEN f.s_line_ce ELSE f.f_line_ce END AS e_line_ce,
+           CASE WHEN f.sale_id IS NOT NULL THEN COALESCE(sr.trade_area_percent, 0)
+                ELSE COALESCE(rm.trade, 0) END AS e_trade,
+           CASE WHEN f.sale_id IS NOT NULL THEN f.s_trade_store
+                WHEN COALESCE(rm.trade, 0) > 0 AND f.trade_store IS NOT NULL
+                     AND f.trade_store IS DISTINCT FROM ({CREDITED.format(a="f", party="party_store")})
+                THEN f.trade_store END AS e_trade_store
       FROM fresh f
       LEFT JOIN rm ON rm.key = concat_ws(':', f.channel, f.fulfillment, {RULE_STORE.format(party="f.party_store")},
                                          CASE WHEN f.f_guide_store IS NULL THEN 0 ELSE 1 END,
                                          {RULE_TAIL.format(a="f")})
+                  AND {SPLIT_ON.format(party="f.party_store")}
       LEFT JOIN orders_splitrule sr ON sr.id = f.s_rule
 ), amounts AS (
     -- Every amount is sign × (share of the cumulative amount after − share of the amount before),
@@ -114,13 +134,16 @@ fresh AS (
            CASE WHEN e.e_guide_store IS NOT NULL
                 THEN e.sign * (round(e.amt_after * e.e_guide / 100, 2) - round(e.amt_before * e.e_guide / 100, 2))
                 ELSE 0 END AS a_guide,
+           CASE WHEN e.e_trade_store IS NOT NULL
+                THEN e.sign * (round(e.amt_after * e.e_trade / 100, 2) - round(e.amt_before * e.e_trade / 100, 2))
+                ELSE 0 END AS a_trade,
            e.sign * (round(e.amt_after * e.e_ecom / 100, 2) - round(e.amt_before * e.e_ecom / 100, 2)) AS a_ecom_raw
       FROM eff e
 )"""
 
 SPLIT_RETURNING = """statement_id, kind, order_id, rule_id, adjustment, gross, discount, coupon_discount,
               coupon_cost_ecommerce, net, ecommerce_amount, store_id, store_amount, guide_store_id,
-              guide_store_amount"""
+              guide_store_amount, trade_store_id, trade_store_amount"""
 
 # Statement totals, each party's share and the rules used, from the rows just written.  ``{orders}``:
 # the orders counted — 0 for the day's own window (a cheap count of the orders paid does it) or the
@@ -128,19 +151,22 @@ SPLIT_RETURNING = """statement_id, kind, order_id, rule_id, adjustment, gross, d
 SPLIT_RESULT = """
 SELECT 'statement', statement_id, kind, adjustment, NULL::bigint, count(*), {orders},
        sum(gross), sum(discount), sum(coupon_discount), sum(coupon_cost_ecommerce), 0,
-       sum(net), sum(ecommerce_amount), sum(store_amount), sum(guide_store_amount)
+       sum(net), sum(ecommerce_amount), sum(store_amount), sum(guide_store_amount), sum(trade_store_amount)
   FROM ins GROUP BY statement_id, kind, adjustment
 UNION ALL
-SELECT 'party', NULL, NULL, NULL, store_id, count(*), 0, 0, 0, 0, 0, 0, 0, 0, sum(store_amount), 0
+SELECT 'party', NULL, NULL, NULL, store_id, count(*), 0, 0, 0, 0, 0, 0, 0, 0, sum(store_amount), 0, 0
   FROM ins WHERE store_id IS NOT NULL GROUP BY store_id
 UNION ALL
-SELECT 'party', NULL, NULL, NULL, NULL, count(*), 0, 0, 0, 0, 0, 0, 0, 0, sum(ecommerce_amount), 0 FROM ins
+SELECT 'party', NULL, NULL, NULL, NULL, count(*), 0, 0, 0, 0, 0, 0, 0, 0, sum(ecommerce_amount), 0, 0 FROM ins
 HAVING count(*) > 0
 UNION ALL
-SELECT 'party', NULL, NULL, NULL, guide_store_id, count(*), 0, 0, 0, 0, 0, 0, 0, 0, 0, sum(guide_store_amount)
+SELECT 'party', NULL, NULL, NULL, guide_store_id, count(*), 0, 0, 0, 0, 0, 0, 0, 0, 0, sum(guide_store_amount), 0
   FROM ins WHERE guide_store_id IS NOT NULL GROUP BY guide_store_id
 UNION ALL
-SELECT 'rule', NULL, NULL, NULL, rule_id, count(*), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+SELECT 'party', NULL, NULL, NULL, trade_store_id, count(*), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, sum(trade_store_amount)
+  FROM ins WHERE trade_store_id IS NOT NULL GROUP BY trade_store_id
+UNION ALL
+SELECT 'rule', NULL, NULL, NULL, rule_id, count(*), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
   FROM ins WHERE rule_id IS NOT NULL GROUP BY rule_id
 """
 
@@ -149,22 +175,23 @@ ins AS (
     INSERT INTO orders_splitline
            (statement_id, kind, order_id, order_line_id, return_line_id, sale_line_id, rule_id, event_at,
             adjustment, gross, discount, coupon_discount, coupon_cost_ecommerce, coupon_cost_store, net,
-            ecommerce_amount, store_id, store_amount, guide_store_id, guide_store_amount)
+            ecommerce_amount, store_id, store_amount, guide_store_id, guide_store_amount, trade_store_id,
+            trade_store_amount)
     SELECT st.id, a.kind, a.order_id, a.order_line_id, a.return_line_id, a.sale_id, a.e_rule, a.event_at,
            a.event_at < %(day_lo)s, a.a_gross, a.a_gross - a.a_net, a.a_coupon, a.a_ce, a.a_coupon - a.a_ce,
            a.a_net,
-           CASE WHEN a.e_party IS NULL THEN a.a_net - a.a_guide ELSE a.a_ecom_raw END,
+           CASE WHEN a.e_party IS NULL THEN a.a_net - a.a_guide - a.a_trade ELSE a.a_ecom_raw END,
            a.e_party,
-           CASE WHEN a.e_party IS NULL THEN 0 ELSE a.a_net - a.a_ecom_raw - a.a_guide END,
-           a.e_guide_store, a.a_guide
+           CASE WHEN a.e_party IS NULL THEN 0 ELSE a.a_net - a.a_ecom_raw - a.a_guide - a.a_trade END,
+           a.e_guide_store, a.a_guide, a.e_trade_store, a.a_trade
       FROM amounts a JOIN st ON st.channel = a.channel
     RETURNING """ + SPLIT_RETURNING + """
 ) """ + SPLIT_RESULT
 
 NO_SALE = """NULL::bigint AS sale_id, NULL::bigint AS s_rule, NULL::bigint AS s_store,
-             NULL::bigint AS s_guide_store, NULL::numeric AS s_line_ce"""
+             NULL::bigint AS s_guide_store, NULL::numeric AS s_line_ce, NULL::bigint AS s_trade_store"""
 SALE_ROW = """s.id AS sale_id, s.rule_id AS s_rule, s.store_id AS s_store, s.guide_store_id AS s_guide_store,
-             s.coupon_cost_ecommerce AS s_line_ce"""
+             s.coupon_cost_ecommerce AS s_line_ce, s.trade_store_id AS s_trade_store"""
 
 # Sales are most of the rows, so they take a direct path: no sale to look up, nothing before.
 SALES_SQL = f"""
@@ -186,21 +213,32 @@ WITH {COMMON_CTES}, base AS (
 ), ruled AS (
     SELECT g.*, rm.rule_id, round(g.net * COALESCE(rm.ecom, 0) / 100, 2) AS ecom,
            {CREDITED.format(a="g", party="party")} AS e_party,
-           CASE WHEN g.guide_store IS NULL THEN 0 ELSE round(g.net * COALESCE(rm.guide, 0) / 100, 2) END AS guide
+           CASE WHEN g.guide_store IS NULL THEN 0 ELSE round(g.net * COALESCE(rm.guide, 0) / 100, 2) END AS guide,
+           COALESCE(rm.trade, 0) AS trade_pct
       FROM guided g
       LEFT JOIN rm ON rm.key = concat_ws(':', g.channel, g.fulfillment, {RULE_STORE.format(party="g.party")},
                                          CASE WHEN g.guide_store IS NULL THEN 0 ELSE 1 END,
                                          {RULE_TAIL.format(a="g")})
+                  AND {SPLIT_ON.format(party="g.party")}
+), traded AS (  -- the trade-area store's own share, when the rule gives one and it is not the credited store
+    SELECT r.*, CASE WHEN r.trade_pct > 0 AND r.trade_store IS NOT NULL AND r.trade_store IS DISTINCT FROM r.e_party
+                     THEN r.trade_store END AS t_store
+      FROM ruled r
+), shared AS (
+    SELECT t.*, CASE WHEN t.t_store IS NULL THEN 0 ELSE round(t.net * t.trade_pct / 100, 2) END AS trade
+      FROM traded t
 ), ins AS (
     INSERT INTO orders_splitline
            (statement_id, kind, order_id, order_line_id, return_line_id, sale_line_id, rule_id, event_at,
             adjustment, gross, discount, coupon_discount, coupon_cost_ecommerce, coupon_cost_store, net,
-            ecommerce_amount, store_id, store_amount, guide_store_id, guide_store_amount)
+            ecommerce_amount, store_id, store_amount, guide_store_id, guide_store_amount, trade_store_id,
+            trade_store_amount)
     SELECT st.id, 'sale', r.order_id, r.order_line_id, NULL, NULL, r.rule_id, r.event_at, r.event_at < %(day_lo)s,
            r.gross, r.discount, r.coupon_discount, r.ce, r.coupon_discount - r.ce, r.net,
-           CASE WHEN r.e_party IS NULL THEN r.net - r.guide ELSE r.ecom END, r.e_party,
-           CASE WHEN r.e_party IS NULL THEN 0 ELSE r.net - r.ecom - r.guide END, r.guide_store, r.guide
-      FROM ruled r JOIN st ON st.channel = r.channel
+           CASE WHEN r.e_party IS NULL THEN r.net - r.guide - r.trade ELSE r.ecom END, r.e_party,
+           CASE WHEN r.e_party IS NULL THEN 0 ELSE r.net - r.ecom - r.guide - r.trade END, r.guide_store, r.guide,
+           r.t_store, r.trade
+      FROM shared r JOIN st ON st.channel = r.channel
     RETURNING {SPLIT_RETURNING}
 ) {SPLIT_RESULT}"""
 
@@ -360,3 +398,18 @@ SELECT count(*), COALESCE(sum(rel.released_delta), 0)
   FROM members_commissionentry acc
   JOIN members_commissionentry rel ON rel.accrual_id = acc.id AND rel.kind = 'release'
  WHERE acc.kind = 'accrual' AND acc.frozen_until >= %(lo)s AND acc.frozen_until < %(hi)s AND {pred}"""
+
+# Money a store took at its own counter on a settled day (payments less refunds handed out), which
+# it holds for HQ: every tender but points and exchange credit (no money changed hands), and not
+# wallet recharges (the member's money until spent; a spend counts where it is spent, and the
+# selling store answers for it through the cross-store wallet journal).
+COLLECTED_SQL = """
+SELECT ss.store_id, sum(t.amount)
+  FROM orders_tenderline t
+  JOIN orders_settlementstatement st ON st.id = t.statement_id
+  JOIN orders_storesettlement ss ON ss.id = st.store_settlement_id
+  JOIN payments_payment p ON p.id = t.payment_id
+ WHERE ss.day_id = %(day)s AND ss.store_id IS NOT NULL AND t.tender NOT IN ('points', 'exchange_credit')
+   AND NOT EXISTS (SELECT 1 FROM members_walletrecharge w WHERE w.reference = p.number)
+ GROUP BY ss.store_id
+ ORDER BY ss.store_id"""

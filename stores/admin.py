@@ -36,6 +36,7 @@ from stores.models import (
     Store,
     StoreMembership,
     TradeArea,
+    TradeAreaPostcode,
     Warehouse,
 )
 from stores.selectors import capabilities_effective, staff_sees_all, staff_store_ids, staff_warehouse_ids
@@ -392,13 +393,21 @@ class TradeAreaInline(admin.TabularInline):
     verbose_name_plural = _("trade areas (online customers of these cities count as the store's)")
 
 
+class TradeAreaPostcodeInline(admin.TabularInline):
+    model = TradeAreaPostcode
+    extra = 0
+    verbose_name = _("trade-area postcode")
+    verbose_name_plural = _("trade-area postcodes (online orders shipped to these postcodes count as the store's; "
+                            "the longest matching prefix wins)")
+
+
 @admin.register(Store)
 class StoreAdmin(ScopedByWarehouse, admin.ModelAdmin):
     list_display = ["code", "name", "city", "warehouse", "phone", "staff_count", "launched_on", "is_active"]
     list_filter = ["city__region", "city", "is_active"]
     readonly_fields = ["launched_on", "capabilities"]
     actions = ["set_launch_date"]
-    inlines = [TradeAreaInline]
+    inlines = [TradeAreaInline, TradeAreaPostcodeInline]
 
     @admin.display(description=_("O2O capabilities"))
     def capabilities(self, obj):

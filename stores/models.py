@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -142,6 +143,35 @@ class TradeArea(models.Model):
 
     def __str__(self) -> str:
         return f"{self.city} → {self.store}"
+
+
+class TradeAreaPostcode(models.Model):
+    """A postcode prefix in a store's trade area: an online order shipped to a postcode starting with
+    it counts as the store's (split rules may credit the store even when the central warehouse
+    ships).  Finer than a city: when a postcode matches, it decides before the city's trade area.
+
+    Two stores may list overlapping prefixes.  The longest matching prefix wins; on a tie, the
+    store in the city the order is shipped to, then the store opened first (lowest id)."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="trade_postcodes",
+                              verbose_name=_("store"))
+    prefix = models.CharField(_("postcode prefix"), max_length=6,
+                              validators=[RegexValidator(r"^[0-9]{1,6}$", _("One to six digits."))],
+                              help_text=_("The first digits of the postcodes (邮编) served, e.g. 3100 or 310012."))
+    district = models.CharField(_("district"), max_length=50, blank=True, default="",
+                                help_text=_("For reference: the district these postcodes cover."))
+
+    class Meta:
+        verbose_name = _("trade-area postcode")
+        verbose_name_plural = _("trade-area postcodes")
+        ordering = ["prefix", "store_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["store", "prefix"], name="trade_postcode_once"),
+            models.CheckConstraint(condition=Q(prefix__regex=r"^[0-9]{1,6}$"), name="trade_postcode_digits"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}* → {self.store}"
 
 
 # --- roll-out: which O2O capabilities are on where ------------------------------------------

@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from stores.models import Capability, CapabilitySwitch, City, Role, StaffProfile, Store, Warehouse
+from stores.models import (
+    Capability,
+    CapabilitySwitch,
+    City,
+    Role,
+    StaffProfile,
+    Store,
+    TradeArea,
+    TradeAreaPostcode,
+    Warehouse,
+)
 
 
 def staff_profile(user) -> StaffProfile | None:
@@ -170,3 +180,27 @@ def capability_stores_enabled(capability: str, store_ids) -> set[int]:
                 for s in CapabilitySwitch.objects.filter(capability=capability)}
     return {pk for pk, city_id, region_id in rows
             if _decide(capability, switches, {"store": pk, "city": city_id, "region": region_id}).enabled}
+
+
+# --- trade areas -------------------------------------------------------------------------------
+
+
+def trade_area_resolver():
+    """A function ``(postcode, city id) -> store id or None``: whose trade area an address is in.
+
+    The store with the longest postcode prefix the postcode starts with decides; two stores with
+    equally long prefixes: the one in the city shipped to, then the lowest id (the store opened
+    first).  No postcode match: the store whose trade area is the city.  Settlement's SQL
+    (``settlement.sql.TERRITORY_JOIN``) applies the same rule.  Two queries, then no more."""
+    prefixes = list(TradeAreaPostcode.objects.values_list("prefix", "store_id", "store__city_id"))
+    cities = dict(TradeArea.objects.values_list("city_id", "store_id"))
+
+    def resolve(postcode: str | None, city_id: int | None) -> int | None:
+        if postcode:
+            found = [(len(prefix), store_city == city_id, -store_id) for prefix, store_id, store_city in prefixes
+                     if postcode.startswith(prefix)]
+            if found:
+                return -max(found)[2]
+        return cities.get(city_id)
+
+    return resolve

@@ -81,7 +81,9 @@ from o2o.db import service
 from o2o.errors import InvalidInput
 from o2o.money import CURRENCY, ZERO, allocate, money
 from o2o.outbox import outbox_emit
-from stores.models import StaffProfile
+from stores.exceptions import NotLaunched
+from stores.models import Capability, StaffProfile, Store
+from stores.selectors import capability_enabled
 
 
 # 31 symbols: no 0/O, 1/I/L, so a code read aloud or typed from print cannot be mistaken.
@@ -394,6 +396,11 @@ def _quote(coupon: IssuedCoupon, *, channel: str, store_id: int | None,
     if store_ids and store_id not in store_ids:
         raise CouponOutOfScope(message="This coupon is not valid in this store.", field="code",
                                params={"store_id": store_id})
+    # Until coupon scopes are launched at a store, it honours only the coupons made for it: coupons of
+    # wider scope (every store, HQ and online campaigns) are refused there.
+    if store_id is not None and store_id not in store_ids \
+            and not capability_enabled(Capability.COUPON_SCOPES, store=store_id):
+        raise NotLaunched(capability=Capability.COUPON_SCOPES, store=Store.objects.get(pk=store_id), field="code")
     flags = _in_scope_flags(template, lines)
     eligible = money(sum((amount for (_, _, amount), ok in zip(lines, flags) if ok), Decimal(0)))
     if eligible <= 0:

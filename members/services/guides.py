@@ -498,6 +498,16 @@ def _commission_holder(guide: StaffProfile | int) -> StaffProfile:
     return found
 
 
+def _commission_launched(guide: StaffProfile, store_id: int | None) -> bool:
+    """Whether guide commission is switched on for a sale: at the order's store, or for an order with
+    no store (shipped) at the guide's own store (their first)."""
+    if store_id is None:
+        store_id = StoreMembership.objects.filter(staff=guide).order_by("since", "id") \
+            .values_list("store_id", flat=True).first()
+    return capability_enabled(Capability.GUIDE, store=store_id) if store_id is not None \
+        else capability_enabled(Capability.GUIDE)
+
+
 @service
 def commission_accrue(*, guide: StaffProfile | int, order_number: str, channel: str, store_id: int | None,
                       lines: Sequence[BasketLine], frozen_until: datetime) -> list[CommissionEntry]:
@@ -516,6 +526,8 @@ def commission_accrue(*, guide: StaffProfile | int, order_number: str, channel: 
                            field="frozen_until")
     clean = basket_lines_clean(lines, error=InvalidCommissionLines)
     guide = _commission_holder(guide)
+    if not _commission_launched(guide, store_id):
+        return []
     _order_lock(order_number)
     existing = list(CommissionEntry.objects.filter(kind=CommissionEntry.Kind.ACCRUAL, order_number=order_number)
                     .order_by("line_no"))

@@ -58,6 +58,9 @@ from members.services.members import member_lock, merge_hook, store_id_check
 from o2o.db import service
 from o2o.money import ZERO, allocate, money, money_parse
 from o2o.outbox import outbox_emit
+from stores.exceptions import NotLaunched
+from stores.models import Capability, Store
+from stores.selectors import capability_enabled
 
 
 def _check_amount(value: object, *, field: str = "amount", allow_zero: bool = False) -> Decimal:
@@ -175,6 +178,17 @@ def _take_oldest_first(lots: list[WalletRecharge], field: str, amount: Decimal) 
     return taken
 
 
+def _own_lots(lots: list[WalletRecharge], store_id: int, principal: Decimal, bonus: Decimal) -> list[WalletRecharge]:
+    """Where cross-store wallet spending is not launched, a spend draws only on the store's own
+    recharges; raises wallet_cross_store_not_launched (nothing changed) when they hold too little."""
+    own = [lot for lot in lots if lot.store_id == store_id]
+    if sum((lot.principal_remaining for lot in own), ZERO) < principal \
+            or sum((lot.bonus_remaining for lot in own), ZERO) < bonus:
+        raise NotLaunched(capability=Capability.WALLET_CROSS_STORE, store=Store.objects.get(pk=store_id),
+                          field="amount")
+    return own
+
+
 @service
 def wallet_spend(*, member: Member | int, amount: Decimal, reference: str, store_id: int | None = None
                  ) -> WalletEntry:
@@ -184,7 +198,9 @@ def wallet_spend(*, member: Member | int, amount: Decimal, reference: str, store
     refunds are against their total; a reference another member spent under
     raises wallet_reference_conflict.  Locks the member; queues
     ``member.wallet_changed``.  Raises invalid_amount, invalid_reference,
-    store_not_found, member_not_found, wallet_reference_conflict, wallet_insufficient.
+    store_not_found, member_not_found, wallet_reference_conflict, wallet_insufficient,
+    wallet_cross_store_not_launched (the money is in recharges other stores sold, and cross-store
+    spending is not switched on at ``store_id``).
     """
     amount = _check_amount(amount)
     reference = _check_reference(reference)
@@ -199,6 +215,8 @@ def wallet_spend(*, member: Member | int, amount: Decimal, reference: str, store
     principal_part, bonus_part = _split(amount, principal, bonus)
     lots = list(WalletRecharge.objects.filter(member=member).exclude(principal_remaining=0, bonus_remaining=0)
                 .order_by("id"))
+    if store_id is not None and not capability_enabled(Capability.WALLET_CROSS_STORE, store=store_id):
+        lots = _own_lots(lots, store_id, principal_part, bonus_part)
     from_principal = _take_oldest_first(lots, "principal_remaining", principal_part)
     from_bonus = _take_oldest_first(lots, "bonus_remaining", bonus_part)
     entry = _post(member, WalletEntryKind.SPEND, -principal_part, -bonus_part, reference=reference,

@@ -82,6 +82,10 @@ class OrderCreateIn(StrictInput, serializers.Serializer):
                                                    allow_null=True,
                                                    default=None, help_text="Required when shipping.")
     ship_address = Text(max_length=300, required=False, allow_blank=True, default="")
+    ship_postcode = serializers.RegexField(r"^[0-9]{6}$", required=False, allow_blank=True, default="",
+                                           help_text="Six-digit postcode shipped to: an order shipped into a "
+                                                     "store's trade area (its postcode prefixes) credits that "
+                                                     "store in the revenue split.")
     customer_name = Text(max_length=100, required=False, allow_blank=True, default="")
     customer_phone = serializers.RegexField(PHONE_PATTERN, max_length=20, required=False, allow_blank=True,
                                             default="")
@@ -215,7 +219,8 @@ class OrderOut(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = ["id", "number", "channel", "partner", "external_id", "status", "fulfillment", "store",
-                  "store_code", "customer_name", "customer_phone", "ship_city", "ship_address", "currency",
+                  "store_code", "customer_name", "customer_phone", "ship_city", "ship_address", "ship_postcode",
+                  "currency",
                   "subtotal", "discount_total", "total", "paid_total", "refunded_total", "pickup_code",
                   "needs_transfer", "expires_at", "created_at", "updated_at", "paid_at", "handed_over_at",
                   "version", "promotion_discount", "lines"]

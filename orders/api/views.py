@@ -209,7 +209,8 @@ class OrderListCreate(PrincipalMixin, generics.ListAPIView):
             customer=customer, channel=p.channel, partner=p.partner, external_id=v["external_id"] or None,
             fulfillment=v["fulfillment"], store=v["store"],
             ship_city_id=v["ship_city"].pk if v["ship_city"] else None, ship_address=v["ship_address"],
-            customer_name=v["customer_name"], customer_phone=v["customer_phone"],
+            ship_postcode=v["ship_postcode"], customer_name=v["customer_name"],
+            customer_phone=v["customer_phone"],
             lines=[LineIn(sku_id=line["sku"], qty=line["qty"]) for line in v["lines"]], actor=p.actor)
         order = order_fresh(p, result.order.pk)
         response = Response(OrderDetailOut(order, context={"request": request}).data,

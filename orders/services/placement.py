@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from inventory import services as stock
 from o2o.db import service
@@ -166,7 +167,7 @@ def _member_fields(member, quote, *, chosen_guide_id: int | None) -> dict[str, A
 @service
 def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, external_id: str | None = None,
                 partner: str = "", store: Store | None = None, ship_city_id: int | None = None,
-                ship_address: str = "", customer_name: str = "", customer_phone: str = "",
+                ship_address: str = "", ship_postcode: str = "", customer_name: str = "", customer_phone: str = "",
                 discount: Decimal = ZERO, actor=None, member=None, coupon_code: str = "",
                 chosen_guide_id: int | None = None) -> PlaceResult:
     """Place an online order and reserve its stock.  Idempotent on (channel, partner, external id).
@@ -185,12 +186,15 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
         raise InvalidFulfillment(field="fulfillment")
     if fulfillment == Fulfillment.PICKUP and store is None:
         raise StoreRequired(field="store")
+    if ship_postcode and not (len(ship_postcode) == 6 and ship_postcode.isascii() and ship_postcode.isdigit()):
+        raise InvalidInput(_("A postcode is six digits."), code="invalid_postcode", field="ship_postcode")
     if fulfillment == Fulfillment.PICKUP and not capability_enabled(Capability.PICKUP, store=store):
         raise NotLaunched(capability=Capability.PICKUP, store=store, field="store")
     demand = _demand(lines)
     member = membership.member_resolve(member)
     request_hash = _payload_hash({"lines": sorted(demand.items()), "fulfillment": fulfillment,
                                   "store": store.pk if store else None, "city": ship_city_id,
+                                  **({"postcode": ship_postcode} if ship_postcode else {}),
                                   "discount": str(money(discount)), "member": member.pk if member else None,
                                   "coupon": coupon_code or "", **({"guide": chosen_guide_id} if chosen_guide_id else {})})
     lookup = {"channel": channel, "partner": partner, "external_id": external_id}
@@ -216,7 +220,8 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
     order = Order(number=number_next("SO"), channel=channel, partner=partner, external_id=external_id,
                   request_hash=request_hash, store=store, fulfillment=fulfillment, status=Status.PENDING_PAYMENT,
                   customer_name=customer_name, customer_phone=customer_phone, ship_city_id=ship_city_id,
-                  ship_address=ship_address, subtotal=priced.subtotal, discount_total=priced.discount_total,
+                  ship_address=ship_address, ship_postcode=ship_postcode, subtotal=priced.subtotal,
+                  discount_total=priced.discount_total,
                   total=priced.total, created_by=_user(actor),
                   expires_at=timezone.now() + timedelta(minutes=settings.O2O_RESERVATION_TTL_MINUTES),
                   needs_transfer=fulfillment == Fulfillment.PICKUP and store.warehouse_id not in plan,
