@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from o2o.admin_tables import ExportActionsMixin
 from o2o.errors import DomainError
+from orders import cod_admin  # noqa: F401  (registers the COD remittance pages)
 from orders import services
 from orders.selectors import order_scope, order_scope_q
 from orders.models import (

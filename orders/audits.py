@@ -187,3 +187,41 @@ def pickup_codes_open_once():
         )
         for code, numbers in cur.fetchall():
             yield f"pickup code {code} is held by open orders {', '.join(numbers)}"
+
+
+@audit_check("4", "a cash-on-delivery order paid by the courier has one remittance, equal to what was due")
+def cod_orders_have_one_remittance():
+    """Every captured COD payment was captured by exactly one courier remittance of the same amount and
+    tracking number; the order is marked paid; and the remittance plus the order's other captured
+    payments (less what was given back as overpayment) come to the order's total: what was due."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            WITH cod AS (
+                SELECT o.id, o.number, o.total, o.paid_at,
+                       COUNT(DISTINCT py.id) FILTER (WHERE py.status = 'captured') AS captured_cod,
+                       COUNT(DISTINCT r.id) AS remittances,
+                       COUNT(DISTINCT r.id) FILTER (WHERE py.id = r.payment_id AND py.status = 'captured'
+                                                    AND py.amount = r.amount
+                                                    AND py.provider_txn_id = r.tracking_number) AS matching,
+                       COALESCE(SUM(DISTINCT r.amount), 0) AS remitted
+                FROM orders_order o
+                JOIN payments_payment py ON py.reference = o.number AND py.tender = 'cash_on_delivery'
+                LEFT JOIN orders_codremittance r ON r.order_id = o.id
+                GROUP BY o.id
+            )
+            SELECT c.number, c.total, c.paid_at IS NOT NULL, c.captured_cod, c.remittances, c.matching,
+                   c.remitted, COALESCE(p.captured, 0) - COALESCE(x.excess, 0)
+            FROM cod c
+            JOIN orders_order o ON o.id = c.id
+            {_PAYMENTS_BY_ORDER}
+            WHERE (c.captured_cod > 0 OR c.remittances > 0) AND (
+                   c.captured_cod <> 1 OR c.remittances <> 1 OR c.matching <> 1 OR c.paid_at IS NULL
+                OR COALESCE(p.captured, 0) - COALESCE(x.excess, 0) <> c.total)
+            ORDER BY c.id
+            """
+        )
+        for number, total, paid, captured, remittances, matching, remitted, kept in cur.fetchall():
+            yield (f"order {number}: total {total}, marked paid {paid}; {captured} COD payments captured, "
+                   f"{remittances} remittances ({matching} matching a capture) for {remitted}; "
+                   f"captured in all {kept}")

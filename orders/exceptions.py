@@ -107,3 +107,38 @@ class GuideSceneInvalid(DomainError):
 class MemberRequired(InvalidInput):
     code = "member_required"
     default_message = _("Points and wallet pay only for a member's order: name the member.")
+
+
+class CodNotAvailable(Conflict):
+    code = "cod_not_available"
+    default_message = _("Cash on delivery is only for orders shipped to the customer.")
+
+
+class CodChosen(Conflict):
+    code = "cod_chosen"
+    default_message = _("This order is paid in cash on delivery; cancel it to pay another way.")
+
+
+class CodTrackingUnknown(NotFound):
+    code = "cod_tracking_unknown"
+    default_message = _("No shipped cash-on-delivery parcel has this tracking number.")
+
+
+class CodNotAwaiting(Conflict):
+    code = "cod_not_awaiting"
+    default_message = _("This parcel's order is not waiting for a cash-on-delivery remittance.")
+
+
+class CodAmountMismatch(InvalidInput):
+    code = "cod_amount_mismatch"
+    default_message = _("The remitted amount is not what the customer owed on delivery.")
+
+
+class CodAlreadyRemitted(Conflict):
+    code = "cod_already_remitted"
+    default_message = _("This parcel's remittance was already recorded.")
+
+
+class CodBatchRejected(InvalidInput):
+    code = "cod_batch_rejected"
+    default_message = _("The file has bad rows; nothing from it was recorded.")

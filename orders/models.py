@@ -49,7 +49,10 @@ PICKUP_CODE_OPEN_ONCE = "order_pickup_code_open_once"
 # The pipeline: from-status → statuses it may move to.  Nothing else is allowed.
 TRANSITIONS: dict[str, set[str]] = {
     "": {Status.PENDING_PAYMENT, Status.COMPLETED},
-    Status.PENDING_PAYMENT: {Status.PAID, Status.CANCELLED, Status.EXPIRED},
+    # A cash-on-delivery order ships unpaid (the services allow it only with the COD payment pending);
+    # the courier's remittance pays it later without moving its status.
+    Status.PENDING_PAYMENT: {Status.PAID, Status.CANCELLED, Status.EXPIRED, Status.PARTIALLY_SHIPPED,
+                             Status.SHIPPED},
     Status.PAID: {Status.READY_FOR_PICKUP, Status.PARTIALLY_SHIPPED, Status.SHIPPED, Status.CANCELLED},
     Status.READY_FOR_PICKUP: {Status.PICKED_UP, Status.CANCELLED},
     Status.PARTIALLY_SHIPPED: {Status.PARTIALLY_SHIPPED, Status.SHIPPED},
@@ -337,3 +340,39 @@ class ReturnLine(models.Model):
         verbose_name = _("return line")
         verbose_name_plural = _("return lines")
         constraints = [models.CheckConstraint(condition=Q(qty__gt=0), name="return_line_qty_positive")]
+
+
+class CodRemittance(models.Model):
+    """The courier's remittance of one cash-on-delivery parcel: what captured the order's COD payment.
+
+    One per tracking number (the courier's reference, kept as the payment's transaction id too),
+    so a remittance recorded twice, by hand or in two files, pays the order once.
+    """
+
+    class Source(models.TextChoices):
+        SINGLE = "single", _("Entered by hand")
+        BATCH = "batch", _("Batch file")
+
+    tracking_number = models.CharField(_("tracking number"), max_length=50, unique=True)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="cod_remittances",
+                              verbose_name=_("order"))
+    payment = models.OneToOneField("payments.Payment", on_delete=models.PROTECT, related_name="+",
+                                   verbose_name=_("payment"))
+    amount = models.DecimalField(_("amount"), **MONEY)
+    currency = models.CharField(_("currency"), max_length=3, default="CNY")
+    remitted_on = models.DateField(_("remitted on"))
+    source = models.CharField(_("source"), max_length=10, choices=Source.choices)
+    file_name = models.CharField(_("file"), max_length=200, blank=True, default="")
+    file_line = models.PositiveIntegerField(_("line"), null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+", verbose_name=_("recorded by"))
+    created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("COD remittance")
+        verbose_name_plural = _("COD remittances")
+        ordering = ["-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="cod_remittance_positive")]
+
+    def __str__(self) -> str:
+        return self.tracking_number

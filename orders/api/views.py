@@ -59,7 +59,8 @@ from orders.exceptions import StoreRequired, WrongStore
 from orders.intake import CustomerIn, MemberRef, order_place_for_customer
 from orders.models import Channel, Order, Return, Shipment
 from orders.services import LineIn, ReturnLineIn
-from payments.api.serializers import PaymentOut, PaymentStartIn
+from payments.api.serializers import PaymentOut, PaymentStartIn, payment_tenders
+from payments.models import Tender
 from payments.services import payment_provider_start
 from stores import selectors as store_read
 from stores.models import Store
@@ -268,16 +269,33 @@ class OrderCancel(OrderAction):
         return _etag(Response(OrderDetailOut(order, context={"request": request}).data), order)
 
 
-class OrderPaymentStart(OrderAction):
-    serializer_class = PaymentStartIn
+class OrderPaymentStartIn(PaymentStartIn):
+    tender = serializers.ChoiceField(
+        choices=[], help_text="A provider tender (the customer pays at the provider), or cash_on_delivery "
+                              "(the customer pays the courier; the order ships unpaid and no longer expires).")
 
-    @api_doc(summary="Start paying an order at a payment provider", tags=ORDER_TAGS, request=PaymentStartIn,
-             idempotent=True, if_match=True,
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tender"].choices = [*payment_tenders(), Tender.CASH_ON_DELIVERY]
+
+
+class OrderPaymentStart(OrderAction):
+    serializer_class = OrderPaymentStartIn
+
+    @api_doc(summary="Start paying an order at a payment provider, or choose cash on delivery", tags=ORDER_TAGS,
+             request=OrderPaymentStartIn, idempotent=True, if_match=True,
              description="Opens a pending provider payment for what is still due and returns its "
                          "payment_code (QR payload / URL). The order becomes paid when the provider's "
-                         "notification arrives at /api/v1/payments/notify/<provider>/.",
+                         "notification arrives at /api/v1/payments/notify/<provider>/. With "
+                         "cash_on_delivery (shipped orders only) the pending payment is the courier's "
+                         "collection: the order may ship unpaid, no longer expires, and is paid when head "
+                         "office records the courier's remittance for its tracking number.",
              responses={201: PaymentOut}, errors=(*WRITE_ERRORS, 404, 412, 503), parameters=[ETAG_HEADER],
-             error_examples={409: [("order_not_payable", "This order can no longer be paid.")],
+             error_examples={409: [("order_not_payable", "This order can no longer be paid."),
+                                   ("cod_not_available",
+                                    "Cash on delivery is only for orders shipped to the customer."),
+                                   ("cod_chosen", "This order is paid in cash on delivery; cancel it to pay "
+                                                  "another way.")],
                              503: [("provider_unavailable",
                                     "This payment provider cannot take the request now.")]},
              examples=[ex.request("sandbox", {"tender": "sandbox"}), ex.ok("payment", ex.PAYMENT, 201)])
@@ -285,7 +303,12 @@ class OrderPaymentStart(OrderAction):
     @idempotent(atomic=False)
     def post(self, request, pk: int):
         order = self.get_object()
-        v = self.parse(PaymentStartIn)
+        v = self.parse(OrderPaymentStartIn)
+        if v["tender"] == Tender.CASH_ON_DELIVERY:
+            payment = order_guarded(order_id=order.pk, request=request, action=lambda o: services.order_cod_choose(
+                order=o.pk, actor=self.principal.actor))
+            order.refresh_from_db(fields=["version"])
+            return _etag(Response(PaymentOut(payment).data, status=201), order)
         payment = order_guarded(order_id=order.pk, request=request,
                                 action=lambda o: services.order_payment_start(
             order=o.pk, tender=v["tender"], actor=self.principal.actor))

@@ -68,6 +68,15 @@ from orders.services.payment import (
     orders_expire,
     _order_expire,
 )
+from orders.services.cod import (
+    CodRow,
+    CodRowError,
+    cod_awaiting,
+    cod_pending_payment,
+    cod_remittance_capture,
+    cod_remittances_import,
+    order_cod_choose,
+)
 from orders.services.returns import (
     return_store_check,
     return_create,
@@ -140,4 +149,11 @@ __all__ = [
     "ExchangeResult",
     "exchange_member",
     "exchange_create",
+    "CodRow",
+    "CodRowError",
+    "cod_awaiting",
+    "cod_pending_payment",
+    "cod_remittance_capture",
+    "cod_remittances_import",
+    "order_cod_choose",
 ]

@@ -31,6 +31,7 @@ from orders.models import (
     Status,
 )
 from stores.models import Store
+from orders.services.cod import cod_awaiting
 from orders.services.shared import (
     _check_store_staff,
     _check_store_staff_for_warehouse,
@@ -77,8 +78,9 @@ def shipment_create(*, order: Order | int, lines: Sequence[tuple[int, int]] | No
                     warehouse_id: int | None = None, actor=None) -> Shipment:
     """Start picking a (partial) shipment from one warehouse of the order.  Default: all that is left."""
     order = locks.order_for_update(order)
-    if order.fulfillment not in {Fulfillment.SHIP_WAREHOUSE, Fulfillment.SHIP_STORE} or order.status not in {
-            Status.PAID, Status.PARTIALLY_SHIPPED}:
+    shippable = order.status in {Status.PAID, Status.PARTIALLY_SHIPPED} or (
+        order.status == Status.PENDING_PAYMENT and cod_awaiting(order))
+    if order.fulfillment not in {Fulfillment.SHIP_WAREHOUSE, Fulfillment.SHIP_STORE} or not shippable:
         raise InvalidOrderTransition(params={"from": order.status, "to": "shipment"})
     order_lines = {ln.pk: ln for ln in order.lines.all()}
     pending = _pending_shipment_qty(order)
@@ -133,7 +135,8 @@ def shipment_pack(*, shipment: Shipment | int, actor=None) -> Shipment:
 def shipment_ship(*, shipment: Shipment | int, carrier: str, tracking_number: str, actor=None) -> Shipment:
     """Hand the parcel to the carrier: the held units leave the warehouse; the order is (partially) shipped.
 
-    For a ship-from-store order, only staff of that store may confirm.
+    For a ship-from-store order, only staff of that store may confirm.  A cash-on-delivery order
+    ships unpaid: its points and commission accrue when the courier's remittance pays it.
     """
     if not carrier.strip() or not tracking_number.strip():
         raise InvalidInput(message="Carrier and tracking number are required.", code="tracking_required",
@@ -156,8 +159,9 @@ def shipment_ship(*, shipment: Shipment | int, carrier: str, tracking_number: st
     if left == 0:
         order.handed_over_at = timezone.now()
         Order.objects.filter(pk=order.pk).update(handed_over_at=order.handed_over_at)
-        membership.on_handed_over(order, list(OrderLine.objects.filter(order=order).order_by("line_no")),
-                                  frozen_until=return_window_end(order))
+        if order.paid_at is not None:
+            membership.on_handed_over(order, list(OrderLine.objects.filter(order=order).order_by("line_no")),
+                                      frozen_until=return_window_end(order))
     order_transition(order, Status.SHIPPED if left == 0 else Status.PARTIALLY_SHIPPED, actor=actor,
                      emit="order.shipped", data={"shipment": shipment.number, "carrier": shipment.carrier,
                                                  "tracking_number": shipment.tracking_number})

@@ -14,6 +14,7 @@ from o2o.money import ZERO, money
 from orders import locks, membership
 from orders.events import order_event, order_transition
 from orders.exceptions import (
+    CodChosen,
     GoodsInTransit,
     InvalidOrderTransition,
     MemberRequired,
@@ -27,10 +28,12 @@ from orders.models import (
     Status,
 )
 from payments import selectors as pay_read
+from payments import micropay
 from payments import services as pay
 from payments.models import Payment
 from payments.tenders import tender_for
 from stores.models import Store
+from orders.services.cod import cod_pending_payment
 from orders.services.shared import (
     TenderIn,
     _check_points_cap,
@@ -43,11 +46,14 @@ from orders.services.fulfilment import (
 
 
 @service
-def order_pay(*, order: Order | int, tenders: Sequence[TenderIn], actor=None, store: Store | None = None) -> Order:
-    """Pay an online order with tenders captured at once (cash on delivery, card, cash at pickup).
+def order_pay(*, order: Order | int, tenders: Sequence[TenderIn], actor=None, store: Store | None = None,
+              client_uuid=None) -> Order:
+    """Pay an online order with tenders captured at once (card, cash, wallet or points at pickup).
 
-    Provider tenders (WeChat Pay, Alipay) are paid by their notification, see ``order_payment_notify``.
-    Raises order_not_payable, payment_mismatch, invalid_amount.
+    Provider tenders (WeChat Pay, Alipay) are paid by their notification, see ``order_payment_notify``,
+    or, at the counter, by the customer's payment code already charged for ``client_uuid``: a tender
+    with ``payment_id`` takes that captured payment (``payments.micropay.micropay_attach``).
+    Raises order_not_payable, payment_mismatch, invalid_amount, payment_not_held.
     """
     order = locks.order_for_update(order)
     if order.status != Status.PENDING_PAYMENT:
@@ -57,6 +63,10 @@ def order_pay(*, order: Order | int, tenders: Sequence[TenderIn], actor=None, st
         raise PaymentMismatch(params={"due": str(due)})
     _check_points_cap(order.total, tenders)
     for t in tenders:
+        if t.payment_id is not None:
+            micropay.micropay_attach(payment=t.payment_id, client_uuid=client_uuid, reference=order.number,
+                                     tender=t.tender, amount=money(t.amount), store=store)
+            continue
         pay.payment_create(reference=order.number, tender=t.tender, amount=t.amount, store=store, actor=actor,
                            card_reference=t.card_reference, member=order.member_id)
     _order_settle_payments(order, actor=actor, store=store)
@@ -64,7 +74,8 @@ def order_pay(*, order: Order | int, tenders: Sequence[TenderIn], actor=None, st
 
 
 @service
-def order_pay_member_tenders(*, order: Order | int, tenders: Sequence[TenderIn], actor=None) -> Order:
+def order_pay_member_tenders(*, order: Order | int, tenders: Sequence[TenderIn], actor=None,
+                             store: Store | None = None) -> Order:
     """Take part (or all) of an unpaid online order from the member's points or wallet.
 
     The rest is paid at the provider (``order_payment_start`` asks for what is still due).
@@ -84,8 +95,8 @@ def order_pay_member_tenders(*, order: Order | int, tenders: Sequence[TenderIn],
     _check_points_cap(order.total, tenders)
     for t in tenders:
         pay.payment_create(reference=order.number, tender=t.tender, amount=t.amount, actor=actor,
-                           member=order.member_id)
-    _order_settle_payments(order, actor=actor, store=None)
+                           member=order.member_id, store=store)
+    _order_settle_payments(order, actor=actor, store=store)
     return order
 
 
@@ -98,12 +109,14 @@ def order_payment_start(*, order: Order | int, tender: str, actor=None) -> Payme
     phones gets one payment, not two); any other start supersedes the pending provider
     payments (cancels them) before opening its own.  If the provider still captures a
     superseded payment, ``order_payment_notify`` refunds what the order was not due.
-    Locks the order row, then the payment rows it cancels.  Raises order_not_payable
-    and what ``payments.services.payment_create`` raises.
+    Locks the order row, then the payment rows it cancels.  Raises order_not_payable,
+    cod_chosen (the customer pays the courier) and what ``payments.services.payment_create`` raises.
     """
     order = locks.order_for_update(order)
     if order.status != Status.PENDING_PAYMENT:
         raise OrderNotPayable(params={"status": order.status})
+    if cod_pending_payment(order) is not None:
+        raise CodChosen(field="tender")
     due = money(order.total - order.paid_total)
     kind = tender_for(tender)
     for payment in _payments_pending_provider(order):

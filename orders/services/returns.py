@@ -41,6 +41,7 @@ from orders.models import (
 from stores.exceptions import NotLaunched
 from stores.models import Capability, Store
 from stores.selectors import capability_enabled
+from orders.services.cod import cod_awaiting
 from orders.services.shared import (
     HANDED_OVER,
     LineIn,
@@ -96,7 +97,8 @@ def return_create(*, order: Order | int, store: Store, lines: Sequence[ReturnLin
 def _return_goods(order: Order, *, store: Store, lines: Sequence[ReturnLineIn], actor, reason: str,
                   client_uuid, approved_by) -> Return:
     """Record a return of ``order`` (locked by the caller) and restock; the refund is the caller's."""
-    if order.status not in HANDED_OVER:
+    if order.status not in HANDED_OVER or cod_awaiting(order):
+        # A cash-on-delivery parcel not yet paid for is refused at the door, not returned for money.
         raise OrderNotReturnable(params={"status": order.status})
     return_store_check(order, store)
     if approved_by is None and return_window_end(order) < timezone.now():
