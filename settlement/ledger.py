@@ -4,6 +4,9 @@ Every amount moves as a journal of postings that sum to zero:
 
 * the revenue split: each party's share of the day (``PartyShare``) against clearing;
 * coupon cost borne by e-commerce on a store's orders: the store is made whole by e-commerce;
+* promotion cost borne by head office, e-commerce or the suppliers on a party's orders (a store's, or
+  e-commerce's warehouse orders): that party is made whole by the bearer (a store's own promotions
+  stay with it);
 * wallet money spent at one store from a recharge another sold: the selling store (or, for
   recharges sold online, e-commerce) owes the spending store;
 * guide commission released within the day: owed to the guide, against clearing;
@@ -111,6 +114,8 @@ def day_post(settled: SettlementDay) -> None:
         coupon[store_party(store_id).pk] += borne or ZERO
     _journal(day=settled, account=Account.COUPON, amounts=_balanced(coupon, ecommerce()))
 
+    _journal(day=settled, account=Account.PROMOTION, amounts=_promotion_shares(settled))
+
     wallet: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for spent_at, sold_by, principal, bonus in WalletTransfer.objects.filter(store_settlement__day=settled) \
             .values_list("store_settlement__store_id", "sold_store_id", "principal", "bonus"):
@@ -135,6 +140,27 @@ def day_collections(day_id: int) -> list[tuple[int, Decimal]]:
     with connection.cursor() as cur:
         cur.execute(sql.COLLECTED_SQL, {"day": day_id})
         return [(store_id, amount) for store_id, amount in cur.fetchall() if amount]
+
+
+def _promotion_shares(settled: SettlementDay) -> dict[int, Decimal]:
+    """{party id: amount}: each party owed the promotion cost others bear on its orders, the bearers
+    owing it (the statements' promotion cost by bearer, net of returns and cancellations).  A bearer's
+    party is created only when it owes something."""
+    bearers = {"promotion_cost_hq": lambda: party_of(kind=Party.Kind.HQ), "promotion_cost_ecommerce": ecommerce,
+               "promotion_cost_supplier": lambda: party_of(kind=Party.Kind.SUPPLIER)}
+    owed: dict[tuple[int | None, str], Decimal] = defaultdict(lambda: ZERO)
+    for row in (SettlementStatement.objects.filter(store_settlement__day=settled).values("store_id")
+                .annotate(**{name: Sum(name) for name in bearers}).order_by("store_id")):
+        for name in bearers:
+            # e-commerce's own promotions on its warehouse orders stay with it
+            if row[name] and not (row["store_id"] is None and name == "promotion_cost_ecommerce"):
+                owed[(row["store_id"], name)] += row[name]
+    amounts: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for (store_id, name), amount in sorted(owed.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1])):
+        if amount:
+            amounts[store_party(store_id).pk] += amount
+            amounts[bearers[name]().pk] -= amount
+    return dict(amounts)
 
 
 # --- payouts ------------------------------------------------------------------------------------

@@ -589,6 +589,10 @@ class ScheduledJob(models.Model):
 # --- the party ledger ---------------------------------------------------------------------------
 
 
+# Parties that exist once: no store, no guide.
+DEPARTMENTS = ["clearing", "ecommerce", "hq", "supplier"]
+
+
 class Party(models.Model):
     """Someone the settlement owes or charges: the e-commerce department, a store, a guide; and the
     clearing account every journal balances against (the day's sales, money paid out).
@@ -601,6 +605,8 @@ class Party(models.Model):
         ECOMMERCE = "ecommerce", _("E-commerce department")
         STORE = "store", _("Store")
         GUIDE = "guide", _("Guide")
+        HQ = "hq", _("Head office")
+        SUPPLIER = "supplier", _("Suppliers (promotion funding)")
 
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
     store = models.OneToOneField(Store, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
@@ -614,9 +620,9 @@ class Party(models.Model):
         verbose_name_plural = _("parties")
         ordering = ["kind", "store_id", "guide_id"]
         constraints = [
-            models.UniqueConstraint(fields=["kind"], condition=Q(kind__in=["clearing", "ecommerce"]),
+            models.UniqueConstraint(fields=["kind"], condition=Q(kind__in=DEPARTMENTS),
                                     name="party_single_department"),
-            models.CheckConstraint(condition=(Q(kind__in=["clearing", "ecommerce"], store__isnull=True,
+            models.CheckConstraint(condition=(Q(kind__in=DEPARTMENTS, store__isnull=True,
                                                 guide__isnull=True)
                                               | Q(kind="store", store__isnull=False, guide__isnull=True)
                                               | Q(kind="guide", store__isnull=True, guide__isnull=False)),
@@ -637,6 +643,7 @@ class LedgerPosting(models.Model):
     class Account(models.TextChoices):
         SPLIT = "split", _("Revenue split")
         COUPON = "coupon", _("Coupon cost share")
+        PROMOTION = "promotion", _("Promotion cost share")
         WALLET = "wallet", _("Cross-store wallet spending")
         COMMISSION = "commission", _("Guide commission released")
         COLLECTION = "collection", _("Money collected at the counter (held for HQ)")

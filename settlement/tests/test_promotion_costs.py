@@ -20,7 +20,7 @@ from orders.models import Channel, Fulfillment, OrderLinePromotion
 from orders.services import LineIn, ReturnLineIn, TenderIn
 from promotions.tests.factories import promotion
 from settlement import selectors
-from settlement.models import PromotionCostLine, SettlementStatement
+from settlement.models import LedgerPosting, PromotionCostLine, SettlementStatement
 from settlement.tests.scenario import complete_provider_refunds, pay_online, shift_days, shop
 from settlement.tests.test_settlement import audit_clean, settle, statement, today
 
@@ -124,6 +124,13 @@ def test_settlement_by_cost_bearer_adds_up(admin_client):
         "total": D("313.56"), "hq": D("99.99"), "ecommerce": D("38.57"), "store": D("75.00"),
         "supplier": D("100.00")}
     assert PromotionCostLine.objects.aggregate(x=Sum("amount"))["x"] == explained - reversed_
+    # The party ledger: each party is made whole by the bearers of the cost on its orders (its own
+    # store-borne promotions stay with it; e-commerce's own on its warehouse orders too).
+    posted = {(p.party.kind, p.party.store_id): p.amount
+              for p in LedgerPosting.objects.filter(day=day, account="promotion").select_related("party")}
+    assert posted == {("store", s["a"].pk): D("83.33"), ("store", s["b"].pk): D("41.90"),
+                      ("ecommerce", None): D("83.33") - D("8.57"), ("hq", None): D("-99.99"),
+                      ("supplier", None): D("-100.00")}
     audit_clean()
 
     # HQ reads it on the day's page.
