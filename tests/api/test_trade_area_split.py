@@ -20,11 +20,11 @@ from orders.models import Order
 from settlement import services
 from settlement.models import PartyShare, SplitLine, SplitRule
 from settlement.simulation import split_simulate
-from settlement.tests.scenario import end_of_today
+from settlement.tests.scenario import complete_provider_refunds, end_of_today
 from stores.models import Role, TradeAreaPostcode, Warehouse
 from stores.selectors import trade_area_resolver
 from stores.tests.factories import CityFactory, StaffFactory, StoreFactory, WarehouseFactory
-from tests.api.conftest import pay, place
+from tests.api.conftest import idem, pay, place
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -80,10 +80,16 @@ def test_postcode_trade_areas_and_four_party_terms_to_the_fen(partner, area):
         # no postcode, and Hangzhou is no store's city trade area: nobody's
         "none": place(client, fulfillment="ship_warehouse", ship_city=area["hz"].pk,
                       lines=[{"sku": tee, "qty": 1}], **ship),
+        # into A's area again, paid, then cancelled: the cancellation takes back exactly what the sale gave
+        "gone": place(client, fulfillment="ship_warehouse", ship_city=area["hz"].pk, ship_postcode="310001",
+                      lines=[{"sku": tee, "qty": 1}], **ship),
     }
     for response in orders.values():
         assert response.status_code == 201, response.content
         pay(client, response.json()["id"])
+    gone = orders.pop("gone").json()["id"]
+    assert client.post(f"/api/v1/orders/{gone}/cancel/", {}, format="json", **idem()).status_code == 200
+    complete_provider_refunds()
     assert orders["four"].json()["ship_postcode"] == "310012"
     assert Order.objects.get(pk=orders["four"].json()["id"]).fulfillment == "ship_store"
     settle_today()
@@ -99,6 +105,11 @@ def test_postcode_trade_areas_and_four_party_terms_to_the_fen(partner, area):
         assert (line[key].trade_store_id, line[key].trade_store_amount, line[key].ecommerce_amount,
                 line[key].store_id) == (store.pk, D("19.98"), D("79.92"), None)
     assert (line["none"].trade_store_id, line["none"].ecommerce_amount) == (None, D("99.90"))
+    sold, cancelled = (SplitLine.objects.get(order_id=gone, kind=k) for k in ("sale", "cancel"))
+    assert (sold.trade_store_id, sold.trade_store_amount, sold.ecommerce_amount) == (area["a"].pk, D("19.98"),
+                                                                                      D("79.92"))
+    assert (cancelled.trade_store_id, cancelled.trade_store_amount, cancelled.ecommerce_amount) == (
+        area["a"].pk, D("-19.98"), D("-79.92"))
 
     assert share(None) == D("31.49") + D("79.92") + D("79.92") + D("99.90") == D("291.23")
     assert (share(area["f"]), share(area["g"]), share(area["b"]), share(area["a"]), share(area["c"])) == (
@@ -112,7 +123,7 @@ def test_postcode_trade_areas_and_four_party_terms_to_the_fen(partner, area):
         rule.save()
     day = services.business_day_of(end_of_today()) - timedelta(days=1)
     sim = split_simulate(draft="same", start=day, end=day)
-    assert sim.lines == 4 and all(row.difference == 0 for row in sim.rows), sim.rows
+    assert sim.lines == 6 and all(row.difference == 0 for row in sim.rows), sim.rows
 
 
 def test_a_postcode_that_is_not_six_digits_is_refused(partner, area):
