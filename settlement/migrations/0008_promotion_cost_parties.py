@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('settlement', '0004_promotion_cost_by_bearer'),
+        ('settlement', '0007_promotion_cost_by_bearer'),
         ('stores', '0003_trade_area'),
     ]
 

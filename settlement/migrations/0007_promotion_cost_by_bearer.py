@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('orders', '0011_order_line_promotions'),
         ('promotions', '0001_initial'),
-        ('settlement', '0003_party_ledger'),
+        ('settlement', '0006_rule_set_adoption'),
         ('stores', '0003_trade_area'),
     ]
 

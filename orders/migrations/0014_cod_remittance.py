@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0011_order_line_promotions'),
+        ('orders', '0013_gift_value_taken_back'),
         ('payments', '0008_recharge_refund_approval'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

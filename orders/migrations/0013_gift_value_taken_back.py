@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0011_order_line_promotions'),
+        ('orders', '0012_order_ship_postcode'),
         ('promotions', '0001_initial'),
     ]
 
