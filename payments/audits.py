@@ -12,6 +12,8 @@ from django.db import connection
 
 from o2o.audit import audit_check
 from payments.micropay import ORPHAN_AFTER, SALE_PREFIX
+from payments.models import ShiftHandover
+from payments.shifts import handover_expected_cash
 
 
 def _rows(sql: str, params=()):
@@ -107,3 +109,14 @@ def payment_codes_settled():
             "WHERE reference LIKE %s AND status = 'pending' AND created_at < now() - interval '1 hour' "
             "ORDER BY id", [SALE_PREFIX + "%"]):
         yield f"payment {pid} ({number}, {provider}): a payment-code charge pending since {created:%Y-%m-%d %H:%M}"
+
+
+@audit_check("4", "a shift hand-over's expected cash is the drawer at that moment")
+def handover_expected_cash_adds_up():
+    """The figure the outgoing clerk signed off must be what the drawer's ledger says: float, cash
+    in and out, cash sales and refunds of the shift up to the hand-over."""
+    for handover in ShiftHandover.objects.select_related("shift").order_by("id").iterator():
+        drawer = handover_expected_cash(handover)
+        if drawer != handover.expected_cash:
+            yield (f"hand-over {handover.pk} of shift {handover.shift_id}: expected cash {handover.expected_cash}"
+                   f" recorded, the drawer's ledger says {drawer}")

@@ -166,6 +166,18 @@ def shift_expected_cash(shift: PosShift, *, end: datetime | None = None) -> Deci
     return money(shift.opening_float + moves[CashMovement.Kind.IN] - moves[CashMovement.Kind.OUT] + sales - refunds)
 
 
+def handover_expected_cash(handover: ShiftHandover) -> Decimal:
+    """The drawer at a hand-over, from the ledger: float + cash in − cash out recorded before it, +
+    the shift's cash sales − cash refunds up to it (what ``audit_ledgers`` compares with the record)."""
+    shift = handover.shift
+    moves = {r["kind"]: money(r["total"]) for r in shift.movements.filter(
+        kind__in=(CashMovement.Kind.IN, CashMovement.Kind.OUT), created_at__lt=handover.at)
+        .values("kind").annotate(total=Sum("amount"))}
+    sales, refunds = _cash_totals(shift, handover.at)
+    return money(shift.opening_float + moves.get(CashMovement.Kind.IN, ZERO) - moves.get(CashMovement.Kind.OUT, ZERO)
+                 + sales - refunds)
+
+
 @dataclass(frozen=True)
 class TenderLine:
     tender: str

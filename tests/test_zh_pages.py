@@ -15,6 +15,8 @@ from members.services import points as points_services
 from orders import services as order_services
 from orders.services import LineIn, TenderIn
 from payments import shifts
+from pos import parking
+from pos.basket import Basket, BasketLine
 from stores.models import Role
 from stores.tests.factories import StaffFactory, UserFactory
 
@@ -122,3 +124,27 @@ def test_z_report_and_pos_pages_in_chinese(sold_and_closed, store_a, skus):
 def test_pos_sign_in_in_chinese(db):
     page = zh(Client(), reverse("pos:login"))
     assert_chinese(page, "POS sign in")
+
+
+def test_parked_sales_hand_over_and_their_z_report_in_chinese(sold_and_closed, store_a, skus):
+    clerk, shift, _order = sold_and_closed
+    colleague = StaffFactory(role=Role.CLERK, store=store_a, display_name="王磊").user
+    parking.basket_open_save(store=store_a, clerk=clerk,
+                             basket=Basket(uuid=str(uuid.uuid4()), lines=(BasketLine(sku_id=skus[0].id, qty=1),)))
+    parking.basket_park(store=store_a, clerk=clerk, label="试衣间")
+    shifts.shift_handover(shift=shift, actor=clerk, incoming=colleague, counted_cash="100")
+    client = Client()
+    client.force_login(clerk)
+    names = [clerk.username, colleague.username, *[s.name for s in skus], store_a.name]
+
+    parked = zh(client, reverse("pos:parked"))
+    assert "挂单列表" in parked and "取单" in parked and "试衣间" in parked
+    assert_chinese(parked, "parked sales", names=names)
+    page = zh(client, reverse("pos:shift"))
+    assert "关班时以下 1 张挂单将过期" in page and "交班记录" in page and "接班店员用户名" in page
+    assert_chinese(page, "POS shift with a hand-over and a parked sale", names=names)
+
+    parking.pos_shift_close(shift=shift, actor=colleague, counts={"100": 2})
+    report = zh(client, reverse("pos:shift_report", args=[shift.pk]))
+    assert "交班记录" in report and "关班时过期的挂单" in report and "按店员统计销售" in report
+    assert_chinese(report, "Z report with a hand-over", names=names)

@@ -1,13 +1,18 @@
 """Shift hand-over (交班) through the shift page: the next clerk signs in, the drawer goes on."""
 
+import io
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.urls import reverse
 
 from orders.models import Order
+from payments import audits, shifts
 from payments.models import PosShift, ShiftHandover
 from payments.shifts import shift_expected_cash
+from payments.tests.conftest import assert_ledgers_clean
 from stores.models import Role
 from stores.tests.factories import StaffFactory
 
@@ -95,3 +100,19 @@ def test_no_hand_over_without_an_open_shift(client_a, stocked, colleague_a):
     response = hand_over(client_a, colleague_a)
     assert response.status_code == 422
     assert not ShiftHandover.objects.exists()
+
+
+def test_audit_ledgers_checks_the_hand_over_figure(client_a, stocked, shift_a, clerk_a, colleague_a):
+    sell(client_a, stocked[0], "100")
+    shifts.shift_cash_move(shift=shift_a, kind="out", amount=Decimal("50.00"), reason="存入保险柜", actor=clerk_a)
+    assert hand_over(client_a, colleague_a).status_code == 302
+    assert ShiftHandover.objects.get().expected_cash == Decimal("249.00")
+    assert_ledgers_clean()
+
+    # Planted: the record says more cash than the drawer's ledger can account for.
+    ShiftHandover.objects.update(expected_cash=Decimal("349.00"))
+
+    found = list(audits.handover_expected_cash_adds_up())
+    assert len(found) == 1 and "349.00" in found[0] and "249.00" in found[0]
+    with pytest.raises(CommandError):
+        call_command("audit_ledgers", stdout=io.StringIO())

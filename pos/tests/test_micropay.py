@@ -6,6 +6,7 @@ and voids give the money back to the customer's wallet.
 """
 
 import io
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -296,7 +297,8 @@ def test_a_charge_no_sale_took_is_flagged_by_the_audit_and_released(store_a, cle
 
 def test_the_sale_service_takes_over_only_the_charge_made_for_it(store_a, clerk_a, stocked, shift_a):
     shirt, _ = stocked
-    uid, other = sale_uuid(login(clerk_a)), sale_uuid(login(clerk_a))
+    # Another sale's charge (the clerk's basket now survives a second sign-in, so that sale is a new id).
+    uid, other = sale_uuid(login(clerk_a)), str(uuid.uuid4())
     held = micropay.micropay_charge(store=store_a, client_uuid=other, tender="", amount="99.00", code=WECHAT)
     with pytest.raises(PaymentNotHeld):
         pos_sale_create(store=store_a, client_uuid=uid, lines=[LineIn(shirt.id, 1)], actor=clerk_a,
