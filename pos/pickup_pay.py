@@ -41,7 +41,8 @@ def pickup_pay(*, code: str, store, actor, tender: str, cash_tendered: Decimal |
                card_reference: str = "") -> tuple[Order, Decimal]:
     """Pay what is due on the unpaid pickup order with this code, at ``store``; (order, change).
     Holds the open shift FOR SHARE; locks the order.  Raises pickup_code_invalid, wrong_store,
-    order_not_payable, pickup_tender_not_allowed, cash_too_low, card_reference_required."""
+    order_not_payable, pickup_tender_not_allowed, cash_too_low, card_reference_required,
+    cash_not_in_unit (cash for an amount the store's cash rounding cannot hand over)."""
     if tender not in COUNTER_TENDERS:
         raise PickupTenderNotAllowed(field="tender")
     order = Order.objects.filter(pickup_code=(code or "").strip(), fulfillment=Fulfillment.PICKUP).first()
@@ -56,6 +57,11 @@ def pickup_pay(*, code: str, store, actor, tender: str, cash_tendered: Decimal |
     due = money(order.total - order.paid_total)
     change = money(0)
     if tender == Tender.CASH:
+        # The order was priced online, to the fen: its total cannot take a 抹零 discount now, so
+        # a store rounding cash takes such an amount by card (the drawer stays countable).
+        unit = shifts.cash_unit(store)
+        if due % unit:
+            raise shifts.CashNotInUnit(field="tender", params={"unit": str(unit)})
         tendered = money(cash_tendered if cash_tendered is not None else due)
         if tendered < due:
             raise CashNotEnough(field="cash_tendered", params={"due": str(due)})

@@ -239,12 +239,16 @@ def store_pick(request):
 def shift_page(request):
     store = request.pos_store
     current = shifts.shift_current(store)
-    context = {"open_form": ShiftOpenForm(), "cash_form": CashMoveForm(), "close_form": ShiftCloseForm(),
+    context = {"open_form": ShiftOpenForm(), "cash_form": CashMoveForm(), "close_form": _close_form(current),
                "recent": selectors.store_shifts(store).order_by("-opened_at")[:10]}
     if current is not None:
         context["report"] = shifts.shift_z_report(current)
         context["sales"] = selectors.shift_sales(current, timezone.now())
     return _page(request, "pos/shift.html", context)
+
+
+def _close_form(shift, data=None) -> ShiftCloseForm:
+    return ShiftCloseForm(data, unit=shift.cash_unit if shift is not None else None)
 
 
 def _shift_error(request, exc: DomainError, form_name: str, form):
@@ -257,7 +261,7 @@ def _shift_error(request, exc: DomainError, form_name: str, form):
 def _shift_rerender(request, form_name: str, form, page_error: str = ""):
     store = request.pos_store
     current = shifts.shift_current(store)
-    context = {"open_form": ShiftOpenForm(), "cash_form": CashMoveForm(), "close_form": ShiftCloseForm(),
+    context = {"open_form": ShiftOpenForm(), "cash_form": CashMoveForm(), "close_form": _close_form(current),
                "recent": selectors.store_shifts(store).order_by("-opened_at")[:10], form_name: form,
                "page_error": page_error}
     if current is not None:
@@ -301,8 +305,8 @@ def shift_cash(request):
 @pos_view
 @require_POST
 def shift_close(request):
-    form = ShiftCloseForm(request.POST)
     current = shifts.shift_current(request.pos_store)
+    form = _close_form(current, request.POST)
     if not form.is_valid():
         return _shift_rerender(request, "close_form", form)
     try:
@@ -320,7 +324,8 @@ def shift_report(request, pk: int):
     shift = get_object_or_404(selectors.store_shifts(request.pos_store).select_related(
         "opened_by__staff", "closed_by__staff", "store"), pk=pk)
     report = shifts.shift_z_report(shift)
-    counted = [(d, shift.denominations.get(d, 0)) for d in shifts.denominations() if shift.denominations.get(d)]
+    counted = [(d, shift.denominations.get(d, 0)) for d in shifts.denominations(shift.cash_unit)
+               if shift.denominations.get(d)]
     return _page(request, "pos/shift_report.html", {
         "report": report, "report_shift": shift, "sales": selectors.shift_sales(shift, report.end),
         "counted": counted})
