@@ -189,22 +189,36 @@ def _refund_return(order: Order, ret: Return, amount: Decimal, *, actor, store: 
                       for ln in OrderLine.objects.filter(pk__in={rl.order_line_id for rl in lines})), ZERO))
     everything = not OrderLine.objects.filter(order=order, qty_returned__lt=F("qty")).exists()
     done = _refund(order, amount, actor=actor, store=store, reason=reason, room=room, everything=everything)
-    rounding = done.rounding
-    if rounding:
-        for rl in lines:  # positive: the largest refunded line gives it up; negative: a line with room
-            line = OrderLine.objects.get(pk=rl.order_line_id)
-            take = min(rounding, rl.refund_amount) if rounding > 0 else max(rounding, line.refunded_amount
-                                                                             - line.line_total)
-            if take:
-                ReturnLine.objects.filter(pk=rl.pk).update(refund_amount=F("refund_amount") - take)
-                OrderLine.objects.filter(pk=line.pk).update(refunded_amount=F("refunded_amount") - take)
-                rounding = money(rounding - take)
-            if not rounding:
-                break
+    if done.rounding:
+        _rounding_book(order, lines, done.rounding)
         ret.cash_rounding = money(ret.cash_rounding + done.rounding)
         ret.refund_total = money(ret.refund_total - done.rounding)
         ret.save(update_fields=["cash_rounding", "refund_total"])
     return done
+
+
+def _rounding_book(order: Order, lines: list[ReturnLine], rounding: Decimal) -> None:
+    """Take the cash rounding out of the return's line refunds (largest first) and the order lines'
+    refunded amounts.  Paid beyond the value (negative), it goes on order lines that still have value
+    not refunded: the return's own first, then the order's others (a last return paying back what earlier
+    roundings kept)."""
+    left = rounding
+    for rl in lines:
+        take = min(left, rl.refund_amount) if rounding > 0 else left
+        if take:
+            ReturnLine.objects.filter(pk=rl.pk).update(refund_amount=F("refund_amount") - take)
+            left = money(left - take)
+        if not left:
+            break
+    returned = [rl.order_line_id for rl in lines]
+    left = rounding
+    for ln in sorted(OrderLine.objects.filter(order=order), key=lambda ln: (ln.pk not in returned, ln.pk)):
+        take = min(left, ln.refunded_amount) if rounding > 0 else max(left, ln.refunded_amount - ln.line_total)
+        if take:
+            OrderLine.objects.filter(pk=ln.pk).update(refunded_amount=F("refunded_amount") - take)
+            left = money(left - take)
+        if not left:
+            break
 
 
 def _after_return(order: Order, ret: Return, *, actor, store: Store, reason: str = "") -> None:
