@@ -233,13 +233,12 @@ def _refund_plan(order: Order, amount: Decimal, *, store: Store | None, room: De
             moved = money(moved - (new - part))
             part = new
         plan.append((p, part))
-    # Payments with nothing left to give after the split take no zero refund rows.
-    extras = [(p, ZERO) for p in pay_read.payments_for_reference(reference=order.number)
-              .filter(status=Payment.Status.CAPTURED) if p.pk not in {q.pk for q, _ in plan}]
-    if moved > 0:  # a remainder tender with nothing in the proportional split may still take it
-        for p, _ in sorted(extras, key=lambda item: tender_for(item[0].tender).refund_priority):
-            if p.tender in _MEMBER_TENDERS or _refund_method(p, store) == Refund.Method.CASH:
-                continue
+    if moved > 0:  # a remainder tender left out of the proportional split may still take it
+        planned = {p.pk for p, _ in plan}
+        others = [p for p in pay_read.payments_for_reference(reference=order.number)
+                  .filter(status=Payment.Status.CAPTURED) if p.pk not in planned
+                  and p.tender not in _MEMBER_TENDERS and _refund_method(p, store) != Refund.Method.CASH]
+        for p in sorted(others, key=lambda p: tender_for(p.tender).refund_priority):
             take = min(moved, p.refundable_amount)
             if take > 0:
                 plan.append((p, take))

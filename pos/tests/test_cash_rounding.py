@@ -21,6 +21,7 @@ from orders.services import LineIn, TenderIn
 from payments import audits as pay_audits
 from payments import shifts
 from payments.models import CashTendered, Payment, PosShift, Refund
+from stores.tests.factories import UserFactory
 
 from .conftest import htmx, login
 
@@ -248,3 +249,22 @@ def test_the_audit_catches_a_cash_refund_in_fen_and_a_return_not_adding_up(store
     found = list(pay_audits.shift_cash_in_unit())
     assert any("refund" in f and "47.43" in f for f in found)
     assert list(order_audits.returns_add_up()) == [f"return {ret.number}: 47.40 against 47.43, cash rounding 0.00"]
+
+
+def test_head_office_sets_a_stores_cash_rounding_in_the_admin(client, store_a, clerk_a):
+    """The policy is the store's, edited on its admin page; the next shift takes it."""
+    client.force_login(UserFactory(username="hq-cash", is_staff=True, is_superuser=True))
+    url = reverse("admin:stores_store_change", args=[store_a.pk])
+    page = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'name="cash_rounding"' in page and "To the jiao" in page
+    prefix = re.search(r'name="([^"]+)-TOTAL_FORMS"', page).group(1)
+    response = client.post(url, {
+        "code": store_a.code, "name": store_a.name, "city": store_a.city_id, "address": store_a.address,
+        "phone": store_a.phone, "warehouse": store_a.warehouse_id, "is_active": "on", "cash_rounding": "yuan",
+        f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    store_a.refresh_from_db()
+    assert store_a.cash_rounding == "yuan"
+    shift = shifts.shift_open(store=store_a, actor=clerk_a, opening_float=D("100.00"))
+    assert shift.cash_unit == D("1.00")
+    assert shifts.denominations(shift.cash_unit) == ("100", "50", "20", "10", "5", "1")
