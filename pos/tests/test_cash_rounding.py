@@ -128,7 +128,8 @@ def test_a_cash_sale_drops_the_fen_as_a_discount_and_returns_stay_exact(client_a
     shift = shifts.shift_open(store=store_a, actor=clerk_a, opening_float=D("100.00"))
     uid = sale_uuid(client_a)
     htmx(client_a, reverse("pos:sale_scan"), {"code": scarf.barcode})
-    htmx(client_a, reverse("pos:sale_scan"), {"code": gloves.barcode})
+    page = htmx(client_a, reverse("pos:sale_scan"), {"code": gloves.barcode}).content.decode()
+    assert 'data-due="125.84" data-cash-unit="10"' in page and 'data-testid="cash-unit"' in page
     response = htmx(client_a, reverse("pos:sale_complete"), {"client_uuid": uid, "cash_tendered": "130"})
     order = Order.objects.get(client_uuid=uid)
     assert response["HX-Redirect"] == reverse("pos:receipt", args=[order.number])
@@ -268,3 +269,23 @@ def test_head_office_sets_a_stores_cash_rounding_in_the_admin(client, store_a, c
     shift = shifts.shift_open(store=store_a, actor=clerk_a, opening_float=D("100.00"))
     assert shift.cash_unit == D("1.00")
     assert shifts.denominations(shift.cash_unit) == ("100", "50", "20", "10", "5", "1")
+
+
+def test_pickup_cash_to_the_fen_is_refused_at_a_store_rounding_cash_and_a_card_takes_it(client_a, store_a,
+                                                                                       clerk_a, odd):
+    """An online order was priced to the fen and can take no 抹零 any more: its cash would put fen in a
+    drawer counted in jiao, so the counter asks for the card."""
+    to_the_jiao(store_a)
+    shifts.shift_open(store=store_a, actor=clerk_a, opening_float=D("100.00"))
+    order = order_services.order_place(channel="mini_program", fulfillment="pickup", store=store_a,
+                                       external_id=uuid.uuid4().hex[:12], customer_name="王芳",
+                                       lines=[LineIn(odd[0].id, 1)]).order
+    cash = client_a.post(reverse("pos:pickup_pay"), {"code": order.pickup_code, "tender": "cash",
+                                                     "cash_tendered": "50"})
+    assert cash.status_code == 422 and "¥0.10" in cash.content.decode()
+    assert not Payment.objects.filter(reference=order.number).exists()
+    card = client_a.post(reverse("pos:pickup_pay"), {"code": order.pickup_code, "tender": "unionpay_card",
+                                                     "card_reference": "T-77"})
+    assert card.status_code == 200
+    assert Payment.objects.get(reference=order.number).amount == D("47.43")
+    audit_clean()
