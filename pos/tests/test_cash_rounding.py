@@ -289,3 +289,38 @@ def test_pickup_cash_to_the_fen_is_refused_at_a_store_rounding_cash_and_a_card_t
     assert card.status_code == 200
     assert Payment.objects.get(reference=order.number).amount == D("47.43")
     audit_clean()
+
+
+def test_an_exchange_at_the_counter_rounds_the_difference_paid_in_cash(client_a, store_a, clerk_a, stocked, odd):
+    """A ¥99 shirt back for a scarf and gloves (¥125.84): the ¥99 credit pays, the ¥26.84 left is ¥26.80
+    in cash (抹零 ¥0.04 off the new sale); the Z report shows the credit apart and the drawer balances."""
+    shirt, _ = stocked
+    scarf, gloves, _ = odd
+    to_the_jiao(store_a)
+    shift = shifts.shift_open(store=store_a, actor=clerk_a, opening_float=D("50.00"))
+    order = order_services.pos_sale_create(store=store_a, client_uuid=uuid.uuid4(), lines=[LineIn(shirt.id, 1)],
+                                           tenders=[TenderIn("cash", D("99.00"))], actor=clerk_a).order
+    client_a.get(reverse("pos:returns"), {"q": order.number})
+    page = client_a.get(reverse("pos:return_detail", args=[order.pk])).content.decode()
+    line = order.lines.get()
+    client_a.post(reverse("pos:return_detail", args=[order.pk]), {
+        "client_uuid": return_uuid(page), f"qty_{line.pk}": "1", f"condition_{line.pk}": "sellable",
+        "exchange": "1"})
+    uid = sale_uuid(client_a)
+    htmx(client_a, reverse("pos:sale_scan"), {"code": scarf.barcode})
+    htmx(client_a, reverse("pos:sale_scan"), {"code": gloves.barcode})
+    response = htmx(client_a, reverse("pos:sale_complete"), {"client_uuid": uid, "cash_tendered": "30"})
+    new = Order.objects.get(client_uuid=uid)
+    assert response["HX-Redirect"] == reverse("pos:receipt", args=[new.number])
+    assert (new.cash_rounding, new.total) == (D("0.04"), D("125.80"))
+    tenders = {p.tender: p.amount for p in Payment.objects.filter(reference=new.number)}
+    assert tenders == {"exchange_credit": D("99.00"), "cash": D("26.80")}
+    assert CashTendered.objects.get(payment__reference=new.number).change == D("3.20")
+
+    report = shifts.shift_z_report(shift)
+    assert (report.exchanges, report.exchange_credit, report.refunds) == (1, D("99.00"), [])
+    assert report.expected_cash == D("175.80")  # 50 + 99 + 26.80
+    client_a.post(reverse("pos:shift_close"), count_of(report.expected_cash))
+    shift.refresh_from_db()
+    assert shift.over_short == D("0.00")
+    audit_clean()
