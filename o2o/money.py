@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Iterable, Sequence
 
 CURRENCY = "CNY"
@@ -74,3 +74,9 @@ def money_parse(value: object, *, positive: bool = False, signed: bool = False, 
     if (amount < 0 and not signed) or (amount == 0 and positive):
         raise ValueError(f"amount out of range: {value!r}")
     return amount.quantize(FEN)
+
+
+def round_to_unit(value: Decimal, unit: Decimal, *, down: bool = False) -> Decimal:
+    """``value`` as a whole number of ``unit`` (¥0.01, ¥0.10, ¥1.00): half up, or down (抹零)."""
+    units = (money(value) / unit).quantize(Decimal(1), rounding=ROUND_DOWN if down else ROUND_HALF_UP)
+    return money(units * unit)

@@ -143,7 +143,8 @@ class ReturnLineInline(ReadOnlyInline):
 @admin.register(Return)
 class ReturnAdmin(StoreScoped, admin.ModelAdmin):
     store_scope = ("store", "order__store")
-    list_display = ["number", "order", "store", "refund_total", "refund_policy", "created_by", "created_at"]
+    list_display = ["number", "order", "store", "refund_total", "cash_rounding", "refund_policy", "created_by",
+                    "created_at"]
     list_filter = ["store"]
     search_fields = ["number", "order__number"]
     date_hierarchy = "created_at"

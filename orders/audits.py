@@ -225,3 +225,24 @@ def cod_orders_have_one_remittance():
             yield (f"order {number}: total {total}, marked paid {paid}; {captured} COD payments captured, "
                    f"{remittances} remittances ({matching} matching a capture) for {remitted}; "
                    f"captured in all {kept}")
+
+
+@audit_check("4", "a return's refund equals its lines' and the cash rounding stays a rounding")
+def returns_add_up():
+    """A return's ``refund_total`` is what left the store: the sum of its lines' refunds (the cash
+    rounding booked on it is kept out of them).  An order's 抹零 is less than the largest cash unit
+    (¥1.00) and part of the order's discount."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT 'return ' || r.number, r.refund_total, COALESCE(SUM(rl.refund_amount), 0), r.cash_rounding
+            FROM orders_return r LEFT JOIN orders_returnline rl ON rl.ret_id = r.id
+            GROUP BY r.id
+            HAVING r.refund_total <> COALESCE(SUM(rl.refund_amount), 0)
+            UNION ALL
+            SELECT 'order ' || o.number, o.total, o.discount_total, o.cash_rounding FROM orders_order o
+            WHERE o.cash_rounding < 0 OR o.cash_rounding >= 1 OR o.cash_rounding > o.discount_total
+            """
+        )
+        for what, amount, parts, rounding in cur.fetchall():
+            yield f"{what}: {amount} against {parts}, cash rounding {rounding}"

@@ -125,6 +125,11 @@ class Order(models.Model):
                                      help_text=_("Six digits; decides the trade-area store of a shipped order."))
     subtotal = models.DecimalField(_("subtotal"), **MONEY)
     discount_total = models.DecimalField(_("discount"), default=Decimal("0.00"), **MONEY)
+    # 抹零: the fen of the cash due dropped by the store's cash rounding; part of ``discount_total``
+    # and allocated to the lines like any order-level discount, so a return refunds exactly.
+    cash_rounding = models.DecimalField(
+        _("cash rounding (抹零)"), default=Decimal("0.00"), **MONEY,
+        help_text=_("What the store's cash rounding dropped from the cash due; part of the discount."))
     total = models.DecimalField(_("total"), **MONEY)
     paid_total = models.DecimalField(_("paid"), default=Decimal("0.00"), **MONEY)
     refunded_total = models.DecimalField(_("refunded"), default=Decimal("0.00"), **MONEY)
@@ -310,6 +315,13 @@ class Return(models.Model):
     reason = models.CharField(_("reason"), max_length=300, blank=True, default="")
     refund_total = models.DecimalField(_("refund"), **MONEY)
     refund_policy = models.CharField(_("refund policy applied"), max_length=300, blank=True, default="")
+    # The value of the returned lines not paid out because cash is paid in the store's unit and no
+    # card or provider part could take the difference: positive kept, negative paid beyond the value.
+    # ``refund_total`` is what was refunded; the lines' value is refund_total + cash_rounding.
+    cash_rounding = models.DecimalField(
+        _("cash rounding"), default=Decimal("0.00"), **MONEY,
+        help_text=_("Value of the returned lines not paid out (negative: paid beyond it) because cash goes "
+                    "back in the store's unit; the lines' value is the refund plus this."))
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="+", verbose_name=_("approved by"),
                                     help_text=_("Manager who allowed a return outside the return window."))

@@ -42,6 +42,7 @@ class PricedLine:
     coupon: Decimal = ZERO  # this line's share of the coupon
     promotion: Decimal = ZERO  # what the promotions take off this line
     promotions: tuple[engine.Applied, ...] = ()  # and which took how much
+    cash_rounding: Decimal = ZERO  # this line's share of the 抹零 (``sale_round_cash``)
 
     @property
     def gross(self) -> Decimal:
@@ -59,7 +60,7 @@ class PricedLine:
 
     @property
     def discount(self) -> Decimal:
-        return money(self.promotion + self.order_discount + self.coupon)
+        return money(self.promotion + self.order_discount + self.coupon + self.cash_rounding)
 
     @property
     def line_total(self) -> Decimal:
@@ -79,6 +80,8 @@ class PricedSale:
     # Problems found while pricing, kept so a page can show the basket and say what is wrong;
     # ``raise_errors`` turns them into the error the sale refuses with.
     errors: tuple[DomainError, ...] = field(default=())
+    # 抹零: the fen of the cash due the store's rounding dropped, a discount spread on the lines.
+    cash_rounding: Decimal = ZERO
 
     @property
     def subtotal(self) -> Decimal:
@@ -94,7 +97,7 @@ class PricedSale:
 
     @property
     def discount_total(self) -> Decimal:
-        return money(self.promotion_discount + self.order_discount + self.coupon_discount)
+        return money(self.promotion_discount + self.order_discount + self.coupon_discount + self.cash_rounding)
 
     @property
     def total(self) -> Decimal:
@@ -191,6 +194,18 @@ def sale_price(*, demand: dict[int, int], channel: str, store_id: int | None = N
     priced = PricedSale(channel=channel, store_id=store_id, member=member, lines=tuple(lines),
                         order_discount=order_discount, coupon=quote, coupon_skipped=skipped, errors=tuple(errors))
     return priced.raise_errors() if strict else priced
+
+
+def sale_round_cash(priced: PricedSale, amount: Decimal) -> PricedSale:
+    """The sale with ``amount`` (抹零, the fen the store's cash rounding drops from the cash due) taken
+    off as a discount, allocated to the lines on what they cost, so the order's lines still add up
+    to its total to the fen and a return of any line refunds exactly what it cost.  Pure."""
+    amount = money(amount)
+    if amount <= 0:
+        return priced
+    shares = allocate(amount, [ln.line_total for ln in priced.lines])
+    lines = tuple(_with(ln, cash_rounding=money(ln.cash_rounding + share)) for ln, share in zip(priced.lines, shares))
+    return replace(priced, lines=lines, cash_rounding=money(priced.cash_rounding + amount))
 
 
 def _coupon(lines: list[PricedLine], *, code: str, member, channel: str, store_id: int | None) -> CouponQuote:

@@ -120,3 +120,26 @@ def handover_expected_cash_adds_up():
         if drawer != handover.expected_cash:
             yield (f"hand-over {handover.pk} of shift {handover.shift_id}: expected cash {handover.expected_cash}"
                    f" recorded, the drawer's ledger says {drawer}")
+
+
+@audit_check("4", "every cash sale, cash refund and expected drawer of a shift is in the shift's cash unit")
+def shift_cash_in_unit():
+    """A shift counts the drawer in the notes and coins of its cash unit (the store's cash rounding when
+    it opened): a cash movement in fen at a store rounding to the jiao can never be counted, and the
+    drawer never balances.  Cash sales (captured) and cash refunds handed out (succeeded) at the store
+    inside a shift's window, and each closed shift's expected cash, must be whole units."""
+    for kind, number, amount, shift_id, unit in _rows(
+            "SELECT 'payment', p.number, p.amount, s.id, s.cash_unit FROM payments_payment p "
+            "JOIN payments_posshift s ON s.store_id = p.store_id AND p.captured_at >= s.opened_at "
+            "AND (s.closed_at IS NULL OR p.captured_at < s.closed_at) "
+            "WHERE p.tender = 'cash' AND p.status = 'captured' AND MOD(p.amount, s.cash_unit) <> 0 "
+            "UNION ALL "
+            "SELECT 'refund', r.number, r.amount, s.id, s.cash_unit FROM payments_refund r "
+            "JOIN payments_posshift s ON s.store_id = r.store_id AND r.completed_at >= s.opened_at "
+            "AND (s.closed_at IS NULL OR r.completed_at < s.closed_at) "
+            "WHERE r.method = 'cash' AND r.status = 'succeeded' AND MOD(r.amount, s.cash_unit) <> 0 "
+            "UNION ALL "
+            "SELECT 'expected cash of shift', s.id::text, s.expected_cash, s.id, s.cash_unit FROM payments_posshift s "
+            "WHERE s.status = 'closed' AND MOD(s.expected_cash, s.cash_unit) <> 0 "
+            "ORDER BY 4, 2"):
+        yield f"shift {shift_id} (cash unit {unit}): {kind} {number} of {amount} is not a whole number of units"

@@ -8,6 +8,8 @@ refunding <= amount).  ``provider_txn_id`` is unique per provider, so one
 provider transaction can capture one payment only.
 """
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -221,6 +223,9 @@ class PosShift(models.Model):
     over_short = models.DecimalField(_("over (+) / short (−)"), null=True, blank=True, **MONEY)
     denominations = models.JSONField(_("count by denomination"), default=dict, blank=True)
     note = models.CharField(_("note"), max_length=300, blank=True, default="")
+    # The store's cash rounding unit when the shift opened: every cash sale and cash refund of the
+    # shift is a multiple of it, so the drawer is countable in the notes and coins the count offers.
+    cash_unit = models.DecimalField(_("cash unit"), max_digits=4, decimal_places=2, default=Decimal("0.01"))
 
     class Meta:
         verbose_name = _("POS shift")

@@ -35,8 +35,9 @@ from stores.models import Store
 from stores.selectors import staff_store_ids
 
 DEFAULT_REGISTER = "1"
-# CNY notes and coins counted at closing, largest first.
-DEFAULT_DENOMINATIONS = ("100", "50", "20", "10", "5", "1", "0.5", "0.1")
+# CNY notes and coins counted at closing, largest first; a shift counts those of at least its
+# cash unit (a store rounding to the jiao never holds fen coins, one without rounding does).
+DEFAULT_DENOMINATIONS = ("100", "50", "20", "10", "5", "1", "0.5", "0.1", "0.05", "0.02", "0.01")
 
 
 class ShiftNotOpen(Conflict):
@@ -69,13 +70,39 @@ class CashOutExceedsDrawer(Conflict):
     default_message = _("There is not that much cash in the drawer.")
 
 
+class CashNotInUnit(InvalidInput):
+    code = "cash_not_in_unit"
+    default_message = _("This store hands out cash in whole units of its cash rounding: type a multiple of it.")
+
+
 class InvalidTendered(InvalidInput):
     code = "cash_tendered_too_low"
     default_message = _("The cash handed over must cover the cash part of the sale.")
 
 
-def denominations() -> tuple[str, ...]:
-    return tuple(getattr(settings, "POS_DENOMINATIONS", DEFAULT_DENOMINATIONS))
+def denominations(unit: Decimal | None = None) -> tuple[str, ...]:
+    """The notes and coins a count offers: those of at least ``unit`` (all of them without one)."""
+    every = tuple(getattr(settings, "POS_DENOMINATIONS", DEFAULT_DENOMINATIONS))
+    return every if unit is None else tuple(d for d in every if Decimal(d) >= unit)
+
+
+def cash_unit(store: Store | int) -> Decimal:
+    """The unit cash is handed over in at the store now: its open shift's (the policy when the shift
+    opened, so one shift never mixes two units), else the store's policy."""
+    store_id = getattr(store, "pk", store)
+    unit = (PosShift.objects.filter(store_id=store_id, status=PosShift.Status.OPEN)
+            .order_by("opened_at").values_list("cash_unit", flat=True).first())
+    if unit is not None:
+        return unit
+    if not isinstance(store, Store):
+        store = Store.objects.only("cash_rounding").get(pk=store_id)
+    return store.cash_unit
+
+
+def _in_unit(amount: Decimal, unit: Decimal, *, field: str) -> Decimal:
+    if amount % unit:
+        raise CashNotInUnit(field=field, params={"unit": str(unit)})
+    return amount
 
 
 def _actor(actor):
@@ -207,6 +234,10 @@ class ZReport:
     coupon_discount: Decimal
     movements: list[CashMovement] = field(default_factory=list)
     handovers: list[ShiftHandover] = field(default_factory=list)
+    # Value of goods taken back in exchanges that paid for the new goods: no money moved, so it is
+    # neither a taking nor a refund (it used to be listed as a cash refund).
+    exchange_credit: Decimal = ZERO
+    exchanges: int = 0
 
     @property
     def payments_total(self) -> Decimal:
@@ -240,9 +271,11 @@ def shift_z_report(shift: PosShift | int) -> ZReport:
     captured = Payment.objects.filter(store_id=shift.store_id, status=Payment.Status.CAPTURED,
                                       captured_at__gte=shift.opened_at, captured_at__lt=end)
     payments = [TenderLine(r["tender"], _tender_label(r["tender"]), r["n"], money(r["total"]))
-                for r in captured.values("tender").annotate(n=Count("id"), total=Sum("amount")).order_by("tender")]
+                for r in captured.exclude(tender=Tender.EXCHANGE_CREDIT).values("tender")
+                .annotate(n=Count("id"), total=Sum("amount")).order_by("tender")]
+    credit = captured.filter(tender=Tender.EXCHANGE_CREDIT).aggregate(n=Count("id"), s=Sum("amount"))
     refunded = Refund.objects.filter(store_id=shift.store_id, created_at__gte=shift.opened_at, created_at__lt=end
-                                     ).exclude(status=Refund.Status.FAILED)
+                                     ).exclude(status=Refund.Status.FAILED).exclude(method=Refund.Method.EXCHANGE)
     refunds = [TenderLine(r["payment__tender"], _tender_label(r["payment__tender"]), r["n"], money(r["total"]))
                for r in refunded.values("payment__tender").annotate(n=Count("id"), total=Sum("amount"))
                .order_by("payment__tender")]
@@ -268,7 +301,8 @@ def shift_z_report(shift: PosShift | int) -> ZReport:
                    coupon_discount=money(coupons["s"] or ZERO),
                    movements=list(shift.movements.select_related("actor").order_by("id")),
                    handovers=list(shift.handovers.select_related("from_user__staff", "to_user__staff")
-                                  .order_by("at", "id")))
+                                  .order_by("at", "id")),
+                   exchange_credit=money(credit["s"] or ZERO), exchanges=credit["n"] or 0)
 
 
 # --- writes -----------------------------------------------------------------------------------
@@ -283,9 +317,10 @@ def shift_open(*, store: Store, actor, opening_float: Decimal | int | str,
     colleague opened one a moment earlier: the partial unique index decides).
     """
     _check_staff(actor, store)
-    opening_float = _money_non_negative(opening_float, field="opening_float")
+    unit = store.cash_unit
+    opening_float = _in_unit(_money_non_negative(opening_float, field="opening_float"), unit, field="opening_float")
     shift = PosShift(store=store, register=register, opened_by=actor, opened_at=timezone.now(),
-                     opening_float=opening_float)
+                     opening_float=opening_float, cash_unit=unit)
     try:
         with transaction.atomic():
             shift.save(force_insert=True)
@@ -311,15 +346,18 @@ def shift_cash_move(*, shift: PosShift | int, kind: str, amount: Decimal | int |
     if shift.status != PosShift.Status.OPEN:
         raise ShiftNotOpen()
     _check_staff(actor, shift.store_id)
+    _in_unit(amount, shift.cash_unit, field="amount")
     if kind == CashMovement.Kind.OUT and amount > shift_expected_cash(shift):
         raise CashOutExceedsDrawer(field="amount", params={"drawer": str(shift_expected_cash(shift))})
     return CashMovement.objects.create(shift=shift, kind=kind, amount=amount, reason=reason, actor=_actor(actor),
                                        reference=(reference or "")[:64])
 
 
-def denominations_total(counts: Mapping[str, Any]) -> tuple[dict[str, int], Decimal]:
-    """Validate a count by denomination; returns (clean counts, total).  Raises InvalidCount."""
-    allowed = denominations()
+def denominations_total(counts: Mapping[str, Any], *, unit: Decimal | None = None
+                        ) -> tuple[dict[str, int], Decimal]:
+    """Validate a count by denomination (those of at least ``unit``); returns (clean counts, total).
+    Raises InvalidCount."""
+    allowed = denominations(unit)
     clean: dict[str, int] = {}
     for key, value in (counts or {}).items():
         if key not in allowed:
@@ -345,10 +383,10 @@ def shift_close(*, shift: PosShift | int, actor, counts: Mapping[str, Any], note
     movements so the closed drawer adds up on its own.  Raises ShiftNotFound,
     ShiftNotOpen, NotStoreStaff, InvalidCount.
     """
-    clean, counted = denominations_total(counts)
     shift = _shift_for_update(shift)
     if shift.status != PosShift.Status.OPEN:
         raise ShiftNotOpen()
+    clean, counted = denominations_total(counts, unit=shift.cash_unit)
     _check_staff(actor, shift.store_id)
     closed_at = timezone.now()
     sales, refunds = _cash_totals(shift, closed_at)

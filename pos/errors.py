@@ -24,6 +24,8 @@ CODE_MESSAGES = {
     "payment_mismatch": _("The payments do not add up to the amount due (%(due)s)."),
     "tenders_exceed_due": _("The card and other payments add up to more than is due (%(due)s)."),
     "cash_tendered_too_low": _("The cash handed over is less than the cash due (%(due)s)."),
+    "cash_not_in_unit": _("This store hands out cash in units of ¥%(unit)s: type a multiple of it, or take "
+                          "the amount by card."),
     "duplicate_transaction": _("This card slip reference was already used for another payment."),
     "duplicate_different_payload": _("This sale was already completed with different items. Start a new sale."),
     "invalid_discount": _("The discount cannot be more than the amount of the sale (%(subtotal)s)."),

@@ -37,19 +37,21 @@ class CashMoveForm(forms.Form):
 class ShiftCloseForm(forms.Form):
     note = forms.CharField(label=_("Note"), max_length=300, required=False)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, unit=None, **kwargs):
+        """``unit``: the shift's cash unit; the count offers the notes and coins of at least it."""
         super().__init__(*args, **kwargs)
-        for i, denom in enumerate(denominations()):
+        self.denominations = denominations(unit)
+        for i, denom in enumerate(self.denominations):
             self.fields[f"count_{denom}"] = forms.IntegerField(
                 label=f"¥{denom}", min_value=0, max_value=100000, required=False,
                 widget=forms.NumberInput(attrs={"min": 0, "inputmode": "numeric", "data-denomination": denom,
                                                 **({"autofocus": True} if i == 0 else {})}))
 
     def counts(self) -> dict[str, int]:
-        return {d: self.cleaned_data.get(f"count_{d}") or 0 for d in denominations()}
+        return {d: self.cleaned_data.get(f"count_{d}") or 0 for d in self.denominations}
 
     def denomination_fields(self):
-        return [self[f"count_{d}"] for d in denominations()]
+        return [self[f"count_{d}"] for d in self.denominations]
 
 
 class HandoverForm(forms.Form):

@@ -85,7 +85,8 @@ def pickup_pay(*, code: str, store, actor, tender: str, cash_tendered: Decimal |
     """Pay what is due on the unpaid pickup order with this code, at ``store``, in cash or by card, or
     with a payment-code payment already charged for ``client_uuid`` (``payment_id``); (order, change).
     Holds the open shift FOR SHARE; locks the order.  Raises pickup_code_invalid, wrong_store,
-    order_not_payable, pickup_tender_not_allowed, cash_too_low, card_reference_required, payment_not_held."""
+    order_not_payable, pickup_tender_not_allowed, cash_too_low, card_reference_required, payment_not_held,
+    cash_not_in_unit (cash for an amount the store's cash rounding cannot hand over)."""
     if tender not in (Tender.CASH, Tender.UNIONPAY_CARD, *micropay.CODE_TENDERS) or (
             tender in micropay.CODE_TENDERS and payment_id is None):
         raise PickupTenderNotAllowed(field="tender")
@@ -97,6 +98,11 @@ def pickup_pay(*, code: str, store, actor, tender: str, cash_tendered: Decimal |
     due = _due(order)
     change = money(0)
     if tender == Tender.CASH:
+        # The order was priced online, to the fen: its total cannot take a 抹零 discount now, so
+        # a store rounding cash takes such an amount by card (the drawer stays countable).
+        unit = shifts.cash_unit(store)
+        if due % unit:
+            raise shifts.CashNotInUnit(field="tender", params={"unit": str(unit)})
         tendered = money(cash_tendered if cash_tendered is not None else due)
         if tendered < due:
             raise CashNotEnough(field="cash_tendered", params={"due": str(due)})

@@ -23,10 +23,11 @@ from members.services import guides
 from members.services import members as member_services
 from o2o.db import service
 from o2o.errors import Conflict, InvalidInput
-from o2o.money import ZERO, money, money_parse
+from o2o.money import FEN, ZERO, money, money_parse, round_to_unit
 from orders import services as order_services
 from orders.exceptions import OrderNotFound
 from orders.models import Channel, Order, Return, ReturnLine
+from orders.pricing import sale_round_cash
 from pos import selectors
 from pos.basket import Basket, OutOfStock, PricedBasket, basket_price
 from orders.services import ReturnLineIn, TenderIn, return_window_end
@@ -150,6 +151,8 @@ class TenderPlan:
     cash_due: Decimal
     tendered: Decimal
     change: Decimal
+    # 抹零: what the store's cash rounding dropped from the cash due (a discount on the sale).
+    rounding: Decimal = ZERO
 
 
 @dataclass
@@ -169,8 +172,11 @@ def _amount(value, field: str) -> Decimal:
         raise InvalidTenderAmount(field=field) from None
 
 
-def tender_plan(*, due: Decimal, payment: PaymentIn) -> TenderPlan:
+def tender_plan(*, due: Decimal, payment: PaymentIn, unit: Decimal = FEN) -> TenderPlan:
     """Split what is due: points, wallet, card and payment code first, the rest in cash.
+
+    The cash part is rounded down to the store's cash ``unit`` (抹零); what it drops is the
+    plan's ``rounding``, which the checkout takes off the sale as a discount.
 
     The cash payment recorded is the cash part; the customer may hand over
     more, and the difference is the change.  Points are typed as points and
@@ -207,7 +213,8 @@ def tender_plan(*, due: Decimal, payment: PaymentIn) -> TenderPlan:
         field = ("code_amount" if payment.code_amount else "card_amount" if card
                  else "wallet_amount" if wallet else "points" if by_points else "code_amount")
         raise TendersExceedDue(field=field, params={"due": str(due)})
-    cash_due = money(due - non_cash)
+    owed = money(due - non_cash)
+    cash_due = round_to_unit(owed, unit, down=True)
     if cash_due > 0:
         if tendered < cash_due:
             raise CashTooLow(field="cash_tendered", params={"due": str(cash_due)})
@@ -215,7 +222,7 @@ def tender_plan(*, due: Decimal, payment: PaymentIn) -> TenderPlan:
     elif tendered > 0:
         raise NoCashDue(field="cash_tendered")
     return TenderPlan(tenders=tenders, cash_due=cash_due, tendered=tendered,
-                      change=money(tendered - cash_due) if cash_due > 0 else ZERO)
+                      change=money(tendered - cash_due) if cash_due > 0 else ZERO, rounding=money(owed - cash_due))
 
 
 # --- approvals -------------------------------------------------------------------------------
@@ -314,13 +321,14 @@ def pos_checkout(*, store: Store, actor, client_uuid, basket: Basket, payment: P
     if basket.exchange:
         return _exchange(store=store, actor=actor, key=key, basket=basket, priced=priced, payment=payment)
     priced.sale.raise_errors()
-    plan = tender_plan(due=priced.total, payment=payment)
+    plan = tender_plan(due=priced.total, payment=payment, unit=shifts.cash_unit(store))
     _code_charged_check(plan)
     member = priced.sale.member
     if member is None and (payment.points or _amount(payment.wallet_amount, "wallet_amount")):
         raise MemberRequired(field="member")
     result = order_services.pos_sale_create(
-        store=store, client_uuid=key, actor=actor, priced=priced.sale, tenders=plan.tenders,
+        store=store, client_uuid=key, actor=actor, priced=sale_round_cash(priced.sale, plan.rounding),
+        tenders=plan.tenders,
         customer_phone=member.phone if member else "", guide_id=basket.guide_id)
     if result.created and member is not None and basket.guide_id:
         _member_guide_bind(member=member, guide_id=basket.guide_id)
@@ -396,7 +404,7 @@ def checkout_precheck(*, store: Store, actor, basket: Basket, payment: PaymentIn
     else:
         priced.sale.raise_errors()
         member = priced.sale.member
-    plan = tender_plan(due=due, payment=payment)
+    plan = tender_plan(due=due, payment=payment, unit=shifts.cash_unit(store))
     if member is None and (payment.points or _amount(payment.wallet_amount, "wallet_amount")):
         raise MemberRequired(field="member")
     _member_proof_check(basket, payment)
@@ -483,14 +491,14 @@ def _exchange(*, store: Store, actor, key, basket: Basket, priced: PricedBasket,
     if needed and manager is None:
         raise approvals.ApprovalRequired(params={"actions": needed})
     member = order_services.exchange_member(order, priced.sale.member)
-    plan = tender_plan(due=money(max(ZERO, priced.total - credit)), payment=payment)
+    plan = tender_plan(due=money(max(ZERO, priced.total - credit)), payment=payment, unit=shifts.cash_unit(store))
     _code_charged_check(plan)
     if member is None and (payment.points or _amount(payment.wallet_amount, "wallet_amount")):
         raise MemberRequired(field="member")
     result = order_services.exchange_create(
         order=order, store=store, client_uuid=key, actor=actor, reason=exchange.reason or "exchange",
         return_lines=[ReturnLineIn(x.order_line_id, x.qty, x.condition) for x in exchange.lines],
-        priced=priced.sale.raise_errors(), tenders=plan.tenders,
+        priced=sale_round_cash(priced.sale.raise_errors(), plan.rounding), tenders=plan.tenders,
         approved_by=manager if Action.LATE_RETURN in needed else None, member=member, guide_id=basket.guide_id)
     payments = list(Payment.objects.filter(reference=result.order.number, tender=Tender.CASH))
     _cash_record(payments, plan)

@@ -24,7 +24,7 @@ from pos.views import SEEN_KEY, STORE_KEY, _page, pos_view
 def _shift_context(request, **forms) -> dict:
     store = request.pos_store
     current = shifts.shift_current(store)
-    context = {"open_form": ShiftOpenForm(), "cash_form": CashMoveForm(), "close_form": ShiftCloseForm(),
+    context = {"open_form": ShiftOpenForm(), "cash_form": CashMoveForm(), "close_form": _close_form(current),
                "handover_form": HandoverForm(), "recent": selectors.store_shifts(store).order_by("-opened_at")[:10],
                **forms}
     if current is not None:
@@ -39,6 +39,10 @@ def _shift_context(request, **forms) -> dict:
 @pos_view
 def shift_page(request):
     return _page(request, "pos/shift.html", _shift_context(request))
+
+
+def _close_form(shift, data=None) -> ShiftCloseForm:
+    return ShiftCloseForm(data, unit=shift.cash_unit if shift is not None else None)
 
 
 def _shift_error(request, exc: DomainError, form_name: str, form):
@@ -127,8 +131,8 @@ def _clerk_name(user) -> str:
 @pos_view
 @require_POST
 def shift_close(request):
-    form = ShiftCloseForm(request.POST)
     current = shifts.shift_current(request.pos_store)
+    form = _close_form(current, request.POST)
     if not form.is_valid():
         return _shift_rerender(request, "close_form", form)
     try:
@@ -148,7 +152,8 @@ def shift_report(request, pk: int):
     shift = get_object_or_404(selectors.store_shifts(request.pos_store).select_related(
         "opened_by__staff", "closed_by__staff", "store"), pk=pk)
     report = shifts.shift_z_report(shift)
-    counted = [(d, shift.denominations.get(d, 0)) for d in shifts.denominations() if shift.denominations.get(d)]
+    counted = [(d, shift.denominations.get(d, 0)) for d in shifts.denominations(shift.cash_unit)
+               if shift.denominations.get(d)]
     return _page(request, "pos/shift_report.html", {
         "report": report, "report_shift": shift, "sales": selectors.shift_sales(shift, report.end),
         "clerks": selectors.shift_sales_by_clerk(shift, report.end),

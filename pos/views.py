@@ -277,14 +277,17 @@ def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus=
         errors["discount"] = error_message(priced.discount_error)
     if priced.coupon_error and "coupon" not in errors:
         errors["coupon"] = error_message(priced.coupon_error)
+    current = shifts.shift_current(store)
+    unit = current.cash_unit if current is not None else store.cash_unit
     return {"basket": basket, "priced": priced, "member": member, "errors": errors, "approval": approval,
+            "cash_unit": unit, "cash_unit_fen": int(unit * 100),
             "focus": focus, "exchange_order": exchange_order, "member_lookup": member_lookup,
             "parked_count": parked_count,
             "payment_form": payment_form or PaymentForm(initial={"client_uuid": basket.uuid}),
             "discount_limit": approvals.clerk_discount_limit_percent(), "last_index": last_index,
             "guides": store_guides(store), "points_cap": _points_cap(priced.total, member),
             "points_per_yuan": member_read.points_config().points_per_yuan_redeemed,
-            "recent": selectors.recent_sales(store, shifts.shift_current(store), limit=5), "search": search,
+            "recent": selectors.recent_sales(store, current, limit=5), "search": search,
             "member_coupons": (member_read.member_coupons_usable(member)
                                if offer_coupons and member and not basket.coupon else None)}
 
@@ -595,7 +598,7 @@ def _receipt_page(request, order: Order, *, approval=None, error: str = "", stat
                 and order.refunded_total == 0 and not data.returns)
     return _page(request, "pos/receipt.html", {
         "order": order, "receipt": data, "qr": _qr_svg(order.number), "voidable": voidable,
-        "clerk_discount": order.discount_total - order.coupon_discount - data.promotion_discount,
+        "clerk_discount": order.discount_total - order.coupon_discount - data.promotion_discount - order.cash_rounding,
         "promotion_discount": data.promotion_discount,
         "approval": approval, "error": error, "reprint": request.GET.get("reprint") == "1"}, status=status)
 

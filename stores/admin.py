@@ -404,7 +404,7 @@ class TradeAreaPostcodeInline(admin.TabularInline):
 @admin.register(Store)
 class StoreAdmin(ScopedByWarehouse, admin.ModelAdmin):
     list_display = ["code", "name", "city", "warehouse", "phone", "staff_count", "launched_on", "is_active"]
-    list_filter = ["city__region", "city", "is_active"]
+    list_filter = ["city__region", "city", "is_active", "cash_rounding"]
     readonly_fields = ["launched_on", "capabilities"]
     actions = ["set_launch_date"]
     inlines = [TradeAreaInline, TradeAreaPostcodeInline]

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -56,6 +58,21 @@ class Warehouse(models.Model):
         return f"{self.code} {self.name}"
 
 
+class CashRounding(models.TextChoices):
+    """How a store rounds cash handed over the counter (抹零).  Cash due on a sale is rounded down to
+    the unit and the difference is a discount on the order; a cash refund is rounded to the nearest
+    unit, the difference going to the card or provider part of the refund (or recorded on the return).
+    "none" keeps cash to the fen: the closing count then offers the fen coins."""
+
+    NONE = "none", _("None: to the fen")
+    JIAO = "jiao", _("To the jiao (¥0.10)")
+    YUAN = "yuan", _("To the yuan (¥1.00)")
+
+
+CASH_ROUNDING_UNITS = {CashRounding.NONE: Decimal("0.01"), CashRounding.JIAO: Decimal("0.10"),
+                       CashRounding.YUAN: Decimal("1.00")}
+
+
 class Store(models.Model):
     code = models.CharField(_("code"), max_length=20, unique=True)
     name = models.CharField(_("name"), max_length=100)
@@ -69,6 +86,10 @@ class Store(models.Model):
     is_active = models.BooleanField(_("active"), default=True)
     launched_on = models.DateField(_("O2O launched on"), null=True, blank=True,
                                    help_text=_("Empty: the store follows its city's launch date."))
+    cash_rounding = models.CharField(
+        _("cash rounding (抹零)"), max_length=10, choices=CashRounding.choices, default=CashRounding.NONE,
+        help_text=_("Cash due on a sale is rounded down to this unit (the difference is a discount); cash "
+                    "refunds are rounded to it. Takes effect at the next shift opened."))
 
     class Meta:
         verbose_name = _("store")
@@ -77,6 +98,10 @@ class Store(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
+
+    @property
+    def cash_unit(self) -> Decimal:
+        return CASH_ROUNDING_UNITS[self.cash_rounding]
 
 
 class Role(models.TextChoices):

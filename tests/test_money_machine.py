@@ -3,7 +3,9 @@
 A hypothesis state machine drives the service entry points the POS and the partner API call:
 counter sales (with a member, some paid partly in points), online pickup orders, payment starts
 (pressed twice on two phones), provider notifications (repeated, and late on a cancelled
-order), cancellations, hand-overs, returns and exchanges at the counter.  After every step:
+order), cancellations, hand-overs, returns and exchanges at the counter.  The store rounds cash to
+the jiao (抹零), as the till does: the cash due is rounded down and the difference taken off the sale,
+and one SKU is priced to the fen, so refunds meet the rounding too.  After every step:
 
 * money: what the customers paid and were not given back (Σ captured − Σ refunded, money
   tenders) equals what the order book says it holds (Σ total − refunded of paid orders);
@@ -34,16 +36,19 @@ from members.services import points as points_services
 from members.services.members import member_register
 from o2o.audit import audit_run
 from o2o.errors import DomainError
-from o2o.money import ZERO, money
+from o2o.money import ZERO, money, round_to_unit
 from orders import services
+from orders.pricing import sale_price, sale_round_cash
 from orders.models import Channel, Fulfillment, Order, OrderLine, Status
 from orders.services import LineIn, ReturnLineIn, TenderIn
+from payments import shifts
 from payments.models import Payment, Refund
 from payments.providers.sandbox import sandbox_notification
 from stores.models import Role
 from stores.tests.factories import StaffFactory, StoreFactory
 
 OPENING = 40
+UNIT = Decimal("0.10")  # the store's cash rounding: to the jiao
 NOT_MONEY = ("exchange_credit", "points", "wallet")  # value moved inside the books, not money
 MACHINE = settings(max_examples=12, stateful_step_count=16, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -56,9 +61,10 @@ class MoneyMachine(RuleBasedStateMachine):
         super().__init__()
         self._atomic = transaction.atomic()
         self._atomic.__enter__()
-        self.store = StoreFactory()
+        self.store = StoreFactory(cash_rounding="jiao")
         self.clerk = StaffFactory(role=Role.CLERK, store=self.store).user
-        self.skus = [SkuFactory(list_price=Decimal(p)) for p in ("39.90", "129.00", "8.80")]
+        shifts.shift_open(store=self.store, actor=self.clerk, opening_float=Decimal("100.00"))
+        self.skus = [SkuFactory(list_price=Decimal(p)) for p in ("39.90", "129.00", "8.80", "12.34")]
         stock.stock_receive(warehouse=self.store.warehouse, lines=[(s.id, OPENING) for s in self.skus])
         self.member = member_register(phone="+8613900000001", channel=Channel.POS, store_id=self.store.pk)
         points_services.points_adjust(member=self.member, points=3000, reason="opening points")
@@ -78,17 +84,27 @@ class MoneyMachine(RuleBasedStateMachine):
 
     # --- the counter ------------------------------------------------------------------------
 
-    @rule(sku=st.integers(0, 2), qty=st.integers(1, 3), with_member=st.booleans(), points=st.sampled_from([0, 500]))
+    @rule(sku=st.integers(0, 3), qty=st.integers(1, 3), with_member=st.booleans(), points=st.sampled_from([0, 500]))
     def counter_sale(self, sku, qty, with_member, points):
-        total = money(self.skus[sku].list_price * qty)
-        by_points = min(money(Decimal(points) / 100), total) if with_member else ZERO
-        tenders = [TenderIn("cash", total - by_points)] + ([TenderIn("points", by_points)] if by_points else [])
-        tenders = [t for t in tenders if t.amount > 0]
-        result = self.attempt(lambda: services.pos_sale_create(
-            store=self.store, client_uuid=uuid.uuid4(), lines=[LineIn(self.skus[sku].id, qty)], tenders=tenders,
-            actor=self.clerk, member=self.member if with_member else None))
+        def sell():
+            member = self.member if with_member else None
+            priced = sale_price(demand={self.skus[sku].id: qty}, channel=Channel.POS, store_id=self.store.pk,
+                                member=member)
+            by_points = min(money(Decimal(points) / 100), priced.total) if with_member else ZERO
+            priced, cash = self.cash_rounded(priced, money(priced.total - by_points))
+            tenders = [t for t in (TenderIn("cash", cash), TenderIn("points", by_points)) if t.amount > 0]
+            return services.pos_sale_create(store=self.store, client_uuid=uuid.uuid4(), priced=priced,
+                                            tenders=tenders, actor=self.clerk)
+
+        result = self.attempt(sell)
         if result is not None:
             self.orders.append(result.order.pk)
+
+    @staticmethod
+    def cash_rounded(priced, owed):
+        """As the till does: the cash due rounded down to the unit, the rest (抹零) off the sale."""
+        cash = round_to_unit(owed, UNIT, down=True) if owed > 0 else ZERO
+        return sale_round_cash(priced, money(max(owed, ZERO) - cash)), cash
 
     @rule(data=st.data())
     @precondition(lambda self: self.orders)
@@ -102,19 +118,24 @@ class MoneyMachine(RuleBasedStateMachine):
         self.attempt(lambda: services.return_create(order=order, store=self.store, actor=self.clerk,
                                                     lines=[ReturnLineIn(line.pk, qty)], reason="changed mind"))
 
-    @rule(data=st.data(), new_sku=st.integers(0, 2))
+    @rule(data=st.data(), new_sku=st.integers(0, 3))
     @precondition(lambda self: self.orders)
     def counter_exchange(self, data, new_sku):
         order = Order.objects.get(pk=data.draw(st.sampled_from(self.orders)))
         line = order.lines.first()
         if line.qty - line.qty_returned <= 0 or order.status not in {Status.COMPLETED, Status.PICKED_UP}:
             return
-        credit = money(line.line_total / line.qty)
-        new_total = self.skus[new_sku].list_price
-        tenders = [TenderIn("cash", new_total - credit)] if new_total > credit else []
-        result = self.attempt(lambda: services.exchange_create(
-            order=order, store=self.store, client_uuid=uuid.uuid4(), actor=self.clerk, tenders=tenders,
-            return_lines=[ReturnLineIn(line.pk, 1)], new_lines=[LineIn(self.skus[new_sku].id, 1)]))
+        credit = services.line_refund_amount(line, line.qty_returned, 1)
+
+        def exchange():
+            priced = sale_price(demand={self.skus[new_sku].id: 1}, channel=Channel.POS, store_id=self.store.pk,
+                                member=services.exchange_member(order, None))
+            priced, cash = self.cash_rounded(priced, money(priced.total - credit))
+            return services.exchange_create(
+                order=order, store=self.store, client_uuid=uuid.uuid4(), actor=self.clerk, priced=priced,
+                tenders=[TenderIn("cash", cash)] if cash > 0 else [], return_lines=[ReturnLineIn(line.pk, 1)])
+
+        result = self.attempt(exchange)
         if result is not None:
             self.orders.append(result.order.pk)
 

@@ -220,8 +220,8 @@ class OrderOut(serializers.ModelSerializer):
         model = Order
         fields = ["id", "number", "channel", "partner", "external_id", "status", "fulfillment", "store",
                   "store_code", "customer_name", "customer_phone", "ship_city", "ship_address", "ship_postcode",
-                  "currency",
-                  "subtotal", "discount_total", "total", "paid_total", "refunded_total", "pickup_code",
+                  "currency", "subtotal", "discount_total", "cash_rounding", "total", "paid_total", "refunded_total",
+                  "pickup_code",
                   "needs_transfer", "expires_at", "created_at", "updated_at", "paid_at", "handed_over_at",
                   "version", "promotion_discount", "lines"]
         read_only_fields = fields
@@ -271,8 +271,8 @@ class ReturnOut(serializers.ModelSerializer):
 
     class Meta:
         model = Return
-        fields = ["id", "number", "order", "order_number", "store", "reason", "refund_total", "currency",
-                  "refund_policy", "created_at", "lines"]
+        fields = ["id", "number", "order", "order_number", "store", "reason", "refund_total", "cash_rounding",
+                  "currency", "refund_policy", "created_at", "lines"]
         read_only_fields = fields
 
 

@@ -287,7 +287,7 @@ def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, tenders: Sequ
     order = Order(number=number_next("PS"), channel=Channel.POS, client_uuid=client_uuid, request_hash=request_hash,
                   store=store, fulfillment=Fulfillment.IN_STORE, status=Status.COMPLETED,
                   subtotal=priced.subtotal, discount_total=priced.discount_total, total=total,
-                  created_by=_user(actor), customer_phone=customer_phone,
+                  cash_rounding=priced.cash_rounding, created_by=_user(actor), customer_phone=customer_phone,
                   **_member_fields(member, priced.coupon, chosen_guide_id=guide_id))
     order, created = _insert_order(order, lookup=lookup, request_hash=request_hash, key_constraint=_CLIENT_UUID_ONCE)
     if not created:

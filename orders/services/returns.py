@@ -48,6 +48,7 @@ from orders.services.shared import (
     ReturnLineIn,
     TenderIn,
     _demand,
+    RefundDone,
     _refund,
     _user,
     line_refund_amount,
@@ -86,7 +87,8 @@ def return_create(*, order: Order | int, store: Store, lines: Sequence[ReturnLin
     order = locks.order_for_update(order)
     ret = _return_goods(order, store=store, lines=lines, actor=actor, reason=reason, client_uuid=client_uuid,
                         approved_by=approved_by)
-    ret.refund_policy = _refund(order, ret.refund_total, actor=actor, store=store, reason=f"return {ret.number}")
+    done = _refund_return(order, ret, ret.refund_total, actor=actor, store=store, reason=f"return {ret.number}")
+    ret.refund_policy = done.policy
     ret.save(update_fields=["refund_policy"])
     _after_return(order, ret, actor=actor, store=store)
     order_event(order, OrderEvent.Kind.RETURN, actor=actor, store=store, reason=reason,
@@ -243,6 +245,47 @@ def _gift_value_give_back(gift: OrderLinePromotion, units: int, order_lines: dic
         gift_taken_back=F("gift_taken_back") - units, gift_value_taken_back=F("gift_value_taken_back") - back)
 
 
+def _refund_return(order: Order, ret: Return, amount: Decimal, *, actor, store: Store, reason: str) -> RefundDone:
+    """Refund ``amount`` of the return ``ret`` in the refund order (``_refund_plan``), then book what the
+    cash rounding kept (or paid beyond the value) on the return and its lines, so the return's refund,
+    the lines' refunded amounts and the order's refunded total all equal the money that moved."""
+    lines = list(ret.lines.select_related("order_line").order_by("-refund_amount", "pk"))
+    room = money(sum((ln.line_total - ln.refunded_amount
+                      for ln in OrderLine.objects.filter(pk__in={rl.order_line_id for rl in lines})), ZERO))
+    everything = not OrderLine.objects.filter(order=order, qty_returned__lt=F("qty")).exists()
+    done = _refund(order, amount, actor=actor, store=store, reason=reason, room=room, everything=everything)
+    if done.rounding:
+        _rounding_book(order, lines, done.rounding)
+        ret.cash_rounding = money(ret.cash_rounding + done.rounding)
+        ret.refund_total = money(ret.refund_total - done.rounding)
+        ret.save(update_fields=["cash_rounding", "refund_total"])
+    return done
+
+
+def _rounding_book(order: Order, lines: list[ReturnLine], rounding: Decimal) -> None:
+    """Take the cash rounding out of the return's line refunds (largest first) and the order lines'
+    refunded amounts.  Paid beyond the value (negative), it goes on order lines that still have value
+    not refunded: the return's own first, then the order's others (a last return paying back what earlier
+    roundings kept)."""
+    left = rounding
+    for rl in lines:
+        take = min(left, rl.refund_amount) if rounding > 0 else left
+        if take:
+            ReturnLine.objects.filter(pk=rl.pk).update(refund_amount=F("refund_amount") - take)
+            left = money(left - take)
+        if not left:
+            break
+    returned = [rl.order_line_id for rl in lines]
+    left = rounding
+    for ln in sorted(OrderLine.objects.filter(order=order), key=lambda ln: (ln.pk not in returned, ln.pk)):
+        take = min(left, ln.refunded_amount) if rounding > 0 else max(left, ln.refunded_amount - ln.line_total)
+        if take:
+            OrderLine.objects.filter(pk=ln.pk).update(refunded_amount=F("refunded_amount") - take)
+            left = money(left - take)
+        if not left:
+            break
+
+
 def _after_return(order: Order, ret: Return, *, actor, store: Store, reason: str = "") -> None:
     left = sum(ln.qty - ln.qty_returned for ln in OrderLine.objects.filter(order=order))
     membership.on_returned(order, refund=ret.refund_total, reference=ret.number, fully_returned=left == 0,
@@ -306,9 +349,12 @@ def exchange_create(*, order: Order | int, store: Store, return_lines: Sequence[
                            guide_id=guide_id)
     if not sale.created:
         raise DuplicateDifferentPayload(message="This sale id was already used.", params={"order": sale.order.number})
-    policies = [_refund(order, credit, actor=actor, store=store, reason=f"exchange {ret.number}", exchange=True)]
+    policies = [_refund(order, credit, actor=actor, store=store, reason=f"exchange {ret.number}",
+                        exchange=True).policy]
     rest = money(ret.refund_total - credit)
-    policies.append(_refund(order, rest, actor=actor, store=store, reason=f"return {ret.number}"))
+    done = _refund_return(order, ret, rest, actor=actor, store=store, reason=f"return {ret.number}")
+    policies.append(done.policy)
+    rest = done.refunded
     ret.exchange_order = sale.order
     ret.refund_policy = "; ".join(p for p in policies if p)
     ret.save(update_fields=["exchange_order", "refund_policy"])

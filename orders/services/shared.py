@@ -17,7 +17,7 @@ from inventory import services as stock
 from members.exceptions import PointsCapExceeded
 from members.selectors import points_redeem_cap, points_value
 from o2o.errors import InvalidInput
-from o2o.money import ZERO, allocate, money
+from o2o.money import FEN, ZERO, allocate, money, round_to_unit
 from orders import allocation
 from orders.exceptions import (
     DuplicateDifferentPayload,
@@ -32,6 +32,7 @@ from orders.models import (
 )
 from payments import selectors as pay_read
 from payments import services as pay
+from payments import shifts
 from payments.models import Payment, Refund
 from payments.tenders import tender_for
 from stores.models import Store
@@ -176,13 +177,85 @@ def refund_policy_for(payment: Payment, store: Store | None) -> str:
     return f"{payment.tender}: refunded to the original tender{where}"
 
 
+@dataclass(frozen=True)
+class RefundDone:
+    """What ``_refund`` paid: ``refunded`` left the store (to tenders); ``rounding`` is the part of
+    the value not paid out because cash goes back in the store's unit (negative: paid beyond it)."""
+
+    policy: str
+    refunded: Decimal
+    rounding: Decimal = ZERO
+
+
+_MEMBER_TENDERS = ("points", "wallet")
+
+
+def _refund_plan(order: Order, amount: Decimal, *, store: Store | None, room: Decimal | None,
+                 everything: bool) -> list[tuple[Payment, Decimal]]:
+    """Split a refund of ``amount`` in the documented order (docs/returns.md, "Refund order"):
+
+    1. points and wallet go back to the member: their proportional share, to the fen;
+    2. cash (and exchange credit, paid out in cash) is its share rounded to the store's cash unit
+       (half up), never beyond what the cash payments can still refund, nor beyond the value
+       (``room``) the returned lines still have;
+    3. the remainder tenders (provider, card, cash on delivery, marketplace) take their share plus
+       what the cash rounding moved, within what each can still refund;
+    what nothing can take is the rounding (the caller records it on the return).  ``everything``:
+    the order is now fully returned, so every payment gives back all it still holds.
+    """
+    unit = shifts.cash_unit(store) if store is not None else FEN
+    if everything and unit != FEN:
+        every = [(p, round_to_unit(p.refundable_amount, unit, down=True)
+                  if _refund_method(p, store) == Refund.Method.CASH else p.refundable_amount)
+                 for p in pay_read.payments_for_reference(reference=order.number)
+                 .filter(status=Payment.Status.CAPTURED).order_by("pk")]
+        return [(p, part) for p, part in every if part > 0]
+    parts = _refunds_proportional(order, amount)
+    cash = [(p, part) for p, part in parts if _refund_method(p, store) == Refund.Method.CASH]
+    if unit == FEN or not cash:
+        return parts
+    share = money(sum((part for _, part in cash), ZERO))
+    target = round_to_unit(share, unit)
+    if room is not None:
+        target = min(target, round_to_unit(money(share + room), unit, down=True))
+    cash_parts: dict[int, Decimal] = {}
+    left = target
+    for p, _part in sorted(cash, key=lambda item: -item[1]):
+        give = min(left, round_to_unit(p.refundable_amount, unit, down=True))
+        cash_parts[p.pk], left = give, money(left - give)
+    moved = money(share - (target - left))  # > 0: the cash pays less than its share
+    plan = []
+    for p, part in parts:
+        if p.pk in cash_parts:
+            part = cash_parts[p.pk]
+        elif p.tender not in _MEMBER_TENDERS and moved:
+            new = min(max(money(part + moved), ZERO), p.refundable_amount)
+            moved = money(moved - (new - part))
+            part = new
+        plan.append((p, part))
+    if moved > 0:  # a remainder tender left out of the proportional split may still take it
+        planned = {p.pk for p, _ in plan}
+        others = [p for p in pay_read.payments_for_reference(reference=order.number)
+                  .filter(status=Payment.Status.CAPTURED) if p.pk not in planned
+                  and p.tender not in _MEMBER_TENDERS and _refund_method(p, store) != Refund.Method.CASH]
+        for p in sorted(others, key=lambda p: tender_for(p.tender).refund_priority):
+            take = min(moved, p.refundable_amount)
+            if take > 0:
+                plan.append((p, take))
+                moved = money(moved - take)
+    return [(p, part) for p, part in plan if part > 0]
+
+
 def _refund(order: Order, amount: Decimal, *, actor, store: Store | None, reason: str,
-            exchange: bool = False) -> str:
-    """Refund ``amount`` across the order's captured payments; returns the policy text recorded."""
+            exchange: bool = False, room: Decimal | None = None, everything: bool = False) -> RefundDone:
+    """Refund ``amount`` across the order's captured payments (``_refund_plan``; an exchange credit
+    moves no money, so it is split in proportion and never rounded).  Returns what was paid."""
     if amount <= 0:
-        return ""
+        return RefundDone("", ZERO)
     policies = []
-    for payment, part in _refunds_proportional(order, amount):
+    plan = (_refunds_proportional(order, amount) if exchange
+            else _refund_plan(order, amount, store=store, room=room, everything=everything))
+    for payment, part in plan:
         if exchange:
             method, policy = Refund.Method.EXCHANGE, f"{payment.tender}: credited to the exchange sale"
         else:
@@ -190,10 +263,12 @@ def _refund(order: Order, amount: Decimal, *, actor, store: Store | None, reason
         pay.refund_create(payment=payment, amount=part, reason=reason, actor=actor, store=store, policy=policy,
                           method=method)
         policies.append(policy)
-    Order.objects.filter(pk=order.pk).update(refunded_total=F("refunded_total") + amount,
-                                             updated_at=timezone.now())
-    order.refunded_total = money(order.refunded_total + amount)
-    return "; ".join(dict.fromkeys(policies))
+    refunded = money(sum((part for _, part in plan), ZERO))
+    if refunded:
+        Order.objects.filter(pk=order.pk).update(refunded_total=F("refunded_total") + refunded,
+                                                 updated_at=timezone.now())
+        order.refunded_total = money(order.refunded_total + refunded)
+    return RefundDone("; ".join(dict.fromkeys(policies)), refunded, money(amount - refunded))
 
 
 def _user(actor):

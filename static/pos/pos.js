@@ -31,12 +31,19 @@
     return total + pointsValue(pay);
   }
 
+  // 抹零: the store hands cash over in whole units (data-cash-unit, in fen); the cash due is rounded
+  // down to it, as the server does, and the difference becomes a discount on the sale.
+  function cashRounded(cashDue, due) {
+    var unit = parseInt(due.dataset.cashUnit, 10) || 1;
+    return cashDue > 0 ? Math.floor(cashDue / unit) * unit : cashDue;
+  }
+
   // While the clerk splits the tenders: what is still to collect (还差) and the change (找零).
   function updateChange() {
     var pay = document.getElementById("pay");
     var due = document.querySelector("[data-due]");
     if (!pay || !due) { return; }
-    var cashDue = money(due.dataset.due) - nonCash(pay);
+    var cashDue = cashRounded(money(due.dataset.due) - nonCash(pay), due);
     var cash = money(pay.elements.cash_tendered.value);
     var change = cash - Math.max(cashDue, 0);
     var out = pay.querySelector("[data-change]");
@@ -148,7 +155,7 @@
     if (exact) {
       var pay = document.getElementById("pay");
       var due = document.querySelector("[data-due]");
-      var rest = money(due.dataset.due) - nonCash(pay);
+      var rest = cashRounded(money(due.dataset.due) - nonCash(pay), due);
       pay.elements.cash_tendered.value = (Math.max(rest, 0) / 100).toFixed(2);
       updateChange();
       pay.elements.cash_tendered.focus();
