@@ -535,7 +535,8 @@ def _store_figures(step: _Step) -> None:
 
 STATEMENT_MONEY = ("sales_gross", "sales_discount", "sales_net", "coupon_discount", "coupon_cost_ecommerce",
                    "coupon_cost_store", "promotion_discount",
-                   *(f"promotion_cost_{bearer}" for bearer in promotion_costs.BEARERS), "returns_net", "cancelled_net", "net", "adjustments_net", "split_ecommerce",
+                   *(f"promotion_cost_{bearer}" for bearer in promotion_costs.BEARERS), "returns_net",
+                   "cancelled_net", "net", "adjustments_net", "split_ecommerce",
                    "split_store", "split_guide_store", "payments_total", "refunds_total", "tender_adjustments",
                    "points_redeemed_value")
 STATEMENT_COUNTS = ("orders_count", "sale_lines", "return_lines", "payments_count", "refunds_count",
