@@ -246,3 +246,52 @@ def returns_add_up():
         )
         for what, amount, parts, rounding in cur.fetchall():
             yield f"{what}: {amount} against {parts}, cash rounding {rounding}"
+
+
+@audit_check("4", "a promotion's counters equal what its standing sales took, net of returns")
+def promotion_counters_match_sales():
+    """Uses: the orders that took the promotion and are not all returned.  Budget used: what it took off
+    their lines, less the returned units' share (rounded as a return gives it back).  The counters move
+    only with the sales and returns, in their transactions, so any difference is a lost update."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            WITH rows AS (
+                SELECT lp.promotion_id, l.order_id, lp.amount - round(lp.amount * l.qty_returned / l.qty, 2) AS left_
+                  FROM orders_orderlinepromotion lp JOIN orders_orderline l ON l.id = lp.line_id
+            ), standing AS (
+                SELECT DISTINCT order_id FROM orders_orderline WHERE qty_returned < qty
+                   AND order_id IN (SELECT order_id FROM rows)
+            ), s AS (
+                SELECT r.promotion_id, sum(r.left_) AS amount,
+                       count(DISTINCT r.order_id) FILTER (WHERE st.order_id IS NOT NULL) AS uses
+                  FROM rows r LEFT JOIN standing st ON st.order_id = r.order_id
+                 GROUP BY r.promotion_id
+            )
+            SELECT p.code, p.used_count, COALESCE(s.uses, 0), p.used_amount, COALESCE(s.amount, 0)
+              FROM promotions_promotion p LEFT JOIN s ON s.promotion_id = p.id
+             WHERE p.used_count <> COALESCE(s.uses, 0) OR p.used_amount <> COALESCE(s.amount, 0)
+             ORDER BY p.id
+            """
+        )
+        for code, uses, standing, used, amount in cur.fetchall():
+            yield (f"promotion {code}: counts {uses} uses and {used} used, but its standing sales took "
+                   f"{standing} uses and {amount}")
+
+
+@audit_check("4", "a gift brought back keeps none of the value withheld for it")
+def gifts_back_keep_nothing_withheld():
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT o.number, lp.code, lp.gift_taken_back, lp.gift_value_taken_back
+              FROM orders_orderlinepromotion lp JOIN orders_orderline l ON l.id = lp.line_id
+              JOIN orders_order o ON o.id = l.order_id
+             WHERE lp.gift_qty > 0 AND l.qty_returned >= l.qty
+               AND (lp.gift_taken_back > 0 OR lp.gift_value_taken_back > 0)
+             ORDER BY lp.id
+            """
+        )
+        for number, code, units, value in cur.fetchall():
+            yield (f"order {number}: the gift of {code} is back but {units} unit(s), {value}, are still "
+                   f"withheld")

@@ -3,8 +3,11 @@ to the units returned, the use once the order is returned in full, never below z
 counter's return page and the API's returns endpoint."""
 
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from o2o.apiauth import SCOPES, partner_key_create
 from promotions.models import Promotion
@@ -99,3 +102,18 @@ def test_an_online_order_returned_through_the_api_frees_its_use_for_the_next_cus
     assert caps(one_sale) == (0, D("0.00"))
     assert place(client, store=store_a, lines=[{"sku": jeans.id, "qty": 1}]).json()["total"] == "199.00"
     assert caps(one_sale) == (1, D("50.00"))
+
+
+def test_the_audit_catches_a_promotion_counter_that_drifted(clerk, goods, capped):  # noqa: F811
+    _, jeans, _ = goods
+    client = login(clerk)
+    sale = counter_sale(client, [(jeans, 2)])
+    counter_return(client, sale, {sale.lines.get().pk: 1})
+    audit_clean()  # one use, 50 of its 100 still taken
+
+    Promotion.objects.filter(pk=capped.pk).update(used_count=2)  # a lost update, planted
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("audit_ledgers", stdout=out)
+    assert ("promotion JEANS: counts 2 uses and 50.00 used, but its standing sales took 1 uses and 50.00"
+            in out.getvalue())

@@ -8,6 +8,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.urls import reverse
 
 from o2o.apiauth import SCOPES, partner_key_create
@@ -132,3 +133,21 @@ def test_through_the_api_the_gift_returned_after_the_goods_gets_its_value_back(s
     assert rest.json()["refund_total"] == "74.25"
     assert client.get(f"/api/v1/orders/{order['id']}/").json()["refunded_total"] == "148.50"
     audit_clean()
+
+
+def test_the_audit_catches_a_gift_back_whose_withheld_value_was_kept(clerk, goods, promotions):  # noqa: F811
+    shirt, _, socks = goods
+    client = login(clerk)
+    sale = counter_sale(client, [(shirt, 2), (socks, 1)])
+    lines = {ln.sku_id: ln for ln in sale.lines.all()}
+    counter_return(client, sale, {lines[shirt.id].pk: 1})
+    counter_return(client, sale, {lines[socks.id].pk: 1})
+    audit_clean()
+
+    # Planted: the gift is back but its 19.90 still counts as withheld (as before the refund existed).
+    OrderLinePromotion.objects.filter(line__order=sale, code="SOCKS").update(
+        gift_taken_back=1, gift_value_taken_back=D("19.90"))
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("audit_ledgers", stdout=out)
+    assert f"order {sale.number}: the gift of SOCKS is back but 1 unit(s), 19.90, are still withheld" in out.getvalue()

@@ -362,7 +362,11 @@ class OrderReturnCreate(OrderAction):
              if_match=True, responses={201: ReturnOut}, errors=(*WRITE_ERRORS, 404, 412),
              description="Takes back handed-over goods at a store, restocks them there and refunds exactly "
                          "to the original tenders. After the channel's return window a manager must "
-                         "approve at the store (not over the API).",
+                         "approve at the store (not over the API). Each unit refunds what it cost after its "
+                         "promotions. 买赠: goods returned while the gift is kept have the gift's value "
+                         "withheld; the gift returned later refunds that value (on its line's "
+                         "`refund_amount`). Capped promotions get back the returned units' share of their "
+                         "budget, and their use when the whole order is back.",
              parameters=[ETAG_HEADER],
              error_examples={409: [("return_window_closed",
                                     "The return window of this order has passed; a manager must approve."),

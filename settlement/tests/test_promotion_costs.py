@@ -189,3 +189,28 @@ def test_a_return_after_close_reverses_the_promotion_cost_the_next_day():
     assert (back.promotion_discount, back.promotion_cost_store) == (D("-50.00"), D("-50.00"))
     assert statement(s["a"], "pos", yesterday.day).promotion_cost_store == D("50.00")
     audit_clean()
+
+
+def test_a_promoted_sale_committed_after_its_day_closed_is_an_adjustment_of_the_next_day():
+    s = shop()
+    promotions(s)
+    shift_days(1)
+    [yesterday] = settle(today() - timedelta(days=1))
+    # A sale whose transaction was still open at the cut-off commits now, stamped yesterday.
+    late = order_services.pos_sale_create(store=s["a"], client_uuid=uuid.uuid4(), lines=[LineIn(s["coat"].id, 1)],
+                                          tenders=[TenderIn("cash", D("250.00"))]).order
+    with connection.cursor() as cur:
+        cur.execute("UPDATE orders_order SET paid_at = %s WHERE id = %s",
+                    [yesterday.window_end - timedelta(seconds=1), late.pk])
+        cur.execute("UPDATE payments_payment SET captured_at = %s WHERE reference = %s",
+                    [yesterday.window_end - timedelta(seconds=1), late.number])
+
+    [day] = settle()
+
+    counter = statement(s["a"], "pos", day.day)
+    assert (counter.promotion_discount, counter.promotion_cost_supplier) == (D("50.00"), D("50.00"))
+    line = PromotionCostLine.objects.get()
+    assert (line.adjustment, line.statement_id, line.kind) == (True, counter.pk, "sale")
+    audit_clean()
+    settle()  # re-running the closed day settles nothing twice
+    assert PromotionCostLine.objects.count() == 1
