@@ -181,7 +181,7 @@ def cod_remittances_import(*, rows: Sequence[CodRow], file_name: str, actor=None
     Locks what ``cod_remittance_capture`` locks, row by row.
     """
     if not rows:
-        raise CodBatchRejected(message=_("The file has no rows."), params={"rows": []})
+        raise CodBatchRejected(message=_("The file has no data rows."), params={"rows": []})
     errors: list[CodRowError] = []
     recorded: list[CodRemittance] = []
     for row in rows:
