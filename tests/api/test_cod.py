@@ -63,8 +63,9 @@ def audit_clean() -> None:
 
 
 @pytest.fixture
-def hq(client, hq_user):
+def hq(client, hq_user, settings):
     client.force_login(hq_user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"  # the messages below are read in English
     return client
 
 
@@ -229,3 +230,13 @@ def test_the_audit_fails_when_a_cod_order_is_not_paid_by_exactly_one_matching_re
 
     with pytest.raises(CommandError):
         audit_clean()
+
+
+def test_the_remittance_page_speaks_the_users_language(client, hq_user):
+    client.force_login(hq_user)  # no language chosen: the product's default, Chinese
+
+    page = client.get(RECORD)
+    unknown = record_one(client, "SF-NOPE", "10.00")
+
+    assert page.status_code == 200 and "登记货到付款回款" in page.content.decode()
+    assert unknown.status_code == 422 and "没有已发货的货到付款包裹使用此运单号" in unknown.content.decode()
