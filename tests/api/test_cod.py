@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from inventory.models import Reservation
 from members.models import PointsEntry
+from o2o.models import OutboxMessage
 from members.services import members
 from orders import services as order_services
 from orders.models import CodRemittance, Order, OrderEvent, Status
@@ -113,6 +114,9 @@ def test_a_cod_order_ships_unpaid_never_expires_and_is_paid_by_the_remittance(pa
     earned = PointsEntry.objects.get(member=member, order_number=order.number, kind="earn")
     assert earned.frozen_delta == int(due)  # 1 point per yuan of what the courier collected, frozen
     assert api.get(f"{ORDERS}{order.pk}/").json()["paid_total"] == str(due)
+    paid_event = OutboxMessage.objects.filter(topic="order.paid", payload__order=order.number).get()
+    shipped_event = OutboxMessage.objects.filter(topic="order.shipped", payload__order=order.number).get()
+    assert paid_event.payload["version"] > shipped_event.payload["version"]  # receivers keep the newer
     audit_clean()
 
     # Entered again: a clear error, and nothing changes.
