@@ -63,16 +63,25 @@ def _buyer(remote: RemoteOrder):
         return None
 
 
-def _marketplace_discount(remote: RemoteOrder, skus: dict[str, int]) -> Decimal:
-    """What the marketplace took off our list prices, as the order's discount (allocated to the
-    lines in proportion to their list value, to the fen), so the order is booked at what the
-    marketplace charged.  Without prices, or when it charged more than list, nothing is taken off."""
+def _marketplace_discount(remote: RemoteOrder, skus: dict[str, int]) -> tuple[Decimal, dict[int, Decimal] | None]:
+    """What the marketplace took off our list prices, as the order's discount, so the order is booked
+    at what the marketplace charged: (discount, {sku id: its part}).
+
+    Each line keeps the marketplace's own price: its discount is list price less the marketplace's
+    price, times the quantity.  When the marketplace charged more than list on some line, only the
+    order's net discount is kept, spread by list value (None for the parts); without prices, or when it
+    charged more than list in all, nothing is taken off."""
     if not remote.lines or any(line.price is None for line in remote.lines):
-        return ZERO
+        return ZERO, None
     listed = dict(Sku.objects.filter(pk__in=skus.values()).values_list("pk", "list_price"))
-    at_list = sum((listed[skus[line.sku_code]] * line.qty for line in remote.lines), ZERO)
-    sold = sum((line.price * line.qty for line in remote.lines), ZERO)
-    return money(max(ZERO, at_list - sold))
+    per_sku: dict[int, Decimal] = {}
+    for line in remote.lines:
+        sku_id = skus[line.sku_code]
+        per_sku[sku_id] = per_sku.get(sku_id, ZERO) + (listed[sku_id] - line.price) * line.qty
+    total = money(sum(per_sku.values(), ZERO))
+    if all(part >= 0 for part in per_sku.values()):
+        return total, {sku_id: money(part) for sku_id, part in per_sku.items()}
+    return money(max(ZERO, total)), None
 
 
 @service
@@ -90,12 +99,13 @@ def _place(code: str, remote: RemoteOrder):
     store = Store.objects.filter(code=remote.store_code,
                                  is_active=True).first() if remote.store_code else None
     city = City.objects.filter(code=remote.ship_city_code).first() if remote.ship_city_code else None
+    discount, line_discounts = _marketplace_discount(remote, skus)
     placed = services.order_place(
         channel=Channel.MARKETPLACE, partner=code, external_id=remote.external_id,
         fulfillment=remote.fulfillment,
         store=store, ship_city_id=city.pk if city else None, ship_address=remote.ship_address,
         customer_name=remote.customer_name, customer_phone=remote.customer_phone,
-        member=_buyer(remote), discount=_marketplace_discount(remote, skus),
+        member=_buyer(remote), discount=discount, line_discounts=line_discounts,
         lines=[LineIn(sku_id=skus[line.sku_code], qty=line.qty) for line in remote.lines])
     if remote.paid and placed.order.status == Status.PENDING_PAYMENT:
         order = placed.order

@@ -126,7 +126,8 @@ class CodRemittanceAdmin(admin.ModelAdmin):
     def _record_file(self, request, form):
         upload = form.cleaned_data["file"]
         if upload.size > MAX_FILE_BYTES:
-            form.add_error("file", gettext("The file is larger than 5 MB."))
+            form.add_error("file", gettext("The file is larger than %(size)d MB.") % {
+                "size": MAX_FILE_BYTES // (1024 * 1024)})
             return {}
         try:
             rows = cod_file_rows(upload.read())

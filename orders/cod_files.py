@@ -60,7 +60,7 @@ def cod_file_rows(data: bytes) -> list[CodRow]:
     try:
         text = decode_csv(data)
     except UnicodeDecodeError:
-        raise CodFileUnreadable(_("The file is not a CSV text file.")) from None
+        raise CodFileUnreadable(_("This is not a text (CSV) file.")) from None
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)

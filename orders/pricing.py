@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from catalog.models import Sku
 from inventory.exceptions import InactiveSku, UnknownSku
@@ -136,7 +136,8 @@ def sale_price(*, demand: dict[int, int], channel: str, store_id: int | None = N
                order_discount: Decimal = ZERO, coupon_code: str = "", member=None,
                strict: bool = True, skus: dict[int, Sku] | None = None, city_id: int | None = None,
                promotions_exclude: frozenset[int] = frozenset(),
-               promotions_skip_skus: frozenset[int] = frozenset()) -> PricedSale:
+               promotions_skip_skus: frozenset[int] = frozenset(),
+               line_discounts: Mapping[int, Decimal] | None = None) -> PricedSale:
     """Price ``demand`` ({sku id: qty}) for ``channel`` at ``store_id`` (else for delivery to ``city_id``).
 
     The promotions run first, on the list prices; the order-level discount is spread on what the
@@ -146,6 +147,9 @@ def sale_price(*, demand: dict[int, int], channel: str, store_id: int | None = N
     ``promotions_exclude``: promotion ids to leave out (ones that ran out while the sale was made).
     ``promotions_skip_skus``: SKUs whose price a manager set at the counter: that price is the price,
     they take no promotion (nor count towards one).
+    ``line_discounts``: {sku id: amount} of the order-level discount that belongs to each SKU (a
+    marketplace that charged its own price per line); used as given when it adds up to
+    ``order_discount`` and no SKU gets more than it costs, else the discount is spread by value.
 
     With ``strict`` the first problem is raised (unknown_sku, inactive_sku, invalid_discount, the
     coupon errors); otherwise the sale is priced as far as it can be and the problems are kept in
@@ -167,7 +171,7 @@ def sale_price(*, demand: dict[int, int], channel: str, store_id: int | None = N
     promoted = _promotions(listed, channel=channel, store_id=store_id, city_id=city_id, member=member,
                            exclude=promotions_exclude, skip_skus=promotions_skip_skus)
     order_discount = money(order_discount)
-    lines, discount_error = _order_discount(promoted, order_discount)
+    lines, discount_error = _order_discount(promoted, order_discount, line_discounts)
     if discount_error is not None:
         errors.append(discount_error)
         order_discount = ZERO
@@ -180,7 +184,7 @@ def sale_price(*, demand: dict[int, int], channel: str, store_id: int | None = N
         else:
             if not quote.stacks_with_promotions and any(ln.promotion for ln in lines):
                 # Either the promotions or the coupon: whichever saves the customer more.
-                bare = _order_discount(listed, order_discount)[0]
+                bare = _order_discount(listed, order_discount, line_discounts)[0]
                 try:
                     alone = _coupon(bare, code=coupon_code, member=member, channel=channel, store_id=store_id)
                 except DomainError:
@@ -213,11 +217,17 @@ def _coupon(lines: list[PricedLine], *, code: str, member, channel: str, store_i
                            lines=[(ln.sku.pk, ln.category_id, ln.net) for ln in lines])
 
 
-def _order_discount(lines: list[PricedLine], amount: Decimal) -> tuple[list[PricedLine], DomainError | None]:
-    """Spread the order-level discount on what the lines cost after the promotions."""
+def _order_discount(lines: list[PricedLine], amount: Decimal,
+                    per_sku: Mapping[int, Decimal] | None = None) -> tuple[list[PricedLine], DomainError | None]:
+    """Spread the order-level discount on what the lines cost after the promotions (or take each
+    SKU's share as given in ``per_sku``, when it adds up and fits every line)."""
     left = money(sum((ln.promoted for ln in lines), ZERO))
     if amount < 0 or amount > left:
         return lines, InvalidDiscount(field="discount", params={"discount": str(amount), "subtotal": str(left)})
+    if per_sku is not None:
+        shares = [money(per_sku.get(ln.sku.pk, ZERO)) for ln in lines]
+        if money(sum(shares, ZERO)) == amount and all(ZERO <= s <= ln.promoted for s, ln in zip(shares, lines)):
+            return [_with(ln, order_discount=share) for ln, share in zip(lines, shares)], None
     return [_with(ln, order_discount=share)
             for ln, share in zip(lines, allocate(amount, [ln.promoted for ln in lines]))], None
 

@@ -21,7 +21,7 @@ from o2o.money import ZERO, money
 from orders.models import Channel, Fulfillment, Order, OrderLine, Return, Shipment, Status
 from orders.services import HANDED_OVER, ONLINE_CHANNELS, line_refund_amount
 from inventory.selectors import stock_available
-from payments.models import ApprovalLog, CashTendered, Payment, PosShift, Refund
+from payments.models import ApprovalLog, CashTendered, Payment, PosShift, Refund, Tender
 from catalog.models import Sku
 from stores.models import Store
 
@@ -185,9 +185,12 @@ def pickup_orders_waiting(store: Store) -> QuerySet[Order]:
 
 
 def ship_tasks(store: Store) -> QuerySet[Order]:
-    """Online orders this store ships: paid or partly shipped, with lines at its stockroom."""
-    return (Order.objects.filter(fulfillment=Fulfillment.SHIP_STORE,
-                                 status__in=[Status.PAID, Status.PARTIALLY_SHIPPED],
+    """Online orders this store ships: paid or partly shipped, or unpaid with the customer paying the
+    courier (cash on delivery), with lines at its stockroom."""
+    cod = Payment.objects.filter(tender=Tender.CASH_ON_DELIVERY, status=Payment.Status.PENDING).values("reference")
+    shippable = Q(status__in=[Status.PAID, Status.PARTIALLY_SHIPPED]) | Q(status=Status.PENDING_PAYMENT,
+                                                                           number__in=cod)
+    return (Order.objects.filter(shippable, fulfillment=Fulfillment.SHIP_STORE,
                                  lines__warehouse_id=store.warehouse_id)
             .distinct().order_by("paid_at", "pk")
             .prefetch_related(Prefetch("lines", queryset=OrderLine.objects.order_by("line_no")),

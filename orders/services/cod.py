@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Sequence
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -141,7 +142,10 @@ def cod_remittance_capture(*, tracking_number: str, amount: Decimal, remitted_on
 def _order_paid_by_courier(order: Order, payment: Payment, remittance: CodRemittance, *, actor) -> None:
     paid_total = money(order.paid_total + payment.amount)
     order.paid_total, order.paid_at = paid_total, timezone.now()
-    Order.objects.filter(pk=order.pk).update(paid_total=paid_total, paid_at=order.paid_at, updated_at=order.paid_at)
+    # A new version: receivers drop events older than what they hold, and order.paid follows order.shipped.
+    order.version = (order.version or 0) + 1
+    Order.objects.filter(pk=order.pk).update(paid_total=paid_total, paid_at=order.paid_at, updated_at=order.paid_at,
+                                             version=F("version") + 1)
     order_event(order, OrderEvent.Kind.PAYMENT, actor=actor, reason="cash on delivery remitted",
                 data={"payment_id": payment.pk, "amount": str(payment.amount),
                       "tracking_number": remittance.tracking_number, "remitted_on": str(remittance.remitted_on)})
@@ -181,7 +185,7 @@ def cod_remittances_import(*, rows: Sequence[CodRow], file_name: str, actor=None
     Locks what ``cod_remittance_capture`` locks, row by row.
     """
     if not rows:
-        raise CodBatchRejected(message=_("The file has no rows."), params={"rows": []})
+        raise CodBatchRejected(message=_("The file has no data rows."), params={"rows": []})
     errors: list[CodRowError] = []
     recorded: list[CodRemittance] = []
     for row in rows:

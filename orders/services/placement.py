@@ -169,12 +169,13 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
                 partner: str = "", store: Store | None = None, ship_city_id: int | None = None,
                 ship_address: str = "", ship_postcode: str = "", customer_name: str = "", customer_phone: str = "",
                 discount: Decimal = ZERO, actor=None, member=None, coupon_code: str = "",
-                chosen_guide_id: int | None = None) -> PlaceResult:
+                chosen_guide_id: int | None = None, line_discounts: dict[int, Decimal] | None = None) -> PlaceResult:
     """Place an online order and reserve its stock.  Idempotent on (channel, partner, external id).
 
     With a ``member``, the order is attributed to the member's bound guide and a
     ``coupon_code`` of theirs is redeemed on it (restored if the order is cancelled or expires).
     ``chosen_guide_id`` attributes the order to that guide (a QR scene without a member).
+    ``line_discounts``: the part of ``discount`` each SKU takes (a marketplace's own price per line).
     Locks: stock levels of the chosen warehouse(s), ordered; the coupon row.  Queues: ``order.created``.
     Raises: invalid_quantity, unknown_sku, inactive_sku, insufficient_stock, store_required,
     pickup_not_launched (pickup is not switched on at the store), invalid_fulfillment, invalid_discount, duplicate_different_payload, member_not_found and
@@ -205,7 +206,7 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
     def reprice(exclude: frozenset[int] = frozenset()) -> PricedSale:
         return sale_price(demand=demand, channel=channel, store_id=store.pk if store else None,
                           city_id=ship_city_id, order_discount=discount, coupon_code=coupon_code, member=member,
-                          promotions_exclude=exclude)
+                          promotions_exclude=exclude, line_discounts=line_discounts)
 
     # A promotion that runs out while this order is placed is left out: the order takes the new price.
     priced = _promotions_hold(reprice(), reprice)

@@ -161,3 +161,24 @@ def test_nothing_left_to_pick_is_an_error_next_to_the_order(client_a, store_a, s
     response = client_a.post(reverse("pos:ship_start", args=[order.pk]))
     assert response.status_code == 422 and "本店没有待发货的商品" in response.content.decode()
     assert Order.objects.get(pk=order.pk).shipments.count() == 1
+
+
+def test_a_cash_on_delivery_order_is_shipped_from_the_store_unpaid(client_a, store_a, stocked):
+    from orders import services as order_services
+    from orders.models import Channel, Fulfillment
+    from orders.services import LineIn
+
+    placed = order_services.order_place(channel=Channel.WEB, fulfillment=Fulfillment.SHIP_STORE,
+                                        ship_city_id=store_a.city_id, ship_address="文三路 1 号",
+                                        external_id="COD-1", customer_name="陈晨",
+                                        lines=[LineIn(stocked[1].id, 1)]).order
+    assert placed.number not in client_a.get(reverse("pos:ship")).content.decode()  # unpaid: not yet
+    order_services.order_cod_choose(order=placed)
+
+    assert placed.number in client_a.get(reverse("pos:ship")).content.decode()
+    client_a.post(reverse("pos:ship_start", args=[placed.pk]))
+    shipment = placed.shipments.get()
+    client_a.post(reverse("pos:ship_pack", args=[shipment.pk]))
+    client_a.post(reverse("pos:ship_send", args=[shipment.pk]), {"carrier": "顺丰", "tracking_number": "SF7654321"})
+    placed.refresh_from_db()
+    assert placed.status == "shipped" and placed.paid_at is None  # the courier collects the money

@@ -14,10 +14,14 @@ from django.utils import timezone
 
 from inventory.models import Reservation
 from members.models import PointsEntry
+from o2o.models import OutboxMessage
 from members.services import members
 from orders import services as order_services
 from orders.models import CodRemittance, Order, OrderEvent, Status
-from payments.models import Payment, Tender
+from payments.models import Payment
+from settlement import services as settlement
+from settlement.models import SettlementStatement
+from settlement.tests.scenario import end_of_today
 from stores.tests.factories import CityFactory
 from tests.api.conftest import idem, place
 
@@ -63,8 +67,9 @@ def audit_clean() -> None:
 
 
 @pytest.fixture
-def hq(client, hq_user):
+def hq(client, hq_user, settings):
     client.force_login(hq_user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"  # the messages below are read in English
     return client
 
 
@@ -89,7 +94,7 @@ def test_a_cod_order_ships_unpaid_never_expires_and_is_paid_by_the_remittance(pa
     ship(api, order, "SF100200300")
     order.refresh_from_db()
     assert order.status == Status.SHIPPED and order.paid_at is None and order.paid_total == 0
-    assert not PointsEntry.objects.filter(member=member, reference=order.number).exists()
+    assert not PointsEntry.objects.filter(member=member, order_number=order.number).exists()
     returned = api.post(f"{ORDERS}{order.pk}/returns/", {"lines": [{"order_line": order.lines.first().pk,
                                                                     "qty": 1}]}, format="json", **idem())
     assert returned.status_code in (400, 409, 422) and Order.objects.get(pk=order.pk).refunded_total == 0
@@ -106,8 +111,12 @@ def test_a_cod_order_ships_unpaid_never_expires_and_is_paid_by_the_remittance(pa
     paid = Payment.objects.get(pk=payment["id"])
     assert paid.status == Payment.Status.CAPTURED and paid.provider_txn_id == "SF100200300"
     assert OrderEvent.objects.filter(order=order, reason="cash on delivery remitted").count() == 1
-    assert PointsEntry.objects.filter(member=member, reference=order.number).exists()
+    earned = PointsEntry.objects.get(member=member, order_number=order.number, kind="earn")
+    assert earned.frozen_delta == int(due)  # 1 point per yuan of what the courier collected, frozen
     assert api.get(f"{ORDERS}{order.pk}/").json()["paid_total"] == str(due)
+    paid_event = OutboxMessage.objects.filter(topic="order.paid", payload__order=order.number).get()
+    shipped_event = OutboxMessage.objects.filter(topic="order.shipped", payload__order=order.number).get()
+    assert paid_event.payload["version"] > shipped_event.payload["version"]  # receivers keep the newer
     audit_clean()
 
     # Entered again: a clear error, and nothing changes.
@@ -229,3 +238,30 @@ def test_the_audit_fails_when_a_cod_order_is_not_paid_by_exactly_one_matching_re
 
     with pytest.raises(CommandError):
         audit_clean()
+
+
+def test_the_remittance_page_speaks_the_users_language(client, hq_user):
+    client.force_login(hq_user)  # no language chosen: the product's default, Chinese
+
+    page = client.get(RECORD)
+    unknown = record_one(client, "SF-NOPE", "10.00")
+
+    assert page.status_code == 200 and "登记货到付款回款" in page.content.decode()
+    assert unknown.status_code == 422 and "没有已发货的货到付款包裹使用此运单号" in unknown.content.decode()
+
+
+def test_the_remittance_is_money_of_the_day_on_the_online_statement(partner, stocked, hq):
+    _key, api = partner
+    order, _ = cod_order(api, stocked, qty=2)
+    ship(api, order, "SF40")
+    assert record_one(hq, "SF40", str(order.total)).status_code == 302
+
+    settlement.settlement_run(until=settlement.business_day_of(timezone.now()), now=end_of_today())
+
+    # Not at any till: on the no-store statement of the order's channel, under its own tender.
+    online = SettlementStatement.objects.get(store=None, channel="mini_program")
+    tenders = {t.tender: t.payments_amount for t in online.tenders.all()}
+    assert tenders == {"cash_on_delivery": order.total}
+    assert online.payments_total == order.total and online.sales_net == order.total
+    assert not SettlementStatement.objects.exclude(pk=online.pk).exclude(payments_total=0).exists()
+    audit_clean()

@@ -177,3 +177,32 @@ def test_the_buyer_is_linked_by_phone_and_the_order_booked_at_the_marketplace_pr
     assert sum(line.line_total for line in order.lines.all()) == order.total
     assert Payment.objects.get(reference=order.number).amount == order.total
     assert Order.objects.get(external_id="P-2").member_id is None  # not a member: not registered
+
+
+@committed
+def test_each_line_keeps_the_marketplaces_own_price(stocked, settings, market_code):
+    # Given a marketplace that sold SKU a far below list and SKU b at list (the same order total would
+    # be spread over both lines by list value; the marketplace's own line prices say otherwise).
+    a, b = stocked[0], stocked[1]
+    cheap, full = a.list_price - 30, b.list_price
+    sold = {"id": "L-1", "fulfillment": "ship_warehouse", "ship_city_code": "HZ", "ship_address": "1 Lake Rd",
+            "paid": True, "lines": [{"sku_code": a.code, "qty": 2, "price": str(cheap)},
+                                    {"sku_code": b.code, "qty": 1, "price": str(full)}]}
+    above = {"id": "L-2", "fulfillment": "ship_warehouse", "ship_city_code": "HZ", "ship_address": "1 Lake Rd",
+             "paid": True, "lines": [{"sku_code": a.code, "qty": 1, "price": str(a.list_price - 10)},
+                                     {"sku_code": b.code, "qty": 1, "price": str(b.list_price + 4)}]}
+    with FakeMarketplace({None: {"orders": [sold, above], "cursor": "c1"}}) as market:
+        settings.MARKETPLACES = {market_code: market.settings_entry()}
+        result = marketplace_orders_import(code=market_code)
+
+    assert len(result.created) == 2 and result.failed == []
+    order = Order.objects.get(external_id="L-1")
+    by_sku = {line.sku_id: line for line in order.lines.all()}
+    assert (by_sku[a.pk].unit_price, by_sku[a.pk].discount, by_sku[a.pk].line_total) == (a.list_price, 60, cheap * 2)
+    assert (by_sku[b.pk].discount, by_sku[b.pk].line_total) == (0, full)
+    assert order.total == cheap * 2 + full and Payment.objects.get(reference=order.number).amount == order.total
+    # Charged above list on one line: only the net discount is kept, spread by value, as before.
+    mixed = Order.objects.get(external_id="L-2")
+    assert mixed.discount_total == 6 and mixed.total == a.list_price + b.list_price - 6
+    assert sum(line.line_total for line in mixed.lines.all()) == mixed.total
+    call_command("audit_ledgers", stdout=io.StringIO())
