@@ -236,6 +236,7 @@ class OrderEvent(models.Model):
         PICKUP_REJECTED = "pickup_rejected", _("Pickup code refused")
         RETURN = "return", _("Return")
         NOTE = "note", _("Note")
+        UPDATE = "update", _("Details changed")
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
@@ -272,6 +273,7 @@ class Shipment(models.Model):
     shipped_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True, db_index=True)
     shipped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -308,6 +310,7 @@ class Return(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+", verbose_name=_("by"))
     created_at = models.DateTimeField(_("time"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True, db_index=True)
 
     class Meta:
         verbose_name = _("return")

@@ -16,6 +16,7 @@ from rest_framework import serializers
 from o2o.api import MAX_ID, StrictInput, Text
 from o2o.apiauth import principal_of
 from orders.models import Fulfillment, Order, OrderLine, Return, ReturnLine, Shipment, ShipmentLine
+from orders.selectors import PaymentState, order_payment_state, orders_with_overpayment_refunds
 from payments.api.serializers import PaymentOut
 from payments.selectors import payments_for_reference
 from stores.models import City, Store
@@ -195,15 +196,33 @@ class OrderOut(serializers.ModelSerializer):
     store_code = serializers.CharField(source="store.code", default=None, read_only=True, allow_null=True)
     pickup_code = serializers.SerializerMethodField(
         help_text="Shown to the partner that placed the order (to give to its customer); hidden from staff.")
+    payment_status = serializers.SerializerMethodField(
+        help_text="unpaid, partially_paid, paid, partially_refunded (some of what was paid went back) or "
+                  "refunded (all of it; also an order whose only money was a late payment given back).")
+    overpayment_refunded = serializers.SerializerMethodField(
+        help_text="Money given back that never counted towards the order (a late payment on a closed order, "
+                  "a second capture); not in refunded_total.")
 
     class Meta:
         model = Order
         fields = ["id", "number", "channel", "partner", "external_id", "status", "fulfillment", "store",
                   "store_code", "customer_name", "customer_phone", "ship_city", "ship_address", "currency",
                   "subtotal", "discount_total", "total", "paid_total", "refunded_total", "pickup_code",
-                  "needs_transfer", "expires_at", "created_at", "updated_at", "paid_at", "handed_over_at",
-                  "version", "lines"]
+                  "payment_status", "overpayment_refunded", "needs_transfer", "expires_at", "created_at",
+                  "updated_at", "paid_at", "handed_over_at", "version", "lines"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=PaymentState.CHOICES))
+    def get_payment_status(self, obj) -> str:
+        return order_payment_state(obj)
+
+    @extend_schema_field(serializers.DecimalField(max_digits=12, decimal_places=2))
+    def get_overpayment_refunded(self, obj) -> str:
+        value = getattr(obj, "overpayment_refunded", None)
+        if value is None:
+            value = orders_with_overpayment_refunds(Order.objects.filter(pk=obj.pk)).values_list(
+                "overpayment_refunded", flat=True).first() or Decimal("0.00")
+        return f"{value:.2f}"
 
     def get_pickup_code(self, obj) -> str | None:
         request = self.context.get("request")
@@ -226,7 +245,7 @@ class ShipmentOut(serializers.ModelSerializer):
         model = Shipment
         fields = ["id", "number", "order", "order_number", "warehouse", "status", "carrier",
                   "tracking_number",
-                  "created_at", "shipped_at", "lines"]
+                  "created_at", "updated_at", "shipped_at", "lines"]
         read_only_fields = fields
 
 
@@ -245,7 +264,7 @@ class ReturnOut(serializers.ModelSerializer):
     class Meta:
         model = Return
         fields = ["id", "number", "order", "order_number", "store", "reason", "refund_total", "currency",
-                  "refund_policy", "created_at", "lines"]
+                  "refund_policy", "created_at", "updated_at", "lines"]
         read_only_fields = fields
 
 

@@ -37,7 +37,7 @@ from o2o.apiauth import MEMBERS_WRITE, ORDERS_READ, ORDERS_WRITE, PARTNER, STAFF
 from o2o.db import service
 from o2o.idempotency import idempotent
 from o2o.money import ZERO
-from orders.selectors import order_scope
+from orders.selectors import order_scope, orders_with_overpayment_refunds
 from orders import locks, services
 from orders.api import examples as ex
 from orders.api.availability import availability
@@ -84,7 +84,7 @@ def orders_visible(principal: Principal | None):
 
 
 def order_detail_queryset(principal: Principal | None):
-    return orders_visible(principal).select_related("store").prefetch_related(
+    return orders_with_overpayment_refunds(orders_visible(principal)).select_related("store").prefetch_related(
         "lines",
         Prefetch("shipments", queryset=Shipment.objects.select_related("order").prefetch_related("lines")),
         Prefetch("returns", queryset=Return.objects.select_related("order").prefetch_related("lines")))
@@ -144,7 +144,8 @@ class OrderListCreate(PrincipalMixin, generics.ListAPIView):
     ordering = "-id"
 
     def get_queryset(self):
-        return orders_visible(self.principal).select_related("store").prefetch_related("lines")
+        return orders_with_overpayment_refunds(orders_visible(self.principal)).select_related(
+            "store").prefetch_related("lines")
 
     @api_doc(summary="List orders", tags=ORDER_TAGS, responses={200: OrderOut(many=True)}, errors=LIST_ERRORS,
              examples=[ex.ok("order", ex.ORDER)],
@@ -384,7 +385,7 @@ class ShipmentList(ShipmentViewMixin, generics.ListAPIView):
     required_scopes = READ
     serializer_class = ShipmentOut
     filterset_class = ShipmentFilter
-    ordering = "-id"
+    ordering = ("updated_at", "id")
 
     @api_doc(summary="List shipments", tags=ORDER_TAGS, responses={200: ShipmentOut(many=True)},
              errors=LIST_ERRORS, examples=[ex.ok("shipment", ex.SHIPMENT)])
@@ -521,7 +522,7 @@ class ReturnList(ReturnViewMixin, generics.ListAPIView):
     required_scopes = READ
     serializer_class = ReturnOut
     filterset_class = ReturnFilter
-    ordering = "-id"
+    ordering = ("updated_at", "id")
 
     @api_doc(summary="List returns", tags=ORDER_TAGS, responses={200: ReturnOut(many=True)},
              errors=LIST_ERRORS,

@@ -67,6 +67,7 @@ from orders.services.payment import (
     order_cancel,
     orders_expire,
     _order_expire,
+    order_refund_settled,
 )
 from orders.services.returns import (
     return_store_check,
@@ -132,6 +133,7 @@ __all__ = [
     "order_cancel",
     "orders_expire",
     "_order_expire",
+    "order_refund_settled",
     "return_store_check",
     "return_create",
     "_return_goods",
