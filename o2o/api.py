@@ -42,6 +42,12 @@ class PreconditionFailed(exceptions.APIException):
     default_detail = _("The resource changed since you read it (If-Match does not match its ETag).")
 
 
+class PreconditionRequired(exceptions.APIException):
+    status_code = status.HTTP_428_PRECONDITION_REQUIRED
+    default_code = "precondition_required"
+    default_detail = _("Send the version you read as If-Match to change this resource.")
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "request_too_large"
@@ -288,10 +294,13 @@ def etag_for(version: int) -> str:
     return f'"{version}"'
 
 
-def if_match_check(request, version: int) -> None:
-    """Raise 412 precondition_failed when the request's If-Match names another version."""
+def if_match_check(request, version: int, *, required: bool = False) -> None:
+    """Raise 412 precondition_failed when the request's If-Match names another version
+    (428 precondition_required when it is ``required`` and missing)."""
     header = request.headers.get("If-Match")
     if not header:
+        if required:
+            raise PreconditionRequired()
         return
     current = str(version)
     for tag in header.split(","):
@@ -338,6 +347,8 @@ ERROR_DEFAULTS: dict[int, tuple[str, str, str]] = {
     412: ("precondition_failed", "The resource changed since you read it (If-Match does not match its ETag).",
           "If-Match does not match the current version."),
     413: ("request_too_large", "The request body is too large.", "The request body is too large."),
+    428: ("precondition_required", "Send the version you read as If-Match to change this resource.",
+          "If-Match is required here and was not sent."),
     415: ("unsupported_media_type", 'Unsupported media type "text/plain" in request.',
           "The body must be application/json."),
     422: ("idempotency_key_reused", "This Idempotency-Key was used with a different request.",
@@ -392,6 +403,9 @@ ETAG_HEADER = OpenApiParameter(
 IF_MATCH_HEADER = OpenApiParameter(
     "If-Match", type=str, location=OpenApiParameter.HEADER, required=False,
     description='Optional ETag of the order (e.g. "3"); a stale one is refused with 412.')
+IF_MATCH_REQUIRED = OpenApiParameter(
+    "If-Match", type=str, location=OpenApiParameter.HEADER, required=True,
+    description='The ETag you read (e.g. "3"): required; a stale one is refused with 412.')
 IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
     "Idempotency-Key", type=str, location=OpenApiParameter.HEADER, required=True,
     description="A unique key per logical request (e.g. a UUID), 1–255 visible ASCII characters. A retry "

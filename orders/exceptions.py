@@ -107,3 +107,13 @@ class GuideSceneInvalid(DomainError):
 class MemberRequired(InvalidInput):
     code = "member_required"
     default_message = _("Points and wallet pay only for a member's order: name the member.")
+
+
+class FulfilmentStarted(Conflict):
+    code = "fulfilment_started"
+    default_message = _("Fulfilment of this order has started; it can no longer be changed.")
+
+
+class OrderAlreadyPaid(Conflict):
+    code = "order_already_paid"
+    default_message = _("The pickup store can be changed only while the order is unpaid.")

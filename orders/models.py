@@ -118,6 +118,8 @@ class Order(models.Model):
     ship_city = models.ForeignKey(City, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                                   verbose_name=_("ship to city"))
     ship_address = models.CharField(_("ship to address"), max_length=300, blank=True, default="")
+    remark = models.CharField(_("remark"), max_length=300, blank=True, default="",
+                              help_text=_("The customer's or partner's note for the people fulfilling the order."))
     subtotal = models.DecimalField(_("subtotal"), **MONEY)
     discount_total = models.DecimalField(_("discount"), default=Decimal("0.00"), **MONEY)
     total = models.DecimalField(_("total"), **MONEY)

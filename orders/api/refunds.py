@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from django.db.models import BigIntegerField, OuterRef, Subquery
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter
 from rest_framework import generics, serializers
 
 from o2o.api import LIST_ERRORS, READ_ERRORS, api_doc
 from o2o.apiauth import ORDERS_READ
+from orders.api import examples as ex
 from orders.api.filters import RefundFilter
 from orders.api.views import PrincipalMixin, orders_visible
 from orders.models import Order
@@ -69,7 +69,7 @@ class RefundList(PrincipalMixin, generics.ListAPIView):
              description="Refunds of your orders in (updated_at, id) order: a refund asked of a provider is "
                          "pending until the provider confirms it (succeeded or failed), which moves its "
                          "updated_at, so `updated_since` plus the cursor is an incremental sync.",
-             operation_id="refunds_list")
+             operation_id="refunds_list", examples=[ex.ok("refund", REFUND_EXAMPLE)])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -82,7 +82,7 @@ class RefundDetail(PrincipalMixin, generics.RetrieveAPIView):
         return refunds_visible(self.principal)
 
     @api_doc(summary="Read a refund", tags=REFUND_TAGS, responses={200: RefundOut}, errors=READ_ERRORS,
-             operation_id="refunds_retrieve")
+             operation_id="refunds_retrieve", examples=[ex.ok("refund", REFUND_EXAMPLE)])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -98,7 +98,7 @@ class OrderRefundList(PrincipalMixin, generics.ListAPIView):
 
     @api_doc(summary="List the refunds of an order", tags=REFUND_TAGS, responses={200: RefundOut(many=True)},
              errors=(*LIST_ERRORS, 404), operation_id="orders_refunds_list",
-             parameters=[OpenApiParameter("pk", int, OpenApiParameter.PATH, description="The order's id.")],
+             examples=[ex.ok("refund", REFUND_EXAMPLE)],
              description="Every refund of the order's payments: returns, cancellation, and money given "
                          "back that never counted towards the order (`overpayment`).")
     def get(self, request, *args, **kwargs):

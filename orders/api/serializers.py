@@ -149,6 +149,28 @@ class ShipmentShipIn(StrictInput, serializers.Serializer):
     tracking_number = Text(max_length=50)
 
 
+class OrderUpdateIn(StrictInput, serializers.Serializer):
+    """What a partner may change before fulfilment starts; fields left out stay as they are."""
+
+    ship_address = Text(max_length=300, required=False, allow_blank=False,
+                        help_text="Shipped orders only, until a shipment is made.")
+    customer_name = Text(max_length=100, required=False, allow_blank=True)
+    customer_phone = serializers.RegexField(PHONE_PATTERN, max_length=20, required=False, allow_blank=True)
+    remark = Text(max_length=300, required=False, allow_blank=True,
+                  help_text="A note for the people fulfilling the order.")
+    store = store_field(required=False, help_text="A new pickup store: pickup orders only, while unpaid. "
+                                                  "The goods are held there instead; the prices stay.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        restrict_stores(self)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError(_("Name at least one field to change."), code="required")
+        return attrs
+
+
 class PickupIn(StrictInput, serializers.Serializer):
     code = Text(max_length=12, help_text="The pickup code the customer shows.")
     store = store_field(required=False, allow_null=True, default=None,
@@ -206,7 +228,8 @@ class OrderOut(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = ["id", "number", "channel", "partner", "external_id", "status", "fulfillment", "store",
-                  "store_code", "customer_name", "customer_phone", "ship_city", "ship_address", "currency",
+                  "store_code", "customer_name", "customer_phone", "ship_city", "ship_address", "remark",
+                  "currency",
                   "subtotal", "discount_total", "total", "paid_total", "refunded_total", "pickup_code",
                   "payment_status", "overpayment_refunded", "needs_transfer", "expires_at", "created_at",
                   "updated_at", "paid_at", "handed_over_at", "version", "lines"]

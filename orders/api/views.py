@@ -24,6 +24,7 @@ from rest_framework.response import Response
 
 from o2o.api import (
     ETAG_HEADER,
+    IF_MATCH_REQUIRED,
     LIST_ERRORS,
     MAX_ID,
     READ_ERRORS,
@@ -48,6 +49,7 @@ from orders.api.serializers import (
     OrderCreateIn,
     OrderDetailOut,
     OrderOut,
+    OrderUpdateIn,
     PickupIn,
     ReturnCreateIn,
     ReturnOut,
@@ -95,10 +97,10 @@ def order_fresh(principal: Principal, pk: int) -> Order:
 
 
 @service
-def order_guarded(*, order_id: int, request, action):
+def order_guarded(*, order_id: int, request, action, required: bool = False):
     """Lock the order, check If-Match against its version, then run ``action(order)``: one transaction."""
     order = locks.order_for_update(order_id)
-    if_match_check(request, order.version)
+    if_match_check(request, order.version, required=required)
     return action(order)
 
 
@@ -219,8 +221,10 @@ class OrderListCreate(PrincipalMixin, generics.ListAPIView):
 
 
 class OrderDetail(PrincipalMixin, generics.RetrieveAPIView):
-    required_scopes = READ
+    required_scopes = {"GET": ORDERS_READ, "PATCH": ORDERS_WRITE}
+    principal_kinds = {"PATCH": {PARTNER}}
     serializer_class = OrderDetailOut
+    http_method_names = ["get", "patch", "head", "options"]
 
     def get_queryset(self):
         return order_detail_queryset(self.principal)
@@ -230,6 +234,34 @@ class OrderDetail(PrincipalMixin, generics.RetrieveAPIView):
     def get(self, request, *args, **kwargs):
         order = self.get_object()
         return _etag(Response(self.get_serializer(order).data), order)
+
+    @api_doc(summary="Change an order before fulfilment", tags=ORDER_TAGS, request=OrderUpdateIn,
+             responses={200: OrderDetailOut}, errors=(400, 401, 403, 404, 409, 412, 413, 415, 428, 429),
+             parameters=[ETAG_HEADER, IF_MATCH_REQUIRED],
+             description="Partner keys. Changes the delivery address, the receiver's name and phone and the "
+                         "remark while the order is unpaid or paid and nothing is shipped or ready yet, and "
+                         "the pickup store while it is unpaid (the goods are held there instead; the prices "
+                         "stay). If-Match is required: without it 428 precondition_required, with a stale "
+                         "version 412. Fields left out stay as they are. No Idempotency-Key: resending the "
+                         "same change after it was applied gets 412 (read the order again).",
+             error_examples={409: [("fulfilment_started",
+                                    "Fulfilment of this order has started; it can no longer be changed."),
+                                   ("order_already_paid",
+                                    "The pickup store can be changed only while the order is unpaid."),
+                                   ("invalid_order_state", "The order cannot do this in its current state.")]},
+             examples=[ex.request("address", {"ship_address": "2 Lake Road, Building 3"}),
+                       ex.request("pickup store", {"store": 4}),
+                       ex.ok("changed", {**ex.ORDER_DETAIL, "remark": "leave at the gate", "version": 2})])
+    def patch(self, request, *args, **kwargs):
+        order = self.get_object()
+        data = OrderUpdateIn(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        changes = services.OrderChanges(**data.validated_data)
+        order_guarded(order_id=order.pk, request=request, required=True,
+                      action=lambda o: services.order_update(order=o.pk, changes=changes,
+                                                             actor=self.principal.actor))
+        order = order_fresh(self.principal, order.pk)
+        return _etag(Response(OrderDetailOut(order, context={"request": request}).data), order)
 
 
 class OrderAction(PrincipalMixin, generics.GenericAPIView):

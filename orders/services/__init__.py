@@ -69,6 +69,7 @@ from orders.services.payment import (
     _order_expire,
     order_refund_settled,
 )
+from orders.services.changes import OrderChanges, order_update
 from orders.services.returns import (
     return_store_check,
     return_create,
@@ -134,6 +135,8 @@ __all__ = [
     "orders_expire",
     "_order_expire",
     "order_refund_settled",
+    "OrderChanges",
+    "order_update",
     "return_store_check",
     "return_create",
     "_return_goods",
