@@ -94,3 +94,16 @@ def order_scope(*, store_ids: Iterable[int] | None, channel: str | None = None,
                 partner: str | None = None) -> QuerySet[Order]:
     """The orders the caller may see (``order_scope_q``)."""
     return Order.objects.filter(order_scope_q(store_ids=store_ids, channel=channel, partner=partner))
+
+
+def member_ordered_through(channel: str, partner: str) -> Q:
+    """Members who ordered through this channel / partner (registered with ``members.privacy``)."""
+    return Q(Exists(Order.objects.filter(member=OuterRef("pk"), channel=channel, partner=partner)))
+
+
+def member_orders_export(member) -> dict:
+    """A member's orders for their personal data export (``members.privacy``)."""
+    rows = Order.objects.filter(member=member).order_by("pk").values(
+        "number", "channel", "status", "customer_name", "customer_phone", "ship_address", "total", "created_at")
+    return {"orders": [{k: v if isinstance(v, (str, int)) or v is None else str(v) for k, v in row.items()}
+                       for row in rows]}

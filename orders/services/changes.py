@@ -96,3 +96,9 @@ def _pickup_store_move(order: Order, store: Store, *, actor) -> None:
             OrderLine.objects.filter(pk=line.pk).update(warehouse_id=where[line.sku_id])
     order.store = store
     order.needs_transfer = store.warehouse_id not in plan
+
+
+def member_orders_erase(member) -> None:
+    """Blank the customer's name, phone and address on a member's orders (their erasure, PIPL); the
+    amounts, lines and events stay.  Runs inside ``members.privacy.member_erase``'s transaction."""
+    Order.objects.filter(member=member).update(customer_name="", customer_phone="", ship_address="")
