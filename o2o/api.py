@@ -27,7 +27,13 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import exceptions, parsers, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -120,6 +126,7 @@ def api_not_found(request, *args, **kwargs):
 MAX_ID = 2**63 - 1
 
 
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
 class IdFilter(django_filters.NumberFilter):
     field_class = forms.IntegerField
 
@@ -432,3 +439,21 @@ def api_doc(*, summary: str, responses: dict, errors=(), error_examples=None, re
     return extend_schema(summary=summary, description=description, request=request, tags=tags,
                          responses={**responses, **error_responses(*errors, examples=error_examples)},
                          parameters=params, examples=list(examples), **kwargs)
+
+
+def schema_rules(result, generator, request, public):
+    """drf-spectacular post-processing: state in the schema the rules the API enforces everywhere, so
+    generated clients and fuzzers know them: ``limit`` is 1–200 (``CursorPage.max_page_size``) and a
+    path id 1–2^63-1 (a larger one is a 404 without touching the database)."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if parameter.get("in") == "query" and parameter.get("name") == "limit":
+                    schema.update({"type": "integer", "minimum": 1, "maximum": CursorPage.max_page_size})
+                elif parameter.get("in") == "path" and parameter.get("name") == "id" \
+                        and schema.get("type") == "integer":
+                    schema.update({"minimum": 1, "maximum": MAX_ID})
+    return result
