@@ -420,7 +420,9 @@ class ShipmentList(ShipmentViewMixin, generics.ListAPIView):
     ordering = ("updated_at", "id")
 
     @api_doc(summary="List shipments", tags=ORDER_TAGS, responses={200: ShipmentOut(many=True)},
-             errors=LIST_ERRORS, examples=[ex.ok("shipment", ex.SHIPMENT)])
+             errors=LIST_ERRORS, examples=[ex.ok("shipment", ex.SHIPMENT)],
+             description="Shipments of your orders in (updated_at, id) order: packing and shipping move "
+                         "updated_at, so `updated_since` plus the cursor is an incremental sync.")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -557,8 +559,9 @@ class ReturnList(ReturnViewMixin, generics.ListAPIView):
     ordering = ("updated_at", "id")
 
     @api_doc(summary="List returns", tags=ORDER_TAGS, responses={200: ReturnOut(many=True)},
-             errors=LIST_ERRORS,
-             examples=[ex.ok("return", ex.RETURN)])
+             errors=LIST_ERRORS, examples=[ex.ok("return", ex.RETURN)],
+             description="Returns of your orders in (updated_at, id) order; `updated_since` plus the cursor "
+                         "is an incremental sync. Their refunds: /api/v1/refunds/.")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
