@@ -519,8 +519,8 @@ class PickupHandover(PrincipalMixin, generics.GenericAPIView):
     serializer_class = PickupIn
 
     @api_doc(summary="Hand a pickup order to the customer", tags=["pickup"], request=PickupIn,
-             idempotent=True,
-             responses={200: OrderDetailOut}, errors=WRITE_ERRORS, parameters=[ETAG_HEADER],
+             idempotent=True, if_match=True,
+             responses={200: OrderDetailOut}, errors=(*WRITE_ERRORS, 412), parameters=[ETAG_HEADER],
              description="Store staff only: verifies the code at your store, takes the units out of the "
                          "stockroom and marks the order picked up.",
              error_examples={422: [("pickup_code_invalid", "Unknown pickup code.")],
@@ -535,7 +535,14 @@ class PickupHandover(PrincipalMixin, generics.GenericAPIView):
         data.is_valid(raise_exception=True)
         principal = self.principal
         store = _store_for(principal, data.validated_data["store"])
-        order = services.pickup_handover(code=data.validated_data["code"], store=store, actor=principal.actor)
+        code = data.validated_data["code"]
+        found = services._pickup_order(code, orders_visible(principal)) if request.headers.get("If-Match") else None
+        if found is not None:
+            # The optional If-Match is checked under the order's lock, in the handover's transaction.
+            order = order_guarded(order_id=found.pk, request=request, action=lambda o: services.pickup_handover(
+                code=code, store=store, actor=principal.actor))
+        else:
+            order = services.pickup_handover(code=code, store=store, actor=principal.actor)
         order = order_fresh(principal, order.pk)
         return _etag(Response(OrderDetailOut(order, context={"request": request}).data), order)
 

@@ -124,3 +124,21 @@ def test_webhooks_for_successive_changes_carry_increasing_versions(partner, cler
     assert types[:2] == ["order.created", "order.paid"] and "order.picked_up" in types
     assert versions == sorted(versions) and len(set(versions)) == len(versions), list(zip(types, versions))
     assert versions[-1] == client.get(f"{ORDERS}{order['id']}/").json()["version"]
+
+
+def test_a_handover_with_a_stale_if_match_is_412_and_hands_nothing_over(partner, clerk_a, stocked, store_a):
+    _key, client = partner
+    order = placed(client, store_a, stocked)
+    before_payment = client.get(f"{ORDERS}{order['id']}/")["ETag"]
+    pay(client, order["id"])
+    current = client.get(f"{ORDERS}{order['id']}/")["ETag"]
+    _user, staff = clerk_a
+
+    stale = staff.post("/api/v1/pickups/handover/", {"code": order["pickup_code"]}, format="json",
+                       HTTP_IF_MATCH=before_payment, **idem())
+    fresh = staff.post("/api/v1/pickups/handover/", {"code": order["pickup_code"]}, format="json",
+                       HTTP_IF_MATCH=current, **idem())
+
+    assert stale.status_code == 412 and stale.json()["code"] == "precondition_failed"
+    assert fresh.status_code == 200 and fresh.json()["status"] == "picked_up"
+    assert fresh["ETag"] != current
