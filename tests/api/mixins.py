@@ -49,6 +49,16 @@ class EndpointContract:
     bad_body: dict | None = None
     bad_field = ""
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Only the tests that apply to the endpoint are collected.
+        if not cls.isolated:
+            cls.test_another_partners_object_is_not_found = None
+        if cls.bad_body is None:
+            cls.test_bad_input_is_400_in_the_one_shape = None
+        if not cls.if_match:
+            cls.test_a_stale_if_match_is_412_and_changes_nothing = None
+
     @pytest.fixture
     def endpoint(self) -> Endpoint:  # pragma: no cover - every subclass provides it
         raise NotImplementedError
@@ -81,8 +91,6 @@ class EndpointContract:
         assert error_shape(response)["code"] == "insufficient_scope"
 
     def test_another_partners_object_is_not_found(self, endpoint, partner, other_partner):
-        if not self.isolated:
-            pytest.skip("a collection endpoint: nothing of one partner to hide from another")
         before = self.version(partner, endpoint)
 
         response = self.call(other_partner[1], endpoint)
@@ -92,8 +100,6 @@ class EndpointContract:
         assert self.version(partner, endpoint) == before
 
     def test_bad_input_is_400_in_the_one_shape(self, endpoint, partner):
-        if self.bad_body is None:
-            pytest.skip("the endpoint takes no body")
         before = self.version(partner, endpoint)
         headers = {"HTTP_IF_MATCH": before} if before and self.if_match else {}
 
@@ -105,8 +111,6 @@ class EndpointContract:
         assert self.version(partner, endpoint) == before
 
     def test_a_stale_if_match_is_412_and_changes_nothing(self, endpoint, partner):
-        if not self.if_match:
-            pytest.skip("the endpoint changes no order")
         before = self.version(partner, endpoint)
         stale = f'"{int(before.strip(chr(34))) - 1}"'
 
