@@ -72,7 +72,7 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 QUEUED_SEND_EXPIRES_SECONDS = 600
 
 ORDER_EVENTS = ("order.created", "order.paid", "order.ready_for_pickup", "order.shipped", "order.picked_up",
-                "order.cancelled", "order.returned")
+                "order.cancelled", "order.returned", "order.refunded", "order.updated")
 STOCK_EVENTS = ("stock.availability_changed",)
 MEMBER_EVENTS = ("member.points_changed",)
 EVENT_SCOPES = {**{t: ORDERS_READ for t in ORDER_EVENTS}, **{t: STOCK_READ for t in STOCK_EVENTS},

@@ -11,6 +11,8 @@ rules, points settings and recharge packages are plain configuration.
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
@@ -39,6 +41,7 @@ from members.models import (
     MemberIdentity,
     MemberMerge,
     MemberSpend,
+    PersonalDataAccess,
     PointsConfig,
     PointsConsumption,
     PointsEntry,
@@ -52,6 +55,7 @@ from members.models import (
     WalletRecharge,
     WalletSpendAllocation,
 )
+from members.privacy import member_data_export, member_erase
 from members.selectors import phone_normalize
 from members.services.members import member_merge, member_register
 from members.services.points import points_adjust
@@ -124,10 +128,11 @@ class MemberAdmin(ExportActionsMixin, ServiceAddAdmin):
     inlines = [MemberIdentityInline]
     readonly_fields = ["phone", "tier", "spend_12m", "tier_updated_at", "points_available", "points_frozen",
                        "points_debt", "wallet_principal", "wallet_bonus", "registration_channel",
-                       "registration_store", "registration_partner", "merged_into", "merged_at", "created_at",
-                       "updated_at"]
+                       "registration_store", "registration_partner", "merged_into", "merged_at", "erased_at",
+                       "created_at", "updated_at"]
     fields = ["phone", "name", *readonly_fields[1:]]
-    actions = ["adjust_points", "merge_members", "export_csv", "export_xlsx"]
+    actions = ["adjust_points", "merge_members", "export_csv", "export_xlsx", "export_personal_data",
+               "erase_personal_data"]
     show_full_result_count = False
     export_filename = "members"
 
@@ -190,6 +195,45 @@ class MemberAdmin(ExportActionsMixin, ServiceAddAdmin):
             return None
         return form_page(self, request, title=gettext("Merge members"), form=form, submit_label=gettext("Merge"),
                          objects=members, hidden=action_hidden_fields(request))
+
+
+    @admin.action(description=_("Export personal data (PIPL access request)"), permissions=["view"])
+    def export_personal_data(self, request, queryset):
+        data = [member_data_export(member=m, actor=request.user) for m in queryset.order_by("pk")[:100]]
+        response = HttpResponse(json.dumps(data, ensure_ascii=False, indent=2),
+                                content_type="application/json; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="member-personal-data.json"'
+        return response
+
+    @admin.action(description=_("Erase personal data (PIPL erasure request)"), permissions=["change"])
+    def erase_personal_data(self, request, queryset):
+        members = list(queryset.filter(merged_into__isnull=True, erased_at__isnull=True))
+        if not members:
+            self.message_user(request, gettext("Select members whose data is not erased yet."), messages.WARNING)
+            return None
+        form = ErasureConfirmForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            action_each(self, request, members, lambda member: member_erase(member=member, actor=request.user),
+                        gettext("Erased the personal data of %(count)d member(s); their ledgers are kept."))
+            return None
+        return form_page(self, request, title=gettext("Erase personal data"), form=form,
+                         submit_label=gettext("Erase"), objects=members, hidden=action_hidden_fields(request),
+                         intro=gettext("Phone, name and outside identities are replaced by a pseudonym and "
+                                       "removed from their orders; points, wallet, coupons and orders stay. "
+                                       "This cannot be undone."))
+
+
+class ErasureConfirmForm(forms.Form):
+    confirm = forms.BooleanField(label=_("I have checked the member's request and want to erase their data"))
+
+
+@admin.register(PersonalDataAccess)
+class PersonalDataAccessAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "member", "reader", "fields", "path"]
+    list_filter = ["fields"]
+    search_fields = ["reader", "path", "member__id"]
+    list_select_related = ["member"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(MemberIdentity)

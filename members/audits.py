@@ -191,3 +191,16 @@ def coupon_templates_within_limits():
     ):
         yield (f"coupon template {template_id} ({code}): counter {counter}, issued {issued}, "
                f"redeemed {redeemed}, total limit {limit}")
+
+
+# --- personal data erasure ------------------------------------------------------------------
+
+
+@audit_check("PIPL", "an erased member keeps no phone number, name or outside identity")
+def erased_members_hold_no_personal_data():
+    for member_id, phone, name, identities in _rows(
+        "SELECT m.id, m.phone, m.name, (SELECT COUNT(*) FROM members_memberidentity i WHERE i.member_id = m.id) "
+        "FROM members_member m WHERE m.erased_at IS NOT NULL AND (LEFT(m.phone, 2) <> '+0' OR m.name <> '' "
+        "OR EXISTS (SELECT 1 FROM members_memberidentity i WHERE i.member_id = m.id)) ORDER BY m.id"
+    ):
+        yield f"member {member_id}: erased but holds phone {phone!r}, name {name!r}, {identities} identities"

@@ -37,6 +37,7 @@ SCOPE_LABELS = {
     "orders:write": _("place and change orders"),
     "members:read": _("read members"),
     "members:write": _("register and change members"),
+    "members:pii": _("read members' phone and name unmasked (logged)"),
     "payments:notify": _("send payment notifications"),
 }
 

@@ -27,7 +27,13 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import exceptions, parsers, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -40,6 +46,12 @@ class PreconditionFailed(exceptions.APIException):
     status_code = status.HTTP_412_PRECONDITION_FAILED
     default_code = "precondition_failed"
     default_detail = _("The resource changed since you read it (If-Match does not match its ETag).")
+
+
+class PreconditionRequired(exceptions.APIException):
+    status_code = status.HTTP_428_PRECONDITION_REQUIRED
+    default_code = "precondition_required"
+    default_detail = _("Send the version you read as If-Match to change this resource.")
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -114,6 +126,7 @@ def api_not_found(request, *args, **kwargs):
 MAX_ID = 2**63 - 1
 
 
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
 class IdFilter(django_filters.NumberFilter):
     field_class = forms.IntegerField
 
@@ -288,10 +301,13 @@ def etag_for(version: int) -> str:
     return f'"{version}"'
 
 
-def if_match_check(request, version: int) -> None:
-    """Raise 412 precondition_failed when the request's If-Match names another version."""
+def if_match_check(request, version: int, *, required: bool = False) -> None:
+    """Raise 412 precondition_failed when the request's If-Match names another version
+    (428 precondition_required when it is ``required`` and missing)."""
     header = request.headers.get("If-Match")
     if not header:
+        if required:
+            raise PreconditionRequired()
         return
     current = str(version)
     for tag in header.split(","):
@@ -338,6 +354,8 @@ ERROR_DEFAULTS: dict[int, tuple[str, str, str]] = {
     412: ("precondition_failed", "The resource changed since you read it (If-Match does not match its ETag).",
           "If-Match does not match the current version."),
     413: ("request_too_large", "The request body is too large.", "The request body is too large."),
+    428: ("precondition_required", "Send the version you read as If-Match to change this resource.",
+          "If-Match is required here and was not sent."),
     415: ("unsupported_media_type", 'Unsupported media type "text/plain" in request.',
           "The body must be application/json."),
     422: ("idempotency_key_reused", "This Idempotency-Key was used with a different request.",
@@ -392,6 +410,9 @@ ETAG_HEADER = OpenApiParameter(
 IF_MATCH_HEADER = OpenApiParameter(
     "If-Match", type=str, location=OpenApiParameter.HEADER, required=False,
     description='Optional ETag of the order (e.g. "3"); a stale one is refused with 412.')
+IF_MATCH_REQUIRED = OpenApiParameter(
+    "If-Match", type=str, location=OpenApiParameter.HEADER, required=True,
+    description='The ETag you read (e.g. "3"): required; a stale one is refused with 412.')
 IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
     "Idempotency-Key", type=str, location=OpenApiParameter.HEADER, required=True,
     description="A unique key per logical request (e.g. a UUID), 1–255 visible ASCII characters. A retry "
@@ -418,3 +439,21 @@ def api_doc(*, summary: str, responses: dict, errors=(), error_examples=None, re
     return extend_schema(summary=summary, description=description, request=request, tags=tags,
                          responses={**responses, **error_responses(*errors, examples=error_examples)},
                          parameters=params, examples=list(examples), **kwargs)
+
+
+def schema_rules(result, generator, request, public):
+    """drf-spectacular post-processing: state in the schema the rules the API enforces everywhere, so
+    generated clients and fuzzers know them: ``limit`` is 1–200 (``CursorPage.max_page_size``) and a
+    path id 1–2^63-1 (a larger one is a 404 without touching the database)."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if parameter.get("in") == "query" and parameter.get("name") == "limit":
+                    schema.update({"type": "integer", "minimum": 1, "maximum": CursorPage.max_page_size})
+                elif parameter.get("in") == "path" and parameter.get("name") == "id" \
+                        and schema.get("type") == "integer":
+                    schema.update({"minimum": 1, "maximum": MAX_ID})
+    return result

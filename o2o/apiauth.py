@@ -68,8 +68,13 @@ ORDERS_WRITE = "orders:write"
 MEMBERS_READ = "members:read"
 MEMBERS_WRITE = "members:write"
 PAYMENTS_NOTIFY = "payments:notify"
-SCOPES = (CATALOG_READ, STOCK_READ, ORDERS_READ, ORDERS_WRITE, MEMBERS_READ, MEMBERS_WRITE, PAYMENTS_NOTIFY)
-STAFF_SCOPES = frozenset({CATALOG_READ, STOCK_READ, ORDERS_READ, ORDERS_WRITE, MEMBERS_READ, MEMBERS_WRITE})
+# Unmasked phone, name and identities of members (each read is logged); without it they are masked.
+MEMBERS_PII = "members:pii"
+SCOPES = (CATALOG_READ, STOCK_READ, ORDERS_READ, ORDERS_WRITE, MEMBERS_READ, MEMBERS_WRITE, MEMBERS_PII,
+          PAYMENTS_NOTIFY)
+# Staff serve the member in front of them, so they read unmasked data (and each read is logged).
+STAFF_SCOPES = frozenset({CATALOG_READ, STOCK_READ, ORDERS_READ, ORDERS_WRITE, MEMBERS_READ, MEMBERS_WRITE,
+                          MEMBERS_PII})
 
 PARTNER, STAFF = "partner", "staff"
 KEY_PREFIX = "o2o"

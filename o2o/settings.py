@@ -255,7 +255,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # After the enums: the enforced rules every endpoint shares, then the links between operations.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "o2o.api.schema_rules",
+                             "orders.api.schema_links.schema_links"],
     "ENUM_NAME_OVERRIDES": {
+        "TenderEnum": "payments.models.Tender",
         "OrderStatusEnum": "orders.models.Status",
         "ChannelEnum": "orders.models.Channel",
         "FulfillmentEnum": "orders.models.Fulfillment",

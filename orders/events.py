@@ -35,8 +35,24 @@ def order_transition(order: Order, to_status: str, *, actor=None, store=None, re
     return event
 
 
+# Events a partner sees in the order's output (paid and refunded totals, lines shipped or
+# returned, shipments): each moves the order's version, so an ETag read before it is stale.
+VISIBLE_KINDS = frozenset({OrderEvent.Kind.PAYMENT, OrderEvent.Kind.SHIPMENT, OrderEvent.Kind.RETURN,
+                           OrderEvent.Kind.UPDATE})
+
+
+def order_version_bump(order: Order) -> None:
+    """Move the version (and updated_at) of ``order``, locked by the caller, after a visible change."""
+    order.version = (order.version or 0) + 1
+    order.updated_at = timezone.now()
+    Order.objects.filter(pk=order.pk).update(version=F("version") + 1, updated_at=order.updated_at)
+
+
 def order_event(order: Order, kind: str, *, actor=None, store=None, reason: str = "", data: dict | None = None,
                 emit: str | None = None) -> OrderEvent:
+    """Audit a change that keeps the status; a visible one moves the version before it is emitted."""
+    if kind in VISIBLE_KINDS:
+        order_version_bump(order)
     event = OrderEvent.objects.create(order=order, kind=kind, from_status=order.status, to_status=order.status,
                                       actor=_user(actor), store=store, reason=reason, data=data or {})
     if emit:

@@ -142,3 +142,13 @@ class CodAlreadyRemitted(Conflict):
 class CodBatchRejected(InvalidInput):
     code = "cod_batch_rejected"
     default_message = _("The file has bad rows; nothing from it was recorded.")
+
+
+class FulfilmentStarted(Conflict):
+    code = "fulfilment_started"
+    default_message = _("Fulfilment of this order has started; it can no longer be changed.")
+
+
+class OrderAlreadyPaid(Conflict):
+    code = "order_already_paid"
+    default_message = _("The pickup store can be changed only while the order is unpaid.")

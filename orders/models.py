@@ -123,6 +123,8 @@ class Order(models.Model):
     ship_address = models.CharField(_("ship to address"), max_length=300, blank=True, default="")
     ship_postcode = models.CharField(_("ship to postcode"), max_length=6, blank=True, default="",
                                      help_text=_("Six digits; decides the trade-area store of a shipped order."))
+    remark = models.CharField(_("remark"), max_length=300, blank=True, default="",
+                              help_text=_("The customer's or partner's note for the people fulfilling the order."))
     subtotal = models.DecimalField(_("subtotal"), **MONEY)
     discount_total = models.DecimalField(_("discount"), default=Decimal("0.00"), **MONEY)
     # 抹零: the fen of the cash due dropped by the store's cash rounding; part of ``discount_total``
@@ -251,6 +253,7 @@ class OrderEvent(models.Model):
         PICKUP_REJECTED = "pickup_rejected", _("Pickup code refused")
         RETURN = "return", _("Return")
         NOTE = "note", _("Note")
+        UPDATE = "update", _("Details changed")
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
@@ -287,6 +290,7 @@ class Shipment(models.Model):
     shipped_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True, db_index=True)
     shipped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -330,6 +334,7 @@ class Return(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+", verbose_name=_("by"))
     created_at = models.DateTimeField(_("time"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True, db_index=True)
 
     class Meta:
         verbose_name = _("return")

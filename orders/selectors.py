@@ -7,9 +7,51 @@ import io
 import segno
 from typing import Iterable
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from decimal import Decimal
+
+from django.db.models import DecimalField, Exists, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
 from orders.models import Order, OrderLine
+from payments.models import Refund
+
+
+class PaymentState:
+    """How the money of an order stands, as partners read it (``payment_status``)."""
+
+    UNPAID = "unpaid"
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    CHOICES = (UNPAID, PARTIALLY_PAID, PAID, PARTIALLY_REFUNDED, REFUNDED)
+
+
+def orders_with_overpayment_refunds(queryset: QuerySet[Order]) -> QuerySet[Order]:
+    """Annotate ``overpayment_refunded``: money given back that never counted towards the order
+    (a late payment on a closed order, a second capture), requested or done, one subquery."""
+    given_back = (Refund.objects.filter(payment__reference=OuterRef("number"), overpayment=True)
+                  .exclude(status=Refund.Status.FAILED).order_by().values("payment__reference")
+                  .annotate(total=Sum("amount")).values("total"))
+    money = DecimalField(max_digits=12, decimal_places=2)
+    return queryset.annotate(overpayment_refunded=Coalesce(Subquery(given_back, output_field=money),
+                                                           Value(Decimal("0.00")), output_field=money))
+
+
+def order_payment_state(order: Order) -> str:
+    """The order's payment state; an order whose only money was a late payment given back is refunded."""
+    paid, refunded = order.paid_total, order.refunded_total
+    if paid <= 0:
+        late = getattr(order, "overpayment_refunded", None)
+        if late is None:
+            late = (Refund.objects.filter(payment__reference=order.number, overpayment=True)
+                    .exclude(status=Refund.Status.FAILED).exists())
+        return PaymentState.REFUNDED if late else PaymentState.UNPAID
+    if refunded >= paid:
+        return PaymentState.REFUNDED
+    if refunded > 0:
+        return PaymentState.PARTIALLY_REFUNDED
+    return PaymentState.PARTIALLY_PAID if paid < order.total else PaymentState.PAID
 
 
 def pickup_qr_payload(order: Order) -> str:
@@ -52,3 +94,16 @@ def order_scope(*, store_ids: Iterable[int] | None, channel: str | None = None,
                 partner: str | None = None) -> QuerySet[Order]:
     """The orders the caller may see (``order_scope_q``)."""
     return Order.objects.filter(order_scope_q(store_ids=store_ids, channel=channel, partner=partner))
+
+
+def member_ordered_through(channel: str, partner: str) -> Q:
+    """Members who ordered through this channel / partner (registered with ``members.privacy``)."""
+    return Q(Exists(Order.objects.filter(member=OuterRef("pk"), channel=channel, partner=partner)))
+
+
+def member_orders_export(member) -> dict:
+    """A member's orders for their personal data export (``members.privacy``)."""
+    rows = Order.objects.filter(member=member).order_by("pk").values(
+        "number", "channel", "status", "customer_name", "customer_phone", "ship_address", "total", "created_at")
+    return {"orders": [{k: v if isinstance(v, (str, int)) or v is None else str(v) for k, v in row.items()}
+                       for row in rows]}

@@ -141,6 +141,7 @@ class Refund(models.Model):
                                    related_name="+", verbose_name=_("created by"))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True, db_index=True)
 
     class Meta:
         verbose_name = _("refund")

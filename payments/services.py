@@ -114,9 +114,10 @@ def _payment_emit(topic: str, payment: Payment, **extra: Any) -> None:
     outbox_emit(topic=topic, payload={**_payment_payload(payment), **extra}, key=_key(payment.reference))
 
 
-def _refund_emit(topic: str, refund: Refund, payment: Payment) -> None:
+def _refund_emit(topic: str, refund: Refund, payment: Payment, *, at_once: bool = False) -> None:
+    # at_once: settled in the transaction that asked for it (cash, wallet, points), not later by a provider.
     outbox_emit(topic=topic, key=_key(payment.reference), payload={
-        "refund_id": refund.pk, "number": refund.number, "payment_id": payment.pk,
+        "refund_id": refund.pk, "at_once": at_once, "number": refund.number, "payment_id": payment.pk,
         "payment_number": payment.number, "reference": payment.reference, "tender": payment.tender,
         "method": refund.method, "amount": refund.amount, "currency": refund.currency,
         "payment_refunded_amount": payment.refunded_amount, "store_id": refund.store_id,
@@ -578,7 +579,7 @@ def refund_create(*, payment: Payment | int, amount: Decimal | int | str, reason
         Payment.objects.filter(pk=payment.pk).update(refunded_amount=F("refunded_amount") + amount)
     payment.refresh_from_db(fields=["refunded_amount", "refunding_amount"])
     if refund.status == Refund.Status.SUCCEEDED:
-        _refund_emit("refund.succeeded", refund, payment)
+        _refund_emit("refund.succeeded", refund, payment, at_once=True)
     return refund
 
 
@@ -622,7 +623,7 @@ def refund_complete(*, refund: Refund | int, provider_refund_id: str, success: b
         refund.status = Refund.Status.FAILED
         refund.failure = str(failure or "")[:300]
         Payment.objects.filter(pk=payment.pk).update(refunding_amount=F("refunding_amount") - refund.amount)
-    refund.save(update_fields=["status", "provider_refund_id", "completed_at", "failure"])
+    refund.save(update_fields=["status", "provider_refund_id", "completed_at", "failure", "updated_at"])
     payment.refresh_from_db(fields=["refunded_amount", "refunding_amount"])
     refund.payment = payment
     _refund_emit("refund.succeeded" if success else "refund.failed", refund, payment)

@@ -35,6 +35,7 @@ from o2o.money import money
 from orders import services as order_services
 from orders.models import Order, Return
 from members.codes import is_member_code, member_code_take
+from members.privacy import phone_mask
 from pos import selectors
 from pos import services as pos
 from pos.basket import (
@@ -677,9 +678,13 @@ def returns(request):
 def _return_context(request, order: Order, form=None, **extra) -> dict:
     lines = selectors.returnable_lines(order)
     by_receipt = order.pk in request.session.get(RECEIPT_ORDERS_KEY, [])
+    member = selectors.member_for_order(order)
+    # Minimum necessary (PIPL): the full number only for the clerk serving that member right now.
+    serving = member is not None and _basket(request).member_id == member.pk
     return {"order": order, "form": form or ReturnForm(lines=lines, initial={"client_uuid": Basket.new().uuid}),
             "by_receipt": by_receipt, "needed": pos.return_approvals_needed(order, by_receipt=by_receipt),
-            "window_end": order_services.return_window_end(order), "member": selectors.member_for_order(order),
+            "window_end": order_services.return_window_end(order), "member": member,
+            "member_phone": (member.phone if serving else phone_mask(member.phone)) if member else "",
             "refunded": selectors.receipt(order).refunds, **extra}
 
 

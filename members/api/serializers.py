@@ -9,6 +9,7 @@ from rest_framework import serializers
 from members.models import IssuedCoupon, Member, MemberIdentity, PointsEntry
 from members.models.coupons import CouponTemplate
 from members.models.guides import GuideBinding
+from members.privacy import name_mask, phone_mask, value_mask
 from o2o.api import MAX_ID, StrictInput, Text
 from o2o.money import CURRENCY
 
@@ -34,6 +35,8 @@ class IdentityOut(serializers.ModelSerializer):
 
 
 class MemberOut(serializers.ModelSerializer):
+    """A member; phone, name and identity values are masked unless the context says ``pii``."""
+
     tier = serializers.CharField(source="tier.code", default=None, read_only=True, allow_null=True)
     wallet_total = serializers.SerializerMethodField()
     currency = serializers.SerializerMethodField()
@@ -44,6 +47,14 @@ class MemberOut(serializers.ModelSerializer):
         fields = ["id", "phone", "name", "tier", "registration_channel", "points_available", "points_frozen",
                   "wallet_principal", "wallet_bonus", "wallet_total", "currency", "identities", "created_at"]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if not self.context.get("pii"):
+            # Without members:pii the partner sees enough to recognise the member, not to reach them.
+            data["phone"], data["name"] = phone_mask(data["phone"]), name_mask(data["name"])
+            data["identities"] = [{**i, "value": value_mask(i["value"])} for i in data["identities"]]
+        return data
 
     def get_wallet_total(self, obj) -> str:
         return str(obj.wallet_principal + obj.wallet_bonus)

@@ -38,7 +38,8 @@ from members.models.coupons import CouponTemplate
 from members.services import coupons, guides, members
 from members.services.members import IdentityRef
 from o2o.api import LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, Text, api_doc
-from o2o.apiauth import MEMBERS_READ, MEMBERS_WRITE, PARTNER, Principal, principal_of
+from members.privacy import members_related, personal_data_access_log
+from o2o.apiauth import MEMBERS_PII, MEMBERS_READ, MEMBERS_WRITE, PARTNER, Principal, principal_of
 from o2o.idempotency import idempotent
 from o2o.money import money
 
@@ -82,6 +83,28 @@ class PrincipalMixin:
     def principal(self) -> Principal:
         return principal_of(self.request)
 
+    def member_visible(self, pk) -> Member:
+        """The member, when the caller may read them: a partner key only members related to it
+        (``members.privacy.members_related``); anyone else's is 404, like an unknown id."""
+        member = member_read.member_get(int(pk))
+        p = self.principal
+        if p is not None and p.is_partner and not members_related(
+                channel=p.channel, partner=p.partner).filter(pk=member.pk).exists():
+            raise MemberNotFound(params={"member_id": int(pk)})
+        return member
+
+    def member_body(self, pk) -> dict:
+        """The member's output: masked without members:pii; each unmasked read is logged."""
+        p = self.principal
+        pii = p is not None and MEMBERS_PII in p.scopes
+        member = _member(pk)
+        if pii:
+            reader = f"key {p.key.prefix} {p.key.name}" if p.key is not None else \
+                f"user {getattr(p.user, 'username', '')}"
+            personal_data_access_log(member_ids=[member.pk], reader=reader, user=p.actor,
+                                     path=f"{self.request.method} {self.request.path}")
+        return MemberOut(member, context={"pii": pii}).data
+
 
 class MemberRegister(PrincipalMixin, generics.GenericAPIView):
     required_scopes = {"POST": MEMBERS_WRITE}
@@ -121,7 +144,7 @@ class MemberRegister(PrincipalMixin, generics.GenericAPIView):
             phone=v["phone"], name=v["name"], identities=refs, store_id=store_id, partner=p.partner,
             channel=REGISTRATION_CHANNEL.get(p.channel, RegistrationChannel.PARTNER) if p.is_partner
             else RegistrationChannel.POS)
-        return Response(MemberOut(_member(member.pk)).data, status=200 if existed else 201)
+        return Response(self.member_body(member.pk), status=200 if existed else 201)
 
 
 class MemberLookupQuery(serializers.Serializer):
@@ -169,7 +192,7 @@ class MemberLookup(PrincipalMixin, generics.GenericAPIView):
                 code="lookup_required")
         if found is None:
             raise MemberNotFound()
-        return Response(MemberOut(_member(found.pk)).data)
+        return Response(self.member_body(self.member_visible(found.pk).pk))
 
 
 class MemberDetail(PrincipalMixin, generics.GenericAPIView):
@@ -182,7 +205,7 @@ class MemberDetail(PrincipalMixin, generics.GenericAPIView):
                          "duplicate's id answers with the member it was merged into.",
              examples=[ok("member", MEMBER)])
     def get(self, request, pk: int):
-        return Response(MemberOut(_member(pk)).data)
+        return Response(self.member_body(self.member_visible(pk).pk))
 
 
 class CouponFilter(django_filters.FilterSet):
@@ -203,7 +226,7 @@ class MemberCouponList(PrincipalMixin, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return IssuedCoupon.objects.none()
-        member = member_read.member_get(int(self.kwargs["pk"]))
+        member = self.member_visible(self.kwargs["pk"])
         return IssuedCoupon.objects.filter(member=member).select_related("template")
 
     @api_doc(summary="A member's coupons", tags=TAGS, responses={200: CouponOut(many=True)},
@@ -232,7 +255,7 @@ class MemberPointsList(PrincipalMixin, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return PointsEntry.objects.none()
-        return member_read.points_history(int(self.kwargs["pk"]))
+        return member_read.points_history(self.member_visible(self.kwargs["pk"]).pk)
 
     @api_doc(summary="A member's points history", tags=TAGS, responses={200: PointsEntryOut(many=True)},
              errors=(*LIST_ERRORS, 404), error_examples={404: [("member_not_found", "No such member.")]},
@@ -264,7 +287,7 @@ class CouponClaim(PrincipalMixin, generics.GenericAPIView):
         data = CouponClaimIn(data=request.data)
         data.is_valid(raise_exception=True)
         p = self.principal
-        member = member_read.member_get(int(pk))
+        member = self.member_visible(pk)
         coupon = coupons.coupon_claim(template=data.validated_data["template"], member=member,
                                       channel=p.channel,
                                       partner=p.partner)
@@ -345,7 +368,7 @@ class GuideBind(PrincipalMixin, generics.GenericAPIView):
     def post(self, request, pk: int):
         data = GuideBindIn(data=request.data)
         data.is_valid(raise_exception=True)
-        member = member_read.member_get(int(pk))
+        member = self.member_visible(pk)
         binding = guides.guide_bind(member=member, **data.validated_data)
         return Response(GuideBindingOut(binding).data)
 
@@ -365,7 +388,7 @@ class MemberCodeMint(PrincipalMixin, generics.GenericAPIView):
              examples=[ok("code", {"code": "o2o:mc:7.Xy3kQ2:1vZ9aB:c2lnbmF0dXJl", "member": 7,
                                    "expires_at": "2026-12-04T15:11:00+08:00"}, 201)])
     def post(self, request, pk: int):
-        minted = member_code_mint(member=int(pk))
+        minted = member_code_mint(member=self.member_visible(pk).pk)
         return Response(MemberCodeOut({"code": minted.code, "member": minted.member_id,
                                        "expires_at": minted.expires_at}).data, status=201)
 
@@ -395,7 +418,7 @@ class CouponShare(PrincipalMixin, generics.GenericAPIView):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         p = self.principal
-        giver = member_read.member_get(int(pk))
+        giver = self.member_visible(pk)
         coupon = coupons.coupon_share_to(code=v["code"], from_member=giver, to_member=v["to_member"],
                                          to_phone=v["to_phone"], partner=p.partner,
                                          channel=REGISTRATION_CHANNEL.get(p.channel, RegistrationChannel.PARTNER))

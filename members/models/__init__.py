@@ -12,6 +12,7 @@ from members.models.member import (
     MemberMerge,
     MemberSpend,
 )
+from members.models.privacy import PersonalDataAccess
 from members.models.points import (
     SalesChannel,
     ExpiryPolicy,
@@ -55,6 +56,7 @@ from members.models.guides import (
 )
 
 __all__ = [
+    "PersonalDataAccess",
     "RegistrationChannel",
     "Tier",
     "Member",

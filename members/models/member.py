@@ -85,6 +85,9 @@ class Member(models.Model):
     merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="merged_members", verbose_name=_("merged into"), editable=False)
     merged_at = models.DateTimeField(_("merged at"), null=True, blank=True, editable=False)
+    erased_at = models.DateTimeField(_("personal data erased at"), null=True, blank=True, editable=False,
+                                     help_text=_("Phone, name and identities were pseudonymised on request; "
+                                                 "the ledgers are kept."))
     created_at = models.DateTimeField(_("registered at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

@@ -11,9 +11,10 @@ ORDER = {"id": 42, "number": "SO2611230000042", "channel": "mini_program", "part
          "external_id": "MP-1001",
          "status": "pending_payment", "fulfillment": "pickup", "store": 2, "store_code": "HZ001",
          "customer_name": "Li Lei", "customer_phone": "+8613800000000", "ship_city": None, "ship_address": "",
-         "currency": "CNY", "subtotal": "258.00", "discount_total": "64.50", "cash_rounding": "0.00",
-         "total": "193.50",
-         "paid_total": "0.00", "refunded_total": "0.00", "pickup_code": "04711893", "needs_transfer": False,
+         "remark": "", "currency": "CNY", "subtotal": "258.00", "discount_total": "64.50",
+         "cash_rounding": "0.00", "total": "193.50",
+         "paid_total": "0.00", "refunded_total": "0.00", "pickup_code": "04711893", "payment_status": "unpaid",
+         "overpayment_refunded": "0.00", "needs_transfer": False,
          "expires_at": "2026-11-23T18:30:00+08:00", "created_at": "2026-11-23T18:00:00+08:00",
          "updated_at": "2026-11-23T18:00:00+08:00", "paid_at": None, "handed_over_at": None, "version": 1,
          "promotion_discount": "64.50", "lines": [LINE]}
@@ -24,12 +25,13 @@ PAYMENT = {"id": 77, "number": "PY2611230000077", "tender": "sandbox", "amount":
 SHIPMENT = {"id": 9, "number": "SH2611230000090", "order": 43, "order_number": "SO2611230000043",
             "warehouse": 1,
             "status": "shipped", "carrier": "SF Express", "tracking_number": "SF1234567890",
-            "created_at": "2026-11-23T19:00:00+08:00", "shipped_at": "2026-11-23T20:00:00+08:00",
+            "created_at": "2026-11-23T19:00:00+08:00", "updated_at": "2026-11-23T20:00:00+08:00",
+            "shipped_at": "2026-11-23T20:00:00+08:00",
             "lines": [{"order_line": 510, "qty": 1}]}
 RETURN = {"id": 5, "number": "RT2611240000100", "order": 42, "order_number": "SO2611230000042", "store": 3,
           "reason": "wrong size", "refund_total": "129.00", "cash_rounding": "0.00", "currency": "CNY",
           "refund_policy": "sandbox: refunded to the original account at store HZ002",
-          "created_at": "2026-11-24T11:00:00+08:00",
+          "created_at": "2026-11-24T11:00:00+08:00", "updated_at": "2026-11-24T11:00:00+08:00",
           "lines": [{"order_line": 501, "qty": 1, "condition": "sellable", "refund_amount": "129.00"}]}
 ORDER_DETAIL = {**ORDER, "payments": [PAYMENT], "shipments": [], "returns": []}
 AVAILABILITY = {"sku": 12, "sku_code": "SKU000012", "store": 2, "available_in_store": 3,

@@ -5,6 +5,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from o2o.api import datetime_filter, id_filter
 from orders.models import Channel, Fulfillment, Order, OrderEvent, Return, Shipment, Status
+from payments.models import Refund
 
 
 class OrderFilter(django_filters.FilterSet):
@@ -33,21 +34,39 @@ class OrderFilter(django_filters.FilterSet):
         return queryset.filter(Q(updated_at__gte=value) | Exists(changed))
 
 
+SYNC_HELP = "Changed at or after this time (ISO 8601); the list runs in (updated_at, id) order."
+
+
 class ShipmentFilter(django_filters.FilterSet):
     order = id_filter(field_name="order_id")
     status = django_filters.ChoiceFilter(choices=Shipment.Status.choices)
     warehouse = id_filter(field_name="warehouse_id")
+    updated_since = datetime_filter(field_name="updated_at", lookup_expr="gte", help_text=SYNC_HELP)
 
     class Meta:
         model = Shipment
-        fields = ["order", "status", "warehouse"]
+        fields = ["order", "status", "warehouse", "updated_since"]
 
 
 class ReturnFilter(django_filters.FilterSet):
     order = id_filter(field_name="order_id")
     store = id_filter(field_name="store_id")
     created_after = datetime_filter(field_name="created_at", lookup_expr="gte")
+    updated_since = datetime_filter(field_name="updated_at", lookup_expr="gte", help_text=SYNC_HELP)
 
     class Meta:
         model = Return
-        fields = ["order", "store", "created_after"]
+        fields = ["order", "store", "created_after", "updated_since"]
+
+
+class RefundFilter(django_filters.FilterSet):
+    order = id_filter(method="filter_order", help_text="Refunds of this order.")
+    status = django_filters.ChoiceFilter(choices=Refund.Status.choices)
+    updated_since = datetime_filter(field_name="updated_at", lookup_expr="gte", help_text=SYNC_HELP)
+
+    class Meta:
+        model = Refund
+        fields = ["order", "status", "updated_since"]
+
+    def filter_order(self, queryset, name, value):
+        return queryset.filter(payment__reference__in=Order.objects.filter(pk=value).values("number"))

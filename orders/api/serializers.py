@@ -16,6 +16,7 @@ from rest_framework import serializers
 from o2o.api import MAX_ID, StrictInput, Text
 from o2o.apiauth import principal_of
 from orders.models import Fulfillment, Order, OrderLine, OrderLinePromotion, Return, ReturnLine, Shipment, ShipmentLine
+from orders.selectors import PaymentState, order_payment_state, orders_with_overpayment_refunds
 from payments.api.serializers import PaymentOut
 from payments.selectors import payments_for_reference
 from stores.models import City, Store
@@ -152,6 +153,28 @@ class ShipmentShipIn(StrictInput, serializers.Serializer):
     tracking_number = Text(max_length=50)
 
 
+class OrderUpdateIn(StrictInput, serializers.Serializer):
+    """What a partner may change before fulfilment starts; fields left out stay as they are."""
+
+    ship_address = Text(max_length=300, required=False, allow_blank=False,
+                        help_text="Shipped orders only, until a shipment is made.")
+    customer_name = Text(max_length=100, required=False, allow_blank=True)
+    customer_phone = serializers.RegexField(PHONE_PATTERN, max_length=20, required=False, allow_blank=True)
+    remark = Text(max_length=300, required=False, allow_blank=True,
+                  help_text="A note for the people fulfilling the order.")
+    store = store_field(required=False, help_text="A new pickup store: pickup orders only, while unpaid. "
+                                                  "The goods are held there instead; the prices stay.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        restrict_stores(self)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError(_("Name at least one field to change."), code="required")
+        return attrs
+
+
 class PickupIn(StrictInput, serializers.Serializer):
     code = Text(max_length=12, help_text="The pickup code the customer shows.")
     store = store_field(required=False, allow_null=True, default=None,
@@ -215,15 +238,21 @@ class OrderOut(serializers.ModelSerializer):
         help_text="Shown to the partner that placed the order (to give to its customer); hidden from staff.")
     promotion_discount = serializers.SerializerMethodField(
         help_text="What the promotions took off the order in all (part of `discount_total`).")
+    payment_status = serializers.SerializerMethodField(
+        help_text="unpaid, partially_paid, paid, partially_refunded (some of what was paid went back) or "
+                  "refunded (all of it; also an order whose only money was a late payment given back).")
+    overpayment_refunded = serializers.SerializerMethodField(
+        help_text="Money given back that never counted towards the order (a late payment on a closed order, "
+                  "a second capture); not in refunded_total.")
 
     class Meta:
         model = Order
         fields = ["id", "number", "channel", "partner", "external_id", "status", "fulfillment", "store",
                   "store_code", "customer_name", "customer_phone", "ship_city", "ship_address", "ship_postcode",
-                  "currency", "subtotal", "discount_total", "cash_rounding", "total", "paid_total", "refunded_total",
-                  "pickup_code",
-                  "needs_transfer", "expires_at", "created_at", "updated_at", "paid_at", "handed_over_at",
-                  "version", "promotion_discount", "lines"]
+                  "remark", "currency", "subtotal", "discount_total", "cash_rounding", "total", "paid_total",
+                  "refunded_total", "pickup_code", "payment_status", "overpayment_refunded", "needs_transfer",
+                  "expires_at", "created_at", "updated_at", "paid_at", "handed_over_at", "version",
+                  "promotion_discount", "lines"]
         read_only_fields = fields
 
     @extend_schema_field(serializers.DecimalField(max_digits=12, decimal_places=2))
@@ -231,6 +260,18 @@ class OrderOut(serializers.ModelSerializer):
         # From the lines' prefetched rows: no query per order in a list.
         total = sum((p.amount for line in obj.lines.all() for p in line.promotions.all()), Decimal("0.00"))
         return f"{total:.2f}"
+
+    @extend_schema_field(serializers.ChoiceField(choices=PaymentState.CHOICES))
+    def get_payment_status(self, obj) -> str:
+        return order_payment_state(obj)
+
+    @extend_schema_field(serializers.DecimalField(max_digits=12, decimal_places=2))
+    def get_overpayment_refunded(self, obj) -> str:
+        value = getattr(obj, "overpayment_refunded", None)
+        if value is None:
+            value = orders_with_overpayment_refunds(Order.objects.filter(pk=obj.pk)).values_list(
+                "overpayment_refunded", flat=True).first() or Decimal("0.00")
+        return f"{value:.2f}"
 
     def get_pickup_code(self, obj) -> str | None:
         request = self.context.get("request")
@@ -253,7 +294,7 @@ class ShipmentOut(serializers.ModelSerializer):
         model = Shipment
         fields = ["id", "number", "order", "order_number", "warehouse", "status", "carrier",
                   "tracking_number",
-                  "created_at", "shipped_at", "lines"]
+                  "created_at", "updated_at", "shipped_at", "lines"]
         read_only_fields = fields
 
 
@@ -272,7 +313,7 @@ class ReturnOut(serializers.ModelSerializer):
     class Meta:
         model = Return
         fields = ["id", "number", "order", "order_number", "store", "reason", "refund_total", "cash_rounding",
-                  "currency", "refund_policy", "created_at", "lines"]
+                  "currency", "refund_policy", "created_at", "updated_at", "lines"]
         read_only_fields = fields
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orders.api import notify, views
+from orders.api import notify, refunds, views
 
 urlpatterns = [
     path("orders/", views.OrderListCreate.as_view(), name="order-list"),
@@ -9,6 +9,9 @@ urlpatterns = [
     path("orders/<int:pk>/payments/", views.OrderPaymentStart.as_view(), name="order-payment-start"),
     path("orders/<int:pk>/shipments/", views.OrderShipmentCreate.as_view(), name="order-shipment-create"),
     path("orders/<int:pk>/returns/", views.OrderReturnCreate.as_view(), name="order-return-create"),
+    path("orders/<int:pk>/refunds/", refunds.OrderRefundList.as_view(), name="order-refund-list"),
+    path("refunds/", refunds.RefundList.as_view(), name="refund-list"),
+    path("refunds/<int:pk>/", refunds.RefundDetail.as_view(), name="refund-detail"),
     path("shipments/", views.ShipmentList.as_view(), name="shipment-list"),
     path("shipments/<int:pk>/", views.ShipmentDetail.as_view(), name="shipment-detail"),
     path("shipments/<int:pk>/pack/", views.ShipmentPack.as_view(), name="shipment-pack"),

@@ -24,6 +24,7 @@ from rest_framework.response import Response
 
 from o2o.api import (
     ETAG_HEADER,
+    IF_MATCH_REQUIRED,
     LIST_ERRORS,
     MAX_ID,
     READ_ERRORS,
@@ -37,7 +38,7 @@ from o2o.apiauth import MEMBERS_WRITE, ORDERS_READ, ORDERS_WRITE, PARTNER, STAFF
 from o2o.db import service
 from o2o.idempotency import idempotent
 from o2o.money import ZERO
-from orders.selectors import order_scope
+from orders.selectors import order_scope, orders_with_overpayment_refunds
 from orders import locks, services
 from orders.api import examples as ex
 from orders.api.availability import availability
@@ -48,6 +49,7 @@ from orders.api.serializers import (
     OrderCreateIn,
     OrderDetailOut,
     OrderOut,
+    OrderUpdateIn,
     PickupIn,
     ReturnCreateIn,
     ReturnOut,
@@ -85,7 +87,7 @@ def orders_visible(principal: Principal | None):
 
 
 def order_detail_queryset(principal: Principal | None):
-    return orders_visible(principal).select_related("store").prefetch_related(
+    return orders_with_overpayment_refunds(orders_visible(principal)).select_related("store").prefetch_related(
         "lines", "lines__promotions",
         Prefetch("shipments", queryset=Shipment.objects.select_related("order").prefetch_related("lines")),
         Prefetch("returns", queryset=Return.objects.select_related("order").prefetch_related("lines")))
@@ -96,10 +98,10 @@ def order_fresh(principal: Principal, pk: int) -> Order:
 
 
 @service
-def order_guarded(*, order_id: int, request, action):
+def order_guarded(*, order_id: int, request, action, required: bool = False):
     """Lock the order, check If-Match against its version, then run ``action(order)``: one transaction."""
     order = locks.order_for_update(order_id)
-    if_match_check(request, order.version)
+    if_match_check(request, order.version, required=required)
     return action(order)
 
 
@@ -145,8 +147,8 @@ class OrderListCreate(PrincipalMixin, generics.ListAPIView):
     ordering = "-id"
 
     def get_queryset(self):
-        return (orders_visible(self.principal).select_related("store")
-                .prefetch_related("lines", "lines__promotions"))
+        return orders_with_overpayment_refunds(orders_visible(self.principal)).select_related(
+            "store").prefetch_related("lines", "lines__promotions")
 
     @api_doc(summary="List orders", tags=ORDER_TAGS, responses={200: OrderOut(many=True)}, errors=LIST_ERRORS,
              examples=[ex.ok("order", ex.ORDER)],
@@ -221,8 +223,10 @@ class OrderListCreate(PrincipalMixin, generics.ListAPIView):
 
 
 class OrderDetail(PrincipalMixin, generics.RetrieveAPIView):
-    required_scopes = READ
+    required_scopes = {"GET": ORDERS_READ, "PATCH": ORDERS_WRITE}
+    principal_kinds = {"PATCH": {PARTNER}}
     serializer_class = OrderDetailOut
+    http_method_names = ["get", "patch", "head", "options"]
 
     def get_queryset(self):
         return order_detail_queryset(self.principal)
@@ -232,6 +236,34 @@ class OrderDetail(PrincipalMixin, generics.RetrieveAPIView):
     def get(self, request, *args, **kwargs):
         order = self.get_object()
         return _etag(Response(self.get_serializer(order).data), order)
+
+    @api_doc(summary="Change an order before fulfilment", tags=ORDER_TAGS, request=OrderUpdateIn,
+             responses={200: OrderDetailOut}, errors=(400, 401, 403, 404, 409, 412, 413, 415, 428, 429),
+             parameters=[ETAG_HEADER, IF_MATCH_REQUIRED],
+             description="Partner keys. Changes the delivery address, the receiver's name and phone and the "
+                         "remark while the order is unpaid or paid and nothing is shipped or ready yet, and "
+                         "the pickup store while it is unpaid (the goods are held there instead; the prices "
+                         "stay). If-Match is required: without it 428 precondition_required, with a stale "
+                         "version 412. Fields left out stay as they are. No Idempotency-Key: resending the "
+                         "same change after it was applied gets 412 (read the order again).",
+             error_examples={409: [("fulfilment_started",
+                                    "Fulfilment of this order has started; it can no longer be changed."),
+                                   ("order_already_paid",
+                                    "The pickup store can be changed only while the order is unpaid."),
+                                   ("invalid_order_state", "The order cannot do this in its current state.")]},
+             examples=[ex.request("address", {"ship_address": "2 Lake Road, Building 3"}),
+                       ex.request("pickup store", {"store": 4}),
+                       ex.ok("changed", {**ex.ORDER_DETAIL, "remark": "leave at the gate", "version": 2})])
+    def patch(self, request, *args, **kwargs):
+        order = self.get_object()
+        data = OrderUpdateIn(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        changes = services.OrderChanges(**data.validated_data)
+        order_guarded(order_id=order.pk, request=request, required=True,
+                      action=lambda o: services.order_update(order=o.pk, changes=changes,
+                                                             actor=self.principal.actor))
+        order = order_fresh(self.principal, order.pk)
+        return _etag(Response(OrderDetailOut(order, context={"request": request}).data), order)
 
 
 class OrderAction(PrincipalMixin, generics.GenericAPIView):
@@ -413,10 +445,12 @@ class ShipmentList(ShipmentViewMixin, generics.ListAPIView):
     required_scopes = READ
     serializer_class = ShipmentOut
     filterset_class = ShipmentFilter
-    ordering = "-id"
+    ordering = ("updated_at", "id")
 
     @api_doc(summary="List shipments", tags=ORDER_TAGS, responses={200: ShipmentOut(many=True)},
-             errors=LIST_ERRORS, examples=[ex.ok("shipment", ex.SHIPMENT)])
+             errors=LIST_ERRORS, examples=[ex.ok("shipment", ex.SHIPMENT)],
+             description="Shipments of your orders in (updated_at, id) order: packing and shipping move "
+                         "updated_at, so `updated_since` plus the cursor is an incremental sync.")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -514,8 +548,8 @@ class PickupHandover(PrincipalMixin, generics.GenericAPIView):
     serializer_class = PickupIn
 
     @api_doc(summary="Hand a pickup order to the customer", tags=["pickup"], request=PickupIn,
-             idempotent=True,
-             responses={200: OrderDetailOut}, errors=WRITE_ERRORS, parameters=[ETAG_HEADER],
+             idempotent=True, if_match=True,
+             responses={200: OrderDetailOut}, errors=(*WRITE_ERRORS, 412), parameters=[ETAG_HEADER],
              description="Store staff only: verifies the code at your store, takes the units out of the "
                          "stockroom and marks the order picked up.",
              error_examples={422: [("pickup_code_invalid", "Unknown pickup code.")],
@@ -530,7 +564,14 @@ class PickupHandover(PrincipalMixin, generics.GenericAPIView):
         data.is_valid(raise_exception=True)
         principal = self.principal
         store = _store_for(principal, data.validated_data["store"])
-        order = services.pickup_handover(code=data.validated_data["code"], store=store, actor=principal.actor)
+        code = data.validated_data["code"]
+        found = services._pickup_order(code, orders_visible(principal)) if request.headers.get("If-Match") else None
+        if found is not None:
+            # The optional If-Match is checked under the order's lock, in the handover's transaction.
+            order = order_guarded(order_id=found.pk, request=request, action=lambda o: services.pickup_handover(
+                code=code, store=store, actor=principal.actor))
+        else:
+            order = services.pickup_handover(code=code, store=store, actor=principal.actor)
         order = order_fresh(principal, order.pk)
         return _etag(Response(OrderDetailOut(order, context={"request": request}).data), order)
 
@@ -551,11 +592,12 @@ class ReturnList(ReturnViewMixin, generics.ListAPIView):
     required_scopes = READ
     serializer_class = ReturnOut
     filterset_class = ReturnFilter
-    ordering = "-id"
+    ordering = ("updated_at", "id")
 
     @api_doc(summary="List returns", tags=ORDER_TAGS, responses={200: ReturnOut(many=True)},
-             errors=LIST_ERRORS,
-             examples=[ex.ok("return", ex.RETURN)])
+             errors=LIST_ERRORS, examples=[ex.ok("return", ex.RETURN)],
+             description="Returns of your orders in (updated_at, id) order; `updated_since` plus the cursor "
+                         "is an incremental sync. Their refunds: /api/v1/refunds/.")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 

@@ -67,6 +67,7 @@ from orders.services.payment import (
     order_cancel,
     orders_expire,
     _order_expire,
+    order_refund_settled,
 )
 from orders.services.cod import (
     CodRow,
@@ -77,6 +78,9 @@ from orders.services.cod import (
     cod_remittances_import,
     order_cod_choose,
 )
+
+
+from orders.services.changes import OrderChanges, order_update
 from orders.services.returns import (
     return_store_check,
     return_create,
@@ -141,6 +145,9 @@ __all__ = [
     "order_cancel",
     "orders_expire",
     "_order_expire",
+    "order_refund_settled",
+    "OrderChanges",
+    "order_update",
     "return_store_check",
     "return_create",
     "_return_goods",

@@ -106,7 +106,7 @@ def shipment_create(*, order: Order | int, lines: Sequence[tuple[int, int]] | No
                                        created_by=_user(actor))
     ShipmentLine.objects.bulk_create([ShipmentLine(shipment=shipment, order_line=ln, qty=q) for ln, q in chosen])
     order_event(order, OrderEvent.Kind.SHIPMENT, actor=actor, reason="picking",
-                data={"shipment": shipment.number})
+                data={"shipment": shipment.number}, emit="order.updated")
     return shipment
 
 
@@ -122,12 +122,13 @@ def _pending_shipment_qty(order: Order) -> dict[int, int]:
 @service
 def shipment_pack(*, shipment: Shipment | int, actor=None) -> Shipment:
     shipment = locks.shipment_for_update(shipment)
+    order = locks.order_for_update(shipment.order_id)
     if shipment.status != Shipment.Status.PICKING:
         raise InvalidOrderTransition(params={"from": shipment.status, "to": Shipment.Status.PACKED})
     shipment.status = Shipment.Status.PACKED
-    shipment.save(update_fields=["status"])
-    order_event(shipment.order, OrderEvent.Kind.SHIPMENT, actor=actor, reason="packed",
-                data={"shipment": shipment.number})
+    shipment.save(update_fields=["status", "updated_at"])
+    order_event(order, OrderEvent.Kind.SHIPMENT, actor=actor, reason="packed",
+                data={"shipment": shipment.number}, emit="order.updated")
     return shipment
 
 
@@ -154,7 +155,7 @@ def shipment_ship(*, shipment: Shipment | int, carrier: str, tracking_number: st
     shipment.status, shipment.carrier, shipment.tracking_number = (Shipment.Status.SHIPPED, carrier.strip(),
                                                                    tracking_number.strip())
     shipment.shipped_by, shipment.shipped_at = _user(actor), timezone.now()
-    shipment.save(update_fields=["status", "carrier", "tracking_number", "shipped_by", "shipped_at"])
+    shipment.save(update_fields=["status", "carrier", "tracking_number", "shipped_by", "shipped_at", "updated_at"])
     left = sum(ln.qty - ln.qty_shipped for ln in OrderLine.objects.filter(order=order))
     if left == 0:
         order.handed_over_at = timezone.now()

@@ -12,7 +12,7 @@ from inventory import services as stock
 from o2o.db import service
 from o2o.money import ZERO, money
 from orders import locks, membership
-from orders.events import order_event, order_transition
+from orders.events import order_event, order_transition, order_version_bump
 from orders.exceptions import (
     CodChosen,
     GoodsInTransit,
@@ -182,9 +182,12 @@ def _order_settle_payments(order: Order, *, actor, store, captured_now: Payment 
                             reason="paid more than due",
                             policy="payment beyond what the order was due refunded to the original account")
         captured = money(captured - min(over, captured_now.amount))
+    changed = captured != order.paid_total
     Order.objects.filter(pk=order.pk).update(paid_total=captured, updated_at=timezone.now())
     order.paid_total = captured
     if captured < order.total:
+        if changed:
+            order_version_bump(order)  # part paid: the paid total a partner reads moved
         return
     order.paid_at = timezone.now()
     Order.objects.filter(pk=order.pk).update(paid_at=order.paid_at)
@@ -246,3 +249,21 @@ def _order_expire(order_id: int) -> int:
     membership.coupon_restore(order, actor=None)
     order_transition(order, Status.EXPIRED, reason="not paid in time", emit="order.cancelled")
     return 1
+
+
+@service
+def order_refund_settled(*, reference: str, refund_id: int, succeeded: bool) -> Order | None:
+    """A provider finished a refund of one of the order's payments: move the order's version and
+    queue ``order.refunded`` (with the refund and its outcome).  Locks the order row.  Idempotent per
+    refund and outcome: a second call for the same one changes nothing."""
+    order = Order.objects.filter(number=reference).first()
+    if order is None:
+        return None
+    order = locks.order_for_update(order)
+    reason = "refund succeeded" if succeeded else "refund failed"
+    if OrderEvent.objects.filter(order=order, kind=OrderEvent.Kind.PAYMENT, reason=reason,
+                                 data__refund_id=refund_id).exists():
+        return order
+    order_event(order, OrderEvent.Kind.PAYMENT, reason=reason, emit="order.refunded",
+                data={"refund_id": refund_id, "refund_status": "succeeded" if succeeded else "failed"})
+    return order

@@ -14,7 +14,8 @@ from rest_framework.test import APIClient
 
 from catalog.tests.factories import SkuFactory
 from inventory import services as stock
-from members.models import CommissionEntry, CommissionRule, MemberSpend, PointsEntry, PointsLot
+from members.models import (CommissionEntry, CommissionRule, IdentityKind, MemberIdentity, MemberSpend, PointsEntry,
+                            PointsLot)
 from members.services import guides, members as member_services, points as points_services
 from o2o.apiauth import MEMBERS_READ, partner_key_create
 from orders.exceptions import ExchangeMemberMismatch
@@ -276,6 +277,8 @@ def test_the_points_history_shows_both_movements_in_the_admin_and_the_api(
     reason = f"exchange {ret.number}: new sale {new.number}"
 
     _key, raw = partner_key_create(name="crm", channel="mini_program", scopes=[MEMBERS_READ])
+    # A key reads only members related to it: the buyer is one of the mini-program's customers.
+    MemberIdentity.objects.create(member=buyer, kind=IdentityKind.PARTNER, namespace="mini_program", value="C-1")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     body = api.get(f"/api/v1/members/{buyer.pk}/points/").json()

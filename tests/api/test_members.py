@@ -78,7 +78,7 @@ def test_lookup_by_phone_wechat_or_partner_id(partner):
 
 def test_member_detail_shows_balances_and_follows_merges(partner):
     _key, client = partner
-    member = members.member_register(phone="13800138000", channel="web")
+    member = members.member_register(phone="13800138000", channel="mini_program")
     Member.objects.filter(pk=member.pk).update(points_available=120, wallet_principal=Decimal("50.00"),
                                                wallet_bonus=Decimal("5.00"))
     duplicate = members.member_register(phone="13900139000", channel="pos")
@@ -145,7 +145,7 @@ def test_bind_a_member_to_a_guide(partner, store_a):
 def test_member_scopes(make_key):
     _k, raw = make_key(scopes=[CATALOG_READ])
     _k2, reader_raw = make_key(scopes=[MEMBERS_READ], name="reader")
-    member = members.member_register(phone="13800138000", channel="web")
+    member = members.member_register(phone="13800138000", channel="mini_program")
 
     no_scope = bearer(raw).get(f"{MEMBERS}{member.pk}/")
     read_only = bearer(reader_raw).post(MEMBERS, {"phone": "13900139000"}, format="json", **idem())
@@ -168,7 +168,7 @@ def test_staff_register_members_at_their_store(clerk_a, store_a):
 def test_share_a_coupon_with_a_friend(partner):
     _key, client = partner
     member = members.member_register(phone="13800138000", channel="mini_program")
-    friend = members.member_register(phone="13900139000", channel="web")
+    friend = members.member_register(phone="13900139000", channel="mini_program")
     gift = coupons.coupon_issue(template=template(code="GIFT20", shareable=True, per_member_limit=2), member=member)
     gift2 = coupons.coupon_issue(template=gift.template, member=member)
     mine = coupons.coupon_issue(template=template(code="OWN20"), member=member)

@@ -201,7 +201,7 @@ def test_the_wallet_needs_the_customers_proof(partner, stocked, store_a, member)
 
 def test_a_member_code_of_someone_else_is_refused(partner, stocked, store_a, member):
     _key, client = partner
-    other = members.member_register(phone="13900139000", channel="web")
+    other = members.member_register(phone="13900139000", channel="mini_program")
     code = client.post(f"/api/v1/members/{other.pk}/code/").json()["code"]
 
     placed = place(client, store=store_a, lines=[{"sku": stocked[0].pk, "qty": 1}], member=OPENID,
