@@ -258,11 +258,14 @@ def test_head_office_sets_a_stores_cash_rounding_in_the_admin(client, store_a, c
     url = reverse("admin:stores_store_change", args=[store_a.pk])
     page = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert 'name="cash_rounding"' in page and "To the jiao" in page
-    prefix = re.search(r'name="([^"]+)-TOTAL_FORMS"', page).group(1)
+    # Every inline on the page (trade areas, postcodes …) posted empty.
+    inlines = {}
+    for prefix in re.findall(r'name="([^"]+)-TOTAL_FORMS"', page):
+        inlines.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
     response = client.post(url, {
         "code": store_a.code, "name": store_a.name, "city": store_a.city_id, "address": store_a.address,
         "phone": store_a.phone, "warehouse": store_a.warehouse_id, "is_active": "on", "cash_rounding": "yuan",
-        f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+        **inlines})
     assert response.status_code == 302, response.content.decode()[-2000:]
     store_a.refresh_from_db()
     assert store_a.cash_rounding == "yuan"
