@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pos import guide_views, pickup_views, recharge_views, views
+from pos import guide_views, offline_views, pickup_views, recharge_views, views
 
 app_name = "pos"
 
@@ -45,4 +45,6 @@ urlpatterns = [
     path("guide/coupons/", guide_views.guide_coupon_hand_out, name="guide_coupon"),
     path("recharge/", recharge_views.recharge, name="recharge"),
     path("recharge/<int:pk>/refund/", recharge_views.recharge_refund, name="recharge_refund"),
+    path("sync/", offline_views.sync, name="sync"),
+    path("offline/catalogue/", offline_views.catalogue, name="offline_catalogue"),
 ]

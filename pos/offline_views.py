@@ -1,0 +1,77 @@
+"""The till's offline pages and JSON: the offline till, its service worker, the catalogue snapshot
+and the sync of the sales it took offline.  Thin: parse, call one service or selector, answer."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from pos.offline_catalogue import offline_catalogue
+from pos.sync import MAX_BATCH, offline_batch_apply
+from pos.views import _page, pos_view
+
+
+def _error(status: int, code: str, message, **extra) -> JsonResponse:
+    return JsonResponse({"code": code, "message": str(message), **extra}, status=status)
+
+
+def pos_json(view):
+    """``pos_view`` for the till's JSON: a signed-out or store-less clerk gets a JSON error
+    (401 not_signed_in, 409 store_required, 403 not_store_staff), never a login page."""
+    inner = pos_view(view)
+
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return _error(401, "not_signed_in", _("Sign in to the POS again."))
+        response = inner(request, *args, **kwargs)
+        target = response.get("HX-Redirect") or response.get("Location") or ""
+        if response.status_code in (301, 302) or target:
+            if target.startswith(reverse("pos:login")):
+                return _error(401, "not_signed_in", _("Sign in to the POS again."))
+            return _error(409, "store_required", _("Choose the store first."))
+        if response.status_code == 403 and not response.get("Content-Type", "").startswith("application/json"):
+            return _error(403, "not_store_staff", _("You are not staff of a store."))
+        return response
+
+    wrapper.__name__ = view.__name__
+    return wrapper
+
+
+@require_POST
+@pos_json
+def sync(request):
+    """POST /pos/sync/ {"sales": [...]}: the till's queued offline sales, applied in order,
+    each exactly once (see pos.sync).  200 with one result per sale."""
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, "invalid_json", _("The body is not valid JSON."))
+    sales = body.get("sales") if isinstance(body, dict) else None
+    if not isinstance(sales, list) or not sales:
+        return _error(400, "invalid_input", _("Send a non-empty list of sales."), fields={"sales": ["required"]})
+    if len(sales) > MAX_BATCH:
+        return _error(400, "batch_too_large", _("Send at most %(count)s sales at a time.") % {"count": MAX_BATCH})
+    results = offline_batch_apply(store=request.pos_store, actor=request.user, sales=sales)
+    return JsonResponse({"results": [r.as_dict() for r in results]})
+
+
+@require_GET
+@pos_json
+@never_cache
+def catalogue(request):
+    """GET /pos/offline/catalogue/[?updated_since=ISO time]: the store's snapshot for the till."""
+    since = request.GET.get("updated_since")
+    updated_since = None
+    if since:
+        updated_since = parse_datetime(since)
+        if updated_since is None or updated_since.tzinfo is None:
+            return _error(400, "invalid_input", _("updated_since must be an ISO 8601 time with its offset."),
+                          fields={"updated_since": ["invalid"]})
+    return JsonResponse(offline_catalogue(store=request.pos_store, updated_since=updated_since))
