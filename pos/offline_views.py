@@ -3,10 +3,12 @@ and the sync of the sales it took offline.  Thin: parse, call one service or sel
 
 from __future__ import annotations
 
+import hashlib
 import json
 
-from django.http import HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -75,3 +77,33 @@ def catalogue(request):
             return _error(400, "invalid_input", _("updated_since must be an ISO 8601 time with its offset."),
                           fields={"updated_since": ["invalid"]})
     return JsonResponse(offline_catalogue(store=request.pos_store, updated_since=updated_since))
+
+
+# The scripts and styles the offline till needs, kept by the service worker at install.
+OFFLINE_ASSETS = ("pos/pos.css", "pos/pos.js", "pos/connection.js", "pos/offline.js", "pos/offline-till.js",
+                  "vendor/htmx/htmx.min.js", "vendor/idb/umd.js")
+
+
+@pos_view
+def offline_till(request):
+    """The till that sells from the catalogue kept in the browser, online or not."""
+    return _page(request, "pos/offline/till.html")
+
+
+@never_cache
+def service_worker(request):
+    """The service worker, served under /pos/ so its scope covers the POS pages."""
+    assets = [static(path) for path in OFFLINE_ASSETS]
+    version = hashlib.sha256("|".join(assets).encode()).hexdigest()[:12]
+    response = render(request, "pos/offline/sw.js", {"assets": assets, "version": version},
+                      content_type="text/javascript; charset=utf-8")
+    response["Service-Worker-Allowed"] = reverse("pos:home")
+    return response
+
+
+def manifest(request):
+    """The web app manifest: the POS installs as an app that opens on the sale screen."""
+    return JsonResponse({"name": _("o2o Store POS"), "short_name": "o2o POS", "lang": "zh-Hans",
+                         "start_url": reverse("pos:sale"), "scope": reverse("pos:home"), "display": "standalone",
+                         "background_color": "#ffffff", "theme_color": "#c8102e", "icons": [{"src": static("pos/icon.svg"), "sizes": "any", "type": "image/svg+xml"}]},
+                        content_type="application/manifest+json", json_dumps_params={"ensure_ascii": False})

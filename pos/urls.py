@@ -47,4 +47,7 @@ urlpatterns = [
     path("recharge/<int:pk>/refund/", recharge_views.recharge_refund, name="recharge_refund"),
     path("sync/", offline_views.sync, name="sync"),
     path("offline/catalogue/", offline_views.catalogue, name="offline_catalogue"),
+    path("offline/", offline_views.offline_till, name="offline_till"),
+    path("sw.js", offline_views.service_worker, name="service_worker"),
+    path("manifest.webmanifest", offline_views.manifest, name="manifest"),
 ]

@@ -178,7 +178,7 @@
     var form = event.target;
     var confirmer = event.submitter && event.submitter.dataset.confirm;
     if (confirmer && !window.confirm(confirmer)) { event.preventDefault(); event.stopPropagation(); return; }
-    if (!form.hasAttribute("hx-post") && !form.closest("[hx-post]")) {
+    if (!form.hasAttribute("hx-post") && !form.closest("[hx-post]") && !form.hasAttribute("data-js-form")) {
       // Plain forms: one submit only (htmx forms disable their buttons themselves).
       if (form.dataset.submitted) { event.preventDefault(); return; }
       form.dataset.submitted = "1";
