@@ -1,9 +1,9 @@
 """HQ's view of the sales tills took offline and the conflicts they brought back."""
 
 from django.contrib import admin
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from pos.conflicts import offline_conflict_resolve
 from pos.models import OfflineConflict, OfflineSale
 
 
@@ -45,6 +45,7 @@ class OfflineConflictAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Mark as resolved (counted / price difference accepted)"))
     def resolve(self, request, queryset):
-        done = queryset.filter(status=OfflineConflict.Status.OPEN).update(
-            status=OfflineConflict.Status.RESOLVED, resolved_at=timezone.now(), resolved_by=request.user)
-        self.message_user(request, _("%(count)s conflicts resolved.") % {"count": done})
+        open_ids = list(queryset.filter(status=OfflineConflict.Status.OPEN).values_list("pk", flat=True))
+        for pk in open_ids:
+            offline_conflict_resolve(conflict_id=pk, actor=request.user, hq=True, note="HQ")
+        self.message_user(request, _("%(count)s conflicts resolved.") % {"count": len(open_ids)})

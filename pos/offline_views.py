@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 
+from django.contrib import messages
 from django.http import JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
@@ -15,10 +16,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from o2o.errors import DomainError
+from pos.conflicts import offline_conflict_resolve, open_conflicts
+from pos.errors import error_message
 from pos.offline_catalogue import offline_catalogue
 from pos.sync import MAX_BATCH, offline_batch_apply
 from pos.views import _page, pos_view
-
 
 def _error(status: int, code: str, message, **extra) -> JsonResponse:
     return JsonResponse({"code": code, "message": str(message), **extra}, status=status)
@@ -107,3 +110,24 @@ def manifest(request):
                          "start_url": reverse("pos:sale"), "scope": reverse("pos:home"), "display": "standalone",
                          "background_color": "#ffffff", "theme_color": "#c8102e", "icons": [{"src": static("pos/icon.svg"), "sizes": "any", "type": "image/svg+xml"}]},
                         content_type="application/manifest+json", json_dumps_params={"ensure_ascii": False})
+
+
+@pos_view
+def conflicts(request):
+    """The store's open offline-sale conflicts: the store manager's tasks (count, accept the price)."""
+    return _page(request, "pos/offline/conflicts.html", {"conflicts": open_conflicts(request.pos_store)})
+
+
+@require_POST
+@pos_view
+def conflict_resolve(request, pk: int):
+    """The store manager marks one conflict resolved, with a note (what the count found)."""
+    try:
+        offline_conflict_resolve(conflict_id=pk, actor=request.user, store=request.pos_store,
+                                 note=request.POST.get("note", ""))
+    except DomainError as exc:
+        conflicts_open = open_conflicts(request.pos_store)
+        return _page(request, "pos/offline/conflicts.html", {"conflicts": conflicts_open, "error": error_message(exc)},
+                     status=exc.status)
+    messages.success(request, _("The conflict is resolved."))
+    return redirect("pos:offline_conflicts")

@@ -48,6 +48,8 @@ urlpatterns = [
     path("sync/", offline_views.sync, name="sync"),
     path("offline/catalogue/", offline_views.catalogue, name="offline_catalogue"),
     path("offline/", offline_views.offline_till, name="offline_till"),
+    path("offline/conflicts/", offline_views.conflicts, name="offline_conflicts"),
+    path("offline/conflicts/<int:pk>/resolve/", offline_views.conflict_resolve, name="offline_conflict_resolve"),
     path("sw.js", offline_views.service_worker, name="service_worker"),
     path("manifest.webmanifest", offline_views.manifest, name="manifest"),
 ]

@@ -164,11 +164,17 @@ def test_a_sale_the_server_cannot_take_is_rejected_with_its_code_and_changes_not
     short_paid = offline_sale(store_a, 3, [(shirt, 1, "99.00")], tenders=[{"tender": "cash", "amount": "90.00"}])
     other_store = offline_sale(store_a, 4, [(shirt, 1, "99.00")])
     other_store["receipt_number"] = "HZ002-T1-000004"
-    results = post(client, [wallet, good, short_paid, other_store]).json()["results"]
-    assert [r["status"] for r in results] == ["rejected", "recorded", "rejected", "rejected"]
+    slip = [{"tender": "card", "amount": "99.00", "reference": "SLIP-7"}]
+    first_slip = offline_sale(store_a, 5, [(shirt, 1, "99.00")], tenders=slip)
+    slip_again = offline_sale(store_a, 6, [(shirt, 1, "99.00")], tenders=slip)
+    results = post(client, [wallet, good, short_paid, other_store, first_slip, slip_again]).json()["results"]
+    assert [r["status"] for r in results] == ["rejected", "recorded", "rejected", "rejected", "recorded", "rejected"]
     assert [r.get("error", {}).get("code") for r in results] == [
-        "offline_tender_not_allowed", None, "offline_tenders_mismatch", "offline_store_mismatch"]
-    assert OfflineSale.objects.count() == 1 and on_hand(store_a, shirt) == 4
+        "offline_tender_not_allowed", None, "offline_tenders_mismatch", "offline_store_mismatch", None,
+        "duplicate_transaction"]
+    assert results[5]["error"]["retry"] is False
+    assert OfflineSale.objects.count() == 2 and on_hand(store_a, shirt) == 3
+    assert not OfflineSale.objects.filter(client_uuid=slip_again["client_uuid"]).exists()
 
 
 @pytest.mark.django_db
@@ -234,3 +240,44 @@ def test_audit_catches_a_shortfall_that_was_not_booked_in(store_a, stocked, cler
     post(login(clerk_a), [offline_sale(store_a, 1, [(jeans, 4, "249.00")])])
     OfflineConflict.objects.update(qty_short=3)
     audit_fails("3 units short but 1 booked in")
+
+
+# --- the store manager's tasks ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_store_manager_sees_and_resolves_the_conflicts_at_the_pos(store_a, store_b, stocked, clerk_a, manager_a,
+                                                                      manager_b, shift_a):
+    _, jeans = stocked
+    clerk = login(clerk_a)
+    post(clerk, [offline_sale(store_a, 5, [(jeans, 4, "249.00")])])
+    conflict = OfflineConflict.objects.get()
+    url = f"/pos/offline/conflicts/{conflict.pk}/resolve/"
+    manager = login(manager_a)
+    page = manager.get("/pos/offline/conflicts/").content.decode()
+    assert "HZ001-T1-000005" in page and "1 件已补记入账，等待盘点" in page
+    refused = clerk.post(url, {"note": "counted"})
+    assert refused.status_code == 403 and "只有店长" in refused.content.decode()
+    assert login(manager_b).post(url, {"note": "x"}).status_code == 404  # another store's
+    conflict.refresh_from_db()
+    assert conflict.status == "open"
+    done = manager.post(url, {"note": "盘点实有 0 件"})
+    assert done.status_code == 302
+    conflict.refresh_from_db()
+    assert (conflict.status, conflict.resolved_by, conflict.note) == ("resolved", manager_a, "盘点实有 0 件")
+    assert manager.post(url, {"note": "again"}).status_code == 409
+    assert "HZ001-T1-000005" not in manager.get("/pos/offline/conflicts/").content.decode()
+
+
+@pytest.mark.django_db
+def test_hq_resolves_conflicts_with_the_admin_action(store_a, stocked, clerk_a, shift_a, hq_user):
+    _, jeans = stocked
+    post(login(clerk_a), [offline_sale(store_a, 1, [(jeans, 4, "249.00")])])
+    admin = Client()
+    admin.force_login(hq_user)
+    conflict = OfflineConflict.objects.get()
+    response = admin.post(reverse("admin:pos_offlineconflict_changelist"),
+                          {"action": "resolve", "_selected_action": [conflict.pk]})
+    assert response.status_code == 302
+    conflict.refresh_from_db()
+    assert (conflict.status, conflict.resolved_by) == ("resolved", hq_user)
