@@ -21,7 +21,7 @@ from pos.conflicts import offline_conflict_resolve, open_conflicts
 from pos.errors import error_message
 from pos.offline_catalogue import offline_catalogue
 from pos.sync import MAX_BATCH, offline_batch_apply
-from pos.views import _page, pos_view
+from pos.views import SEEN_KEY, _page, pos_view
 
 def _error(status: int, code: str, message, **extra) -> JsonResponse:
     return JsonResponse({"code": code, "message": str(message), **extra}, status=status)
@@ -35,7 +35,12 @@ def pos_json(view):
     def wrapper(request, *args, **kwargs):
         if not request.user.is_authenticated:
             return _error(401, "not_signed_in", _("Sign in to the POS again."))
+        seen = request.session.get(SEEN_KEY)
         response = inner(request, *args, **kwargs)
+        # The page calls these by itself (catalogue refresh, sync timer): that is not the clerk at
+        # the till, so it must not keep an idle session signed in.
+        if seen is not None and request.user.is_authenticated:
+            request.session[SEEN_KEY] = seen
         target = response.get("HX-Redirect") or response.get("Location") or ""
         if response.status_code in (301, 302) or target:
             if target.startswith(reverse("pos:login")):

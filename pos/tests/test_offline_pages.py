@@ -78,3 +78,24 @@ def test_the_offline_till_installs_as_an_app(store_a, stocked, clerk_a, shift_a)
     manifest = Client().get("/pos/manifest.webmanifest").json()
     assert (manifest["start_url"], manifest["scope"], manifest["display"]) == ("/pos/sale/", "/pos/", "standalone")
     assert Client().get("/pos/offline/catalogue/").status_code == 401
+
+
+@pytest.mark.django_db
+def test_the_tills_own_calls_do_not_keep_an_idle_clerk_signed_in(store_a, stocked, clerk_a, shift_a, settings):
+    import json
+    import time
+
+    from pos.views import SEEN_KEY
+
+    client = login(clerk_a)
+    client.get("/pos/sale/")  # the clerk at the till
+    session = client.session
+    session[SEEN_KEY] = int(time.time()) - 29 * 60
+    session.save()
+    assert client.get("/pos/offline/catalogue/").status_code == 200  # the page's timer, 29 minutes later
+    assert client.session[SEEN_KEY] == session[SEEN_KEY]  # not counted as the clerk's activity
+    session = client.session
+    session[SEEN_KEY] = int(time.time()) - 31 * 60
+    session.save()
+    gone = client.post("/pos/sync/", json.dumps({"sales": [{}]}), content_type="application/json")
+    assert (gone.status_code, gone.json()["code"]) == (401, "not_signed_in")
