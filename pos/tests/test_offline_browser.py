@@ -111,7 +111,8 @@ def test_twenty_offline_sales_across_a_reload_sync_once_even_when_the_sync_is_cu
     paid = D("0")
     for n in range(1, 11):
         paid += sell(page, n, shirt, jeans)
-    page.reload()  # the service worker serves the till from its cache; the queue is in IndexedDB
+    reloaded = page.reload()  # the service worker serves the till; the queue is in IndexedDB
+    assert reloaded.from_service_worker
     expect(connection).to_have_attribute("data-pending", "10")
     for n in range(11, 21):
         paid += sell(page, n, shirt, jeans)
