@@ -201,3 +201,28 @@ def test_a_scan_while_the_network_is_down_is_queued_with_a_message_and_sent_on_r
     expect(page.locator("[data-due]")).to_have_attribute("data-due", "99.00", timeout=20000)
     expect(connection).to_have_attribute("data-state", "online")
     context.close()
+
+
+def test_a_complete_the_network_lost_is_sent_again_on_reconnect_and_makes_one_sale(
+        browser, live_server, store_a, clerk_a, plenty, shift_a):
+    from playwright.sync_api import expect
+
+    shirt, _ = plenty
+    context = signed_in_context(browser, live_server, clerk_a)
+    page = context.new_page()
+    page.goto("/pos/sale/")
+    page.focus("#scan")
+    page.keyboard.type(shirt.barcode, delay=2)
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-due]")).to_have_attribute("data-due", "99.00")
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    page.fill("#id_cash_tendered", "100")
+    context.set_offline(True)
+    page.keyboard.press("F9")
+    expect(page.locator("#connection [data-detail]")).to_contain_text("结账未发出，恢复连接后自动重发")
+    assert not Order.objects.exists()
+    context.set_offline(False)
+    page.wait_for_url(re.compile(r".*/pos/receipts/PS\d+/$"), timeout=20000)
+    context.close()
+    order = Order.objects.get()
+    assert (order.total, order.channel) == (D("99.00"), "pos")

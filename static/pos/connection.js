@@ -53,11 +53,28 @@
   window.addEventListener("online", function () { api.setOnline(true); });
   window.addEventListener("offline", function () { api.setOnline(false); });
 
+  // A sale's complete is idempotent on its client UUID (a repeat returns the sale already made),
+  // so one the network lost is sent again by itself once the connection is back.
+  var retryForm = null;
+  function retryComplete() {
+    var form = retryForm;
+    retryForm = null;
+    if (form && document.contains(form) && window.htmx) { window.htmx.trigger(form, "submit"); }
+  }
+  window.addEventListener("online", function () { window.setTimeout(retryComplete, 300); });
+  window.setInterval(function () { if (retryForm && navigator.onLine) { retryComplete(); } }, 5000);
+
   // htmx could not reach the server: the clerk is told, and the light turns to offline.
   document.addEventListener("htmx:sendError", function (event) {
     api.setOnline(false);
-    if (event.detail && event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("[data-scan-form]")) {
+    var elt = event.detail && event.detail.elt;
+    if (elt && elt.closest && elt.closest("[data-scan-form]")) {
       return;  // pos.js queues the scan and reports the count (pos:scan-queued)
+    }
+    if (elt && elt.matches && elt.matches("form#pay")) {
+      retryForm = elt;
+      say(text("CompleteQueued"), "network");
+      return;
     }
     say(text("RequestFailed"), "network");
   });
