@@ -26,11 +26,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection
-from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 
-from catalog.models import Sku
 from inventory import locks as stock_locks
 from inventory import services as stock
 from inventory.models import Bucket, StockLevel
