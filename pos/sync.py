@@ -13,8 +13,9 @@ Conflicts are business events, not refusals (the goods already left the store):
 * stock short: the units the books lack are booked in as an adjustment awaiting the count, the
   sale then takes them (CHECK constraints hold), and an open ``OfflineConflict`` asks the store
   manager to count;
-* price changed: the customer keeps the price paid (the order carries the till's prices) and
-  each line that differs is an open ``OfflineConflict`` with both amounts.
+* price changed (a promotion that ran out included): the customer keeps the price paid (the
+  order carries the till's prices) and each line that differs is an open ``OfflineConflict``
+  with both amounts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 
@@ -42,6 +43,7 @@ from orders.services import TenderIn
 from payments import shifts
 from payments.models import Tender
 from pos.models import OfflineConflict, OfflineSale
+from promotions.exceptions import PromotionExhausted
 from stores.models import Store
 
 MAX_BATCH = 200
@@ -216,15 +218,17 @@ def _done(sale: OfflineSaleIn) -> SyncResult:
                       conflicts=tuple(found.conflicts.values_list("kind", flat=True)))
 
 
-def _priced(sale: OfflineSaleIn, *, store: Store) -> tuple[PricedSale, PricedSale]:
-    """(what the server charges now, what the customer paid), both as priced sales of the lines."""
+def _priced(sale: OfflineSaleIn, *, store: Store,
+            exclude: frozenset[int] = frozenset()) -> tuple[PricedSale, PricedSale]:
+    """(what the server charges now, what the customer paid), both as priced sales of the lines.
+    ``exclude``: promotions that ran out (the customer keeps the price paid all the same)."""
     demand: dict[int, int] = {}
     paid_unit: dict[int, Decimal] = {}
     for line in sale.lines:
         demand[line.sku_id] = demand.get(line.sku_id, 0) + line.qty
         if paid_unit.setdefault(line.sku_id, line.unit_price) != line.unit_price:
             raise _bad("lines", _("One SKU appears at two prices in the offline sale."))
-    server = sale_price(demand=demand, channel=Channel.POS, store_id=store.pk)
+    server = sale_price(demand=demand, channel=Channel.POS, store_id=store.pk, promotions_exclude=exclude)
     server.raise_errors()
     if all(money(ln.line_total) == money(paid_unit[ln.sku.pk] * ln.qty) for ln in server.lines):
         return server, server
@@ -284,11 +288,23 @@ def offline_sale_apply(*, store: Store, actor, sale: OfflineSaleIn) -> SyncResul
     shifts.shift_hold(store)
     server, paid = _priced(sale, store=store)
     offline = OfflineSale.objects.get(pk=offline_id)
-    conflicts = _shortfall_book(sale, offline, paid, store=store, actor=actor)
-    conflicts += _price_conflicts(offline, server, paid, store=store)
+    shortfalls = _shortfall_book(sale, offline, paid, store=store, actor=actor)
     tenders = [TenderIn(t.tender, t.amount, t.reference) for t in sale.tenders]
-    result = order_services.pos_sale_create(store=store, client_uuid=sale.client_uuid, actor=actor, priced=paid,
-                                            tenders=tenders)
+    exhausted: frozenset[int] = frozenset()
+    for _attempt in range(3):
+        try:
+            # A savepoint: a promotion that ran out while the till was offline undoes only this
+            # attempt (promotions_consume refuses before anything else is written).
+            with transaction.atomic():
+                result = order_services.pos_sale_create(store=store, client_uuid=sale.client_uuid, actor=actor,
+                                                        priced=paid, tenders=tenders)
+            break
+        except PromotionExhausted as exc:
+            exhausted |= frozenset(exc.params.get("promotions", ()))
+            server, paid = _priced(sale, store=store, exclude=exhausted)
+    else:
+        raise PromotionExhausted(params={"promotions": sorted(exhausted)})
+    conflicts = shortfalls + _price_conflicts(offline, server, paid, store=store)
     for payment, tender in zip(result.payments, sale.tenders):
         if payment.tender == Tender.CASH and tender.tendered > 0:
             shifts.cash_tendered_record(payment=payment, tendered=max(tender.tendered, tender.amount))

@@ -281,3 +281,26 @@ def test_hq_resolves_conflicts_with_the_admin_action(store_a, stocked, clerk_a, 
     assert response.status_code == 302
     conflict.refresh_from_db()
     assert (conflict.status, conflict.resolved_by) == ("resolved", hq_user)
+
+
+@pytest.mark.django_db
+def test_a_promotion_that_ran_out_while_offline_keeps_the_price_paid_and_records_the_difference(
+        store_a, stocked, clerk_a, shift_a):
+    from promotions.models import Promotion
+    from promotions.tests.factories import promotion
+
+    _, jeans = stocked
+    special = promotion(code="JEANS", name="牛仔裤限时特价", kind="special_price", price=D("199.00"), skus=[jeans],
+                        max_uses=1)
+    client = login(clerk_a)
+    # The till priced two sales at the special price; the promotion had one use left.
+    results = post(client, [offline_sale(store_a, 1, [(jeans, 1, "199.00")]),
+                            offline_sale(store_a, 2, [(jeans, 1, "199.00")])]).json()["results"]
+    assert [r["status"] for r in results] == ["recorded", "recorded"]
+    assert "conflicts" not in results[0] and results[1]["conflicts"] == ["price_changed"]
+    totals = [Order.objects.get(number=r["order_number"]).total for r in results]
+    assert totals == [D("199.00"), D("199.00")]  # both customers keep the price they paid
+    conflict = OfflineConflict.objects.get()
+    assert (conflict.paid_amount, conflict.server_amount) == (D("199.00"), D("249.00"))
+    assert Promotion.objects.get(pk=special.pk).used_count == 1  # its one use, taken once
+    audit_clean()
