@@ -20,11 +20,11 @@ class ReadOnly(admin.ModelAdmin):
 
 @admin.register(OfflineSale)
 class OfflineSaleAdmin(ReadOnly):
-    list_display = ("receipt_number", "store", "order", "sold_at", "synced_at", "synced_by", "paid_total",
+    list_display = ("receipt_number", "store", "order", "sold_at", "sold_by", "synced_at", "synced_by", "paid_total",
                     "server_total")
     list_filter = ("store",)
     search_fields = ("receipt_number", "client_uuid", "order__number")
-    list_select_related = ("store", "order", "synced_by")
+    list_select_related = ("store", "order", "sold_by", "synced_by")
 
 
 @admin.register(OfflineConflict)

@@ -21,6 +21,10 @@ class OfflineSale(models.Model):
     sold_at = models.DateTimeField(_("sold at (till clock)"))
     synced_at = models.DateTimeField(_("synced at"), auto_now_add=True)
     synced_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # The clerk signed in at the till when the sale was made (the order's clerk); the one who
+    # synced when the till did not say, or named someone who is not staff of the store.
+    sold_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                null=True, blank=True, verbose_name=_("sold by"))
     order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, null=True, blank=True,
                                  related_name="offline_sale")
     # What the customer paid, as the till priced it; and what the server would have charged.

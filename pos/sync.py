@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
@@ -45,6 +46,7 @@ from payments.models import Tender
 from pos.models import OfflineConflict, OfflineSale
 from promotions.exceptions import PromotionExhausted
 from stores.models import Store
+from stores.selectors import staff_store_ids
 
 MAX_BATCH = 200
 MAX_LINES = 200
@@ -96,6 +98,7 @@ class OfflineSaleIn:
     sold_at: datetime
     lines: tuple[OfflineLine, ...]
     tenders: tuple[OfflineTender, ...]
+    clerk_id: int | None = None  # who was signed in at the till
 
     @property
     def total(self) -> Decimal:
@@ -188,8 +191,11 @@ def offline_sale_parse(data, *, store: Store) -> OfflineSaleIn:
             raise _bad("tenders")
         tenders.append(OfflineTender(tender=OFFLINE_TENDERS[t["tender"]], amount=_money(t.get("amount"), "tenders"),
                                      tendered=_money(t.get("tendered", "0.00"), "tenders"), reference=reference))
+    clerk_id = data.get("clerk_id")
+    if clerk_id is not None:
+        clerk_id = _int(clerk_id, "clerk_id")
     sale = OfflineSaleIn(client_uuid=key, till=till, sequence=sequence, receipt_number=receipt, sold_at=sold_at,
-                         lines=tuple(lines), tenders=tuple(tenders))
+                         lines=tuple(lines), tenders=tuple(tenders), clerk_id=clerk_id)
     if money(sum((t.amount for t in tenders), ZERO)) != sale.total:
         raise OfflineTendersMismatch(field="tenders", params={"due": str(sale.total)})
     return sale
@@ -272,6 +278,14 @@ def _price_conflicts(offline: OfflineSale, server: PricedSale, paid: PricedSale,
             for ln in server.lines if ln.line_total != paid_lines[ln.sku.pk].line_total]
 
 
+def _seller(sale: OfflineSaleIn, *, store: Store, actor):
+    """The clerk who made the sale at the till, when they are active staff of the store; else ``actor``."""
+    if sale.clerk_id is None or sale.clerk_id == actor.pk:
+        return actor
+    clerk = get_user_model().objects.filter(pk=sale.clerk_id, is_active=True).first()
+    return clerk if clerk is not None and store.pk in staff_store_ids(clerk) else actor
+
+
 @service
 def offline_sale_apply(*, store: Store, actor, sale: OfflineSaleIn) -> SyncResult:
     """Record one offline sale exactly once, in the store's open shift.
@@ -287,8 +301,9 @@ def offline_sale_apply(*, store: Store, actor, sale: OfflineSaleIn) -> SyncResul
         return _done(sale)
     shifts.shift_hold(store)
     server, paid = _priced(sale, store=store)
+    seller = _seller(sale, store=store, actor=actor)
     offline = OfflineSale.objects.get(pk=offline_id)
-    shortfalls = _shortfall_book(sale, offline, paid, store=store, actor=actor)
+    shortfalls = _shortfall_book(sale, offline, paid, store=store, actor=seller)
     tenders = [TenderIn(t.tender, t.amount, t.reference) for t in sale.tenders]
     exhausted: frozenset[int] = frozenset()
     for _attempt in range(3):
@@ -296,7 +311,7 @@ def offline_sale_apply(*, store: Store, actor, sale: OfflineSaleIn) -> SyncResul
             # A savepoint: a promotion that ran out while the till was offline undoes only this
             # attempt (promotions_consume refuses before anything else is written).
             with transaction.atomic():
-                result = order_services.pos_sale_create(store=store, client_uuid=sale.client_uuid, actor=actor,
+                result = order_services.pos_sale_create(store=store, client_uuid=sale.client_uuid, actor=seller,
                                                         priced=paid, tenders=tenders)
             break
         except PromotionExhausted as exc:
@@ -308,7 +323,7 @@ def offline_sale_apply(*, store: Store, actor, sale: OfflineSaleIn) -> SyncResul
     for payment, tender in zip(result.payments, sale.tenders):
         if payment.tender == Tender.CASH and tender.tendered > 0:
             shifts.cash_tendered_record(payment=payment, tendered=max(tender.tendered, tender.amount))
-    OfflineSale.objects.filter(pk=offline_id).update(order=result.order, server_total=server.total)
+    OfflineSale.objects.filter(pk=offline_id).update(order=result.order, server_total=server.total, sold_by=seller)
     OfflineConflict.objects.bulk_create(conflicts)
     return SyncResult(client_uuid=str(sale.client_uuid), status="recorded", order_number=result.order.number,
                       conflicts=tuple(c.kind for c in conflicts))

@@ -152,6 +152,8 @@ def test_twenty_offline_sales_across_a_reload_sync_once_even_when_the_sync_is_cu
     assert shifts.shift_expected_cash(shift_a) == shift_a.opening_float + paid
     receipts = sorted(OfflineSale.objects.values_list("sequence", flat=True))
     assert receipts == list(range(1, 21))
+    assert set(OfflineSale.objects.values_list("sold_by", flat=True)) == {clerk_a.pk}
+    assert set(orders.values_list("created_by", flat=True)) == {clerk_a.pk}
     audit_clean()
 
 

@@ -304,3 +304,23 @@ def test_a_promotion_that_ran_out_while_offline_keeps_the_price_paid_and_records
     assert (conflict.paid_amount, conflict.server_amount) == (D("199.00"), D("249.00"))
     assert Promotion.objects.get(pk=special.pk).used_count == 1  # its one use, taken once
     audit_clean()
+
+
+@pytest.mark.django_db
+def test_the_order_is_the_clerk_who_sold_at_the_till_not_the_one_who_synced(store_a, stocked, clerk_a, clerk_b,
+                                                                            manager_a, shift_a):
+    shirt, _ = stocked
+    by_clerk = offline_sale(store_a, 1, [(shirt, 1, "99.00")])
+    by_clerk["clerk_id"] = clerk_a.pk
+    by_stranger = offline_sale(store_a, 2, [(shirt, 1, "99.00")])
+    by_stranger["clerk_id"] = clerk_b.pk  # staff of another store: not taken
+    results = post(login(manager_a), [by_clerk, by_stranger]).json()["results"]
+    first, second = (OfflineSale.objects.select_related("order").get(client_uuid=s["client_uuid"])
+                     for s in (by_clerk, by_stranger))
+    assert [r["status"] for r in results] == ["recorded", "recorded"]
+    assert (first.sold_by, first.synced_by, first.order.created_by) == (clerk_a, manager_a, clerk_a)
+    assert (second.sold_by, second.order.created_by) == (manager_a, manager_a)
+    bad = offline_sale(store_a, 3, [(shirt, 1, "99.00")])
+    bad["clerk_id"] = "me"
+    assert post(login(clerk_a), [bad]).json()["results"][0]["error"]["fields"] == {"clerk_id": [
+        "离线销售数据不完整或无效。"]}

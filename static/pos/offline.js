@@ -98,6 +98,7 @@
     sale.sequence = sequence;
     sale.receipt_number = cfg("store") + "-" + till + "-" + ("00000" + sequence).slice(-6);
     sale.sold_at = new Date().toISOString();
+    sale.clerk_id = parseInt(cfg("clerkId"), 10) || null;
     sale.status = "queued";
     await tx.objectStore("queue").put(sale);
     await tx.done;
@@ -121,7 +122,8 @@
 
   function payload(sale) {
     return {client_uuid: sale.client_uuid, till: sale.till, sequence: sale.sequence,
-            receipt_number: sale.receipt_number, sold_at: sale.sold_at, lines: sale.lines, tenders: sale.tenders};
+            receipt_number: sale.receipt_number, sold_at: sale.sold_at, lines: sale.lines, tenders: sale.tenders,
+            clerk_id: sale.clerk_id || null};
   }
 
   async function post(batch) {
