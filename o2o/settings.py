@@ -187,9 +187,13 @@ CURRENCY = "CNY"
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-# Our own static files, and htmx and ECharts from the npm lock (`npm ci`, part of `make install`).
+# Our own static files, and htmx, ECharts, idb (IndexedDB) and Workbox (the till's service worker)
+# from the npm lock (`npm ci`, part of `make install`).
 STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
-                    ("vendor/echarts", BASE_DIR / "node_modules" / "echarts" / "dist")]
+                    ("vendor/echarts", BASE_DIR / "node_modules" / "echarts" / "dist"),
+                    ("vendor/idb", BASE_DIR / "node_modules" / "idb" / "build"),
+                    *((f"vendor/{name}", BASE_DIR / "node_modules" / name / "build")
+                      for name in ("workbox-sw", "workbox-core", "workbox-routing", "workbox-strategies"))]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pos import guide_views, park_views, pickup_views, recharge_views, ship_views, shift_views, views
+from pos import guide_views, offline_views, park_views, pickup_views, recharge_views, ship_views, shift_views, views
 
 app_name = "pos"
 
@@ -49,4 +49,11 @@ urlpatterns = [
     path("guide/coupons/", guide_views.guide_coupon_hand_out, name="guide_coupon"),
     path("recharge/", recharge_views.recharge, name="recharge"),
     path("recharge/<int:pk>/refund/", recharge_views.recharge_refund, name="recharge_refund"),
+    path("sync/", offline_views.sync, name="sync"),
+    path("offline/catalogue/", offline_views.catalogue, name="offline_catalogue"),
+    path("offline/", offline_views.offline_till, name="offline_till"),
+    path("offline/conflicts/", offline_views.conflicts, name="offline_conflicts"),
+    path("offline/conflicts/<int:pk>/resolve/", offline_views.conflict_resolve, name="offline_conflict_resolve"),
+    path("sw.js", offline_views.service_worker, name="service_worker"),
+    path("manifest.webmanifest", offline_views.manifest, name="manifest"),
 ]

@@ -79,14 +79,33 @@
 
   // Scans are queued as the scanner sends them: each code is taken from the field on Enter and
   // posted in order, so codes typed while an earlier one is still on its way are never lost.
+  // A scan the network lost goes back to the head of the queue and is sent again when the
+  // connection returns (or every few seconds), never dropped.
   var scans = [];
   var scanning = false;
+  var scanPaused = false;
+  var inFlight = null;
+
+  function resumeScans() { scanPaused = false; pumpScans(); }
+
+  document.addEventListener("htmx:sendError", function () {
+    if (!inFlight) { return; }
+    scans.unshift(inFlight);
+    inFlight = null;
+    if (!scanPaused) {
+      scanPaused = true;
+      window.setTimeout(resumeScans, 3000);
+    }
+    document.dispatchEvent(new CustomEvent("pos:scan-queued", {detail: {count: scans.length}}));
+  });
+  window.addEventListener("online", resumeScans);
 
   function pumpScans() {
-    if (scanning || !scans.length || !window.htmx) { return; }
+    if (scanning || scanPaused || !scans.length || !window.htmx) { return; }
     scanning = true;
     var item = scans.shift();
-    var done = function () { scanning = false; pumpScans(); };
+    inFlight = item;
+    var done = function () { inFlight = null; scanning = false; pumpScans(); };
     window.htmx.ajax("POST", item.url, {target: "#workspace", swap: "outerHTML", source: item.form,
                                          values: {code: item.code}}).then(done, done);
   }
@@ -166,7 +185,7 @@
     var form = event.target;
     var confirmer = event.submitter && event.submitter.dataset.confirm;
     if (confirmer && !window.confirm(confirmer)) { event.preventDefault(); event.stopPropagation(); return; }
-    if (!form.hasAttribute("hx-post") && !form.closest("[hx-post]")) {
+    if (!form.hasAttribute("hx-post") && !form.closest("[hx-post]") && !form.hasAttribute("data-js-form")) {
       // Plain forms: one submit only (htmx forms disable their buttons themselves).
       if (form.dataset.submitted) { event.preventDefault(); return; }
       form.dataset.submitted = "1";
