@@ -470,7 +470,7 @@ def _refund_notification_handle(provider: str, note: Notification, log: PaymentN
     payment = refund.payment if refund is not None else None
     if refund is None or payment.number != note.reference:
         log.outcome, log.detail = outcome.UNKNOWN_PAYMENT, "refund"
-    elif note.amount != refund.amount:
+    elif not _refund_amount_fits(note, refund, payment):
         log.outcome, log.detail = outcome.REJECTED_AMOUNT, f"refund: expected {refund.amount}"
     elif note.status == NotificationStatus.PENDING:
         log.outcome, log.detail = outcome.OUT_OF_ORDER, "refund: status with nothing to apply"
@@ -489,6 +489,14 @@ def _refund_notification_handle(provider: str, note: Notification, log: PaymentN
     log.save()
     return NotificationResult(outcome=log.outcome, applied=log.outcome == outcome.APPLIED, captured=False,
                               reference=payment.reference if payment else "", payment=payment, notification=log)
+
+
+def _refund_amount_fits(note: Notification, refund: Refund, payment: Payment) -> bool:
+    """The notified amount is this refund's; or, for a trade total (Alipay), at least this refund
+    and at most what the payment has refunded or is refunding."""
+    if not note.refund_total:
+        return note.amount == refund.amount
+    return refund.amount <= note.amount <= payment.refunded_amount + payment.refunding_amount
 
 
 def _notification_apply(payment: Payment, note: Notification) -> tuple[str, str]:

@@ -177,10 +177,11 @@ class AlipayProvider(ProviderAdapter):
             raise reject("bad_payload")
         if params.get("out_biz_no") and params.get("refund_fee"):
             # A refund's notification (部分退款 keeps the trade TRADE_SUCCESS): our refund number.
+            # ``refund_fee`` is what the trade has refunded in all, not this refund's amount.
             return Notification(provider_txn_id=txn_id, reference=reference,
                                 amount=yuan_to_amount(params.get("refund_fee")), status=NotificationStatus.SUCCESS,
                                 raw=params, refund_reference=params["out_biz_no"],
-                                provider_refund_id=f"{txn_id}-{params['out_biz_no']}"[:64])
+                                provider_refund_id=f"{txn_id}-{params['out_biz_no']}"[:64], refund_total=True)
         return Notification(provider_txn_id=txn_id, reference=reference,
                             amount=yuan_to_amount(params.get("total_amount")),
                             status=_STATES.get(params["trade_status"], NotificationStatus.PENDING), raw=params)

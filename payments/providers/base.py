@@ -38,7 +38,8 @@ class Notification:
     """A verified provider notification.  ``reference`` is the out_trade_no: our payment number.
 
     A refund notification also names the refund: ``refund_reference`` is the out_refund_no (our
-    refund number) and ``provider_refund_id`` the provider's id; ``amount`` is then the refund's.
+    refund number) and ``provider_refund_id`` the provider's id; ``amount`` is then the refund's,
+    or, with ``refund_total`` (Alipay's ``refund_fee``), all the trade has refunded so far.
     """
 
     provider_txn_id: str
@@ -48,6 +49,7 @@ class Notification:
     raw: dict[str, Any] = field(default_factory=dict)
     refund_reference: str = ""
     provider_refund_id: str = ""
+    refund_total: bool = False
 
     @property
     def is_refund(self) -> bool:

@@ -64,6 +64,7 @@ class FakeAlipay:
     timestamps: list[str] = field(default_factory=list)
     settle_after: int = 2
     tamper_next: bool = False
+    lose_answer_to: str = ""  # a method whose next request is handled but whose answer never reaches us
 
     def start(self) -> "FakeAlipay":
         self.app, self.alipay = rsa_generate(), rsa_generate()
@@ -123,7 +124,11 @@ class FakeAlipay:
         }.get(method)
         if handler is None:
             return self._answer(method, {"code": "40004", "msg": "Business Failed", "sub_code": "isv.unknown"})
-        return self._answer(method, handler(biz, params))
+        answer = self._answer(method, handler(biz, params))
+        if method and method == self.lose_answer_to:
+            self.lose_answer_to = ""
+            return Answer(504, b"gateway timeout", {"Content-Type": "text/plain"})
+        return answer
 
     @staticmethod
     def _failed(sub_code: str, sub_msg: str) -> dict:
@@ -221,6 +226,16 @@ class FakeAlipay:
         params["sign"] = self.alipay.sign_b64(content.encode())
         params["sign_type"] = "RSA2"
         return urlencode(params).encode()
+
+    def refund_notification(self, out_request_no: str, **overrides) -> bytes:
+        """What Alipay sends when a refund reaches the buyer: the trade's notification with
+        ``out_biz_no`` (our refund number) and ``refund_fee``, the trade's total refunded so far."""
+        out_trade_no, _amount = self.refunds[out_request_no]
+        trade = self.trades[out_trade_no]
+        refunded = sum((a for t, a in self.refunds.values() if t == out_trade_no), Decimal("0"))
+        return self.notification(out_trade_no, **{
+            "out_biz_no": out_request_no, "refund_fee": f"{refunded:.2f}", "gmt_refund": now() + ".000",
+            "trade_status": "TRADE_CLOSED" if refunded >= trade.total else "TRADE_SUCCESS", **overrides})
 
     # --- bills ---------------------------------------------------------------------------------
 
