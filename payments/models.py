@@ -55,6 +55,9 @@ class Payment(models.Model):
     provider_txn_id = models.CharField(_("provider transaction id"), max_length=64, null=True, blank=True)
     payment_code = models.CharField(_("payment code"), max_length=500, blank=True, default="",
                                     help_text=_("QR payload or URL the provider gave for this payment."))
+    method = models.CharField(_("payment method"), max_length=20, blank=True, default="",
+                              help_text=_("How the customer pays online: qr (a QR code or payment URL), "
+                                          "jsapi (inside WeChat) or mini_program."))
     refunded_amount = models.DecimalField(_("refunded"), **MONEY, default=0)
     refunding_amount = models.DecimalField(_("refund pending"), **MONEY, default=0)
     store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.PROTECT, related_name="payments",

@@ -23,6 +23,7 @@ and ``payments.refund_requested`` (consumed by payments.tasks).  Keys are
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
@@ -126,9 +127,44 @@ def _refund_emit(topic: str, refund: Refund, payment: Payment) -> None:
 # --- payments ---------------------------------------------------------------------------------
 
 
+PAYERS = {"openid": re.compile(r"[A-Za-z0-9_-]{6,128}"), "buyer_id": re.compile(r"2088\d{12}")}
+
+
+def payment_method_check(*, tender: str, method: str = "qr", openid: str = "", buyer_id: str = "") -> str:
+    """Check how a customer will pay a provider tender online; returns the payer id the method needs.
+
+    Pure (no database, no network), so a caller checks before it writes anything.  Raises
+    UnknownTender, UnknownProvider, InvalidPaymentInput: ``payment_method_unsupported`` (the
+    tender's provider does not offer the method), ``payer_required`` (jsapi / mini_program
+    without the payer's id), ``unexpected_payer`` (an id the method does not take),
+    ``invalid_payer`` (a malformed id).
+    """
+    kind = tender_for(tender)
+    if not kind.provider_backed:
+        raise UnknownProvider(params={"tender": str(tender)})
+    methods = provider_named(kind.provider).methods
+    if method not in methods:
+        raise InvalidPaymentInput(_("This tender cannot be paid that way."), code="payment_method_unsupported",
+                                  field="method", params={"method": str(method), "offered": sorted(methods)})
+    needed, given = methods[method], {"openid": openid or "", "buyer_id": buyer_id or ""}
+    for name, value in given.items():
+        if value and name != needed:
+            raise InvalidPaymentInput(_("This payment method does not take this payer id."),
+                                      code="unexpected_payer", field=name, params={"method": method})
+    if not needed:
+        return ""
+    payer = given[needed].strip()
+    if not payer:
+        raise InvalidPaymentInput(_("This payment method needs the payer's id."), code="payer_required",
+                                  field=needed, params={"method": method})
+    if not PAYERS[needed].fullmatch(payer):
+        raise InvalidPaymentInput(_("The payer's id is not valid."), code="invalid_payer", field=needed)
+    return payer
+
+
 @service
 def payment_create(*, reference: str, tender: str, amount: Decimal | int | str, store: Store | None = None,
-                   actor=None, card_reference: str = "", member=None) -> Payment:
+                   actor=None, card_reference: str = "", member=None, method: str = "") -> Payment:
     """Record one tender for ``reference`` (the order number).
 
     Cash and UnionPay card are captured at once (a card needs the slip's
@@ -145,11 +181,11 @@ def payment_create(*, reference: str, tender: str, amount: Decimal | int | str, 
     kind = tender_for(tender)
     payment = Payment(number=number_next("PY"), reference=reference, tender=kind.tender,
                       provider=kind.provider, amount=amount, store=store, created_by=_actor(actor),
-                      member_id=getattr(member, "pk", member))
+                      member_id=getattr(member, "pk", member), method=method if kind.provider_backed else "")
     kind.start(payment, card_reference=card_reference if isinstance(card_reference, str) else "")
     if kind.provider_backed:
         adapter = provider_named(kind.provider)
-        if not adapter.calls_network:
+        if not adapter.calls_network and method in ("", "qr"):
             payment.payment_code = str(adapter.create_payment(payment).get("code_url", ""))[:500]
     _payment_insert(payment)
     if payment.status == Payment.Status.CAPTURED:
@@ -172,6 +208,38 @@ def _payment_insert(payment: Payment) -> None:
         if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", "") == _TXN_CONSTRAINT:
             raise DuplicateTransaction(params={"provider_txn_id": payment.provider_txn_id}) from None
         raise
+
+
+@dataclass(frozen=True)
+class ProviderStart:
+    """A provider payment opened for the customer: the payment, and what the front end passes to the
+    wallet (``pay_params`` for WeChat's ``wx.requestPayment``, ``trade_no`` for Alipay's ``my.tradePay``)."""
+
+    payment: Payment
+    pay_params: dict[str, str] | None = None
+    trade_no: str = ""
+
+
+def payment_provider_open(*, payment: Payment | int, payer: str = "") -> ProviderStart:
+    """Open a pending provider payment with its method (``Payment.method``): a QR payment gets its
+    payment code once (``payment_provider_start``); a jsapi or mini-program payment is opened for
+    ``payer`` (checked with ``payment_method_check`` before the payment was made) and the wallet's
+    parameters returned (providers answer a repeated out_trade_no with the same prepay).
+
+    Not a service: it calls the provider, outside any transaction (RuntimeError otherwise).
+    Raises PaymentNotFound, PaymentNotPending, UnknownProvider, ProviderNotConfigured,
+    ProviderUnavailable.
+    """
+    _outside_transaction("payment_provider_open")
+    found = Payment.objects.filter(pk=_pk(payment, Payment)).first()
+    if found is None:
+        raise PaymentNotFound()
+    if found.method in ("", "qr"):
+        return ProviderStart(payment=payment_provider_start(payment=found.pk))
+    if found.status != Payment.Status.PENDING:
+        raise PaymentNotPending(params={"status": found.status})
+    data = provider_named(found.provider).payment_open(found, method=found.method, payer=payer)
+    return ProviderStart(payment=found, pay_params=data.get("pay_params"), trade_no=str(data.get("trade_no") or ""))
 
 
 def payment_provider_start(*, payment: Payment | int) -> Payment:

@@ -90,27 +90,32 @@ def order_pay_member_tenders(*, order: Order | int, tenders: Sequence[TenderIn],
 
 
 @service
-def order_payment_start(*, order: Order | int, tender: str, actor=None) -> Payment:
+def order_payment_start(*, order: Order | int, tender: str, actor=None, method: str = "qr", openid: str = "",
+                        buyer_id: str = "") -> Payment:
     """Open the order's provider payment for what is still due, or return the one already open.
 
-    At most one provider payment of an order is live: a start with the tender of the
-    pending one, for the same amount, returns it (a customer who presses pay on two
-    phones gets one payment, not two); any other start supersedes the pending provider
-    payments (cancels them) before opening its own.  If the provider still captures a
-    superseded payment, ``order_payment_notify`` refunds what the order was not due.
-    Locks the order row, then the payment rows it cancels.  Raises order_not_payable
-    and what ``payments.services.payment_create`` raises.
+    ``method``: ``qr`` (a QR code / payment URL), ``jsapi`` (inside WeChat, with the payer's
+    ``openid``) or ``mini_program`` (WeChat with ``openid``, Alipay with ``buyer_id``); checked
+    before anything is written.  At most one provider payment of an order is live: a QR start
+    with the tender of the pending QR payment, for the same amount, returns it (a customer who
+    presses pay on two phones gets one payment, not two); any other start supersedes the pending
+    provider payments (cancels them) before opening its own (a wallet payment is bound to its
+    payer, so it is never handed to another start).  If the provider still captures a superseded
+    payment, ``order_payment_notify`` refunds what the order was not due.  Locks the order row,
+    then the payment rows it cancels.  Raises order_not_payable, what
+    ``payments.services.payment_method_check`` and ``payment_create`` raise.
     """
+    pay.payment_method_check(tender=tender, method=method, openid=openid, buyer_id=buyer_id)
     order = locks.order_for_update(order)
     if order.status != Status.PENDING_PAYMENT:
         raise OrderNotPayable(params={"status": order.status})
     due = money(order.total - order.paid_total)
     kind = tender_for(tender)
     for payment in _payments_pending_provider(order):
-        if payment.tender == kind.tender and payment.amount == due:
+        if method == "qr" and payment.method in ("", "qr") and payment.tender == kind.tender and payment.amount == due:
             return payment
         pay.payment_cancel(payment=payment, actor=actor)
-    return pay.payment_create(reference=order.number, tender=tender, amount=due, actor=actor)
+    return pay.payment_create(reference=order.number, tender=tender, amount=due, actor=actor, method=method)
 
 
 def _payments_pending_provider(order: Order) -> list[Payment]:

@@ -107,6 +107,7 @@ def yuan(amount) -> str:
 
 class AlipayProvider(ProviderAdapter):
     name = "alipay"
+    methods = {"qr": "", "mini_program": "buyer_id"}
     logged_headers = ("content-type",)
 
     # --- configuration --------------------------------------------------------------------------
@@ -191,6 +192,9 @@ class AlipayProvider(ProviderAdapter):
     @staticmethod
     def _subject(payment: Payment) -> str:
         return f"订单 {payment.reference}"[:256]
+
+    def payment_open(self, payment: Payment, *, method: str = "qr", payer: str = "") -> dict[str, Any]:
+        return self.create_payment(payment, channel="mini" if method == "mini_program" else "qr", buyer_id=payer)
 
     def create_payment(self, payment: Payment, *, channel: str = "qr", buyer_id: str = "") -> dict[str, Any]:
         """``qr``: precreate, the QR ``code_url`` (当面付 扫码); ``app``: the signed order string the

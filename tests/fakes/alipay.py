@@ -50,6 +50,7 @@ class Trade:
     trade_no: str = ""
     polls_left: int = -1
     scanned: bool = True
+    buyer_id: str = ""
 
 
 @dataclass
@@ -118,6 +119,7 @@ class FakeAlipay:
         biz = json.loads(params.get("biz_content") or "{}")
         handler = {
             "alipay.trade.precreate": self._precreate, "alipay.trade.pay": self._pay,
+            "alipay.trade.create": self._create,
             "alipay.trade.query": self._query, "alipay.trade.cancel": self._cancel,
             "alipay.trade.refund": self._refund, "alipay.trade.fastpay.refund.query": self._refund_query,
             "alipay.data.dataservice.bill.downloadurl.query": self._bill_url,
@@ -143,6 +145,17 @@ class FakeAlipay:
                                                            scanned=False))
         return {"code": "10000", "msg": "Success", "out_trade_no": biz["out_trade_no"],
                 "qr_code": f"https://qr.alipay.com/bax0{biz['out_trade_no'][-8:]}"}
+
+    def _create(self, biz: dict, params: dict) -> dict:
+        """A mini-program trade: the buyer is known, the trade exists at once (WAIT_BUYER_PAY)."""
+        if not params.get("notify_url"):
+            return self._failed("ACQ.INVALID_PARAMETER", "notify_url")
+        if not (biz.get("buyer_id") or biz.get("buyer_open_id")):
+            return self._failed("ACQ.INVALID_PARAMETER", "buyer_id")
+        trade = self.trades.setdefault(biz["out_trade_no"], Trade(biz["out_trade_no"], Decimal(biz["total_amount"])))
+        trade.trade_no = trade.trade_no or f"2026120422001{len(self.trades):04d}{biz['out_trade_no'][-10:]}"
+        trade.buyer_id = biz.get("buyer_id", "")
+        return {"code": "10000", "msg": "Success", "out_trade_no": trade.out_trade_no, "trade_no": trade.trade_no}
 
     def pay(self, out_trade_no: str) -> Trade:
         trade = self.trades[out_trade_no]

@@ -33,6 +33,7 @@ from payments.tests.keys import public_key_pem, rsa_generate
 from tests.fakes.http import Answer, serve
 
 MCHID, APPID = "1900000001", "wxd678efh567hg6787"
+MINI_APPID = "wx8888888888888888"  # a mini-program bound to the merchant, paying under its own AppID
 MERCHANT_SERIAL = "3775B6A45ACD588826D15E583A95F5DD4C2E51C5"
 PUBLIC_KEY_ID = "PUB_KEY_ID_0114232134912410000"
 APIV3_KEY = "0123456789abcdefABCDEF0123456789"
@@ -53,6 +54,8 @@ class Order:
     transaction_id: str = ""
     polls_left: int = -1  # USERPAYING: queries until it settles; -1 never
     paid_at: str = ""
+    appid: str = APPID
+    openid: str = ""
 
 
 @dataclass
@@ -166,9 +169,12 @@ class FakeWeChatPay:
     # --- payments ------------------------------------------------------------------------------
 
     def _prepay(self, data: dict, kind: str) -> Answer:
-        if data.get("mchid") != MCHID or data.get("appid") != APPID or not data.get("notify_url"):
+        if data.get("mchid") != MCHID or data.get("appid") not in (APPID, MINI_APPID) or not data.get("notify_url"):
             return self._error(400, "PARAM_ERROR")
+        if kind == "jsapi" and not (data.get("payer") or {}).get("openid"):
+            return self._error(400, "PARAM_ERROR", "JSAPI 需要 payer.openid")
         order = self.orders.setdefault(data["out_trade_no"], Order(data["out_trade_no"], data["amount"]["total"], kind))
+        order.appid, order.openid = data["appid"], (data.get("payer") or {}).get("openid", "")
         if kind == "native":
             return self._signed(200, {"code_url": f"weixin://wxpay/bizpayurl?pr={order.out_trade_no[-8:]}"})
         return self._signed(200, {"prepay_id": f"wx{order.out_trade_no}"})
@@ -201,7 +207,7 @@ class FakeWeChatPay:
         return self._signed(200, self._trade(order))
 
     def _trade(self, order: Order) -> dict:
-        out = {"appid": APPID, "mchid": MCHID, "out_trade_no": order.out_trade_no, "trade_state": order.state,
+        out = {"appid": order.appid, "mchid": MCHID, "out_trade_no": order.out_trade_no, "trade_state": order.state,
                "trade_type": order.kind.upper(), "amount": {"total": order.total, "currency": "CNY"}}
         if order.transaction_id:
             out["transaction_id"] = order.transaction_id
