@@ -71,6 +71,10 @@ class Payment(models.Model):
     captured_at = models.DateTimeField(_("captured at"), null=True, blank=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True,
                                      help_text=_("When the payment failed or was cancelled."))
+    provider_checked_at = models.DateTimeField(
+        _("last asked at the provider"), null=True, blank=True,
+        help_text=_("When the provider was last asked whether this online payment was paid (a notification "
+                    "that never arrived)."))
     closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                   related_name="+", verbose_name=_("closed by"))
 

@@ -23,6 +23,7 @@ and ``payments.refund_requested`` (consumed by payments.tasks).  Keys are
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -508,9 +509,26 @@ def notification_handle(*, provider: str, headers: Mapping[str, str],
                                   payment=None, notification=log)
     if note.is_refund:
         return _refund_notification_handle(adapter.name, note, log)
+    return _notification_note_apply(adapter.name, note, log)
+
+
+@service
+def notification_apply(*, provider: str, note: Notification, source: str = "query") -> NotificationResult:
+    """Apply what the provider said about a payment without notifying it (its answer to our query
+    after the notification was lost) exactly as that notification: the same locks, outcomes, log
+    row (headers ``{"source": source}``, the answer as body) and outbox rows, so a notification
+    arriving later is a duplicate.  ``note`` must come from the provider (an adapter's query), never
+    from a client.  Locks the payment row.  Queues what ``notification_handle`` queues.
+    """
+    log = PaymentNotification(provider=str(provider)[:30], headers={"source": str(source)[:30]},
+                              body=json.dumps(note.raw, default=str, ensure_ascii=False)[:MAX_LOGGED_BODY])
+    return _notification_note_apply(provider, note, log)
+
+
+def _notification_note_apply(provider: str, note: Notification, log: PaymentNotification) -> NotificationResult:
     log.provider_txn_id, log.out_trade_no = note.provider_txn_id, note.reference
     log.amount, log.status_reported = note.amount, note.status
-    payment = _payment_resolve(provider=adapter.name, provider_txn_id=note.provider_txn_id,
+    payment = _payment_resolve(provider=provider, provider_txn_id=note.provider_txn_id,
                                reference=note.reference, amount=note.amount, by_order_reference=False)
     was_cancelled = payment is not None and payment.status == Payment.Status.CANCELLED
     log.outcome, log.detail = _notification_apply(payment, note) if payment else (

@@ -29,6 +29,7 @@ from orders.models import (
 from payments import selectors as pay_read
 from payments import services as pay
 from payments.models import Payment
+from payments.providers.base import Notification
 from payments.tenders import tender_for
 from stores.models import Store
 from orders.services.shared import (
@@ -133,7 +134,20 @@ def order_payment_notify(*, provider: str, headers: dict[str, str], body: bytes)
     payment too), or on a cancelled or expired order (rather than resurrecting it).
     Locks the payment row (in ``notification_handle``), then the order row.
     """
-    result = pay.notification_handle(provider=provider, headers=headers, body=body)
+    return _order_after_notification(pay.notification_handle(provider=provider, headers=headers, body=body))
+
+
+@service
+def order_payment_query_apply(*, provider: str, note: Notification) -> Order | None:
+    """Apply the provider's answer to our query about a payment whose notification was lost, exactly
+    as ``order_payment_notify`` applies the notification (``payments.services.notification_apply``):
+    captured once, the order paid, an over-capture on a closed or already paid order refunded.
+    Locks the payment row, then the order row.
+    """
+    return _order_after_notification(pay.notification_apply(provider=provider, note=note, source="query"))
+
+
+def _order_after_notification(result: pay.NotificationResult) -> Order | None:
     if not (result.applied and result.captured):
         return None
     order = Order.objects.filter(number=result.reference).first()
