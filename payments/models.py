@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from o2o.money import CURRENCY
 # Reconciliation keeps its models in its own module; they are part of this app.
-from payments.reconciliation.models import Mismatch, ReconciliationRun, StatementRow
+from payments.reconciliation.models import Mismatch, ProviderFeeRate, ReconciliationRun, StatementRow
 from stores.models import Store
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
@@ -378,4 +378,4 @@ class ApprovalLog(models.Model):
         return f"{self.get_action_display()} {self.reference}"
 
 
-__all__ = ["Mismatch", "ReconciliationRun", "StatementRow"]  # the reconciliation models, seen here by Django
+__all__ = ["Mismatch", "ProviderFeeRate", "ReconciliationRun", "StatementRow"]  # the reconciliation models, seen here by Django
