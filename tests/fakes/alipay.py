@@ -51,6 +51,7 @@ class Trade:
     polls_left: int = -1
     scanned: bool = True
     buyer_id: str = ""
+    paid_at: str = ""
 
 
 @dataclass
@@ -60,6 +61,7 @@ class FakeAlipay:
     url: str = ""
     trades: dict[str, Trade] = field(default_factory=dict)
     refunds: dict[str, tuple[str, Decimal]] = field(default_factory=dict)  # out_request_no → (out_trade_no, amount)
+    refunded_at: dict[str, str] = field(default_factory=dict)  # out_request_no → when (bills are stable)
     methods: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     timestamps: list[str] = field(default_factory=list)
@@ -160,6 +162,7 @@ class FakeAlipay:
     def pay(self, out_trade_no: str) -> Trade:
         trade = self.trades[out_trade_no]
         trade.status, trade.scanned = "TRADE_SUCCESS", True
+        trade.paid_at = trade.paid_at or now()
         trade.trade_no = trade.trade_no or f"2026120422001{len(self.trades):04d}{out_trade_no[-10:]}"
         return trade
 
@@ -212,6 +215,7 @@ class FakeAlipay:
         again = request_no in self.refunds
         if not again:
             self.refunds[request_no] = (trade.out_trade_no, Decimal(biz["refund_amount"]))
+            self.refunded_at[request_no] = now()
         refunded = sum((a for t, a in self.refunds.values() if t == trade.out_trade_no), Decimal("0"))
         return {"code": "10000", "msg": "Success", "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
                 "refund_fee": f"{refunded:.2f}", "fund_change": "N" if again else "Y"}
@@ -269,13 +273,15 @@ class FakeAlipay:
         for t in (t for t in self.trades.values() if t.trade_no and t.scanned and (
                 t.status == "TRADE_SUCCESS" or any(r[0] == t.out_trade_no for r in self.refunds.values()))):
             trades += 1
-            rows.append([t.trade_no, t.out_trade_no, "交易", "订单", now(), now(), "", "", "", "", "buyer@example.com",
+            at = t.paid_at or day + " 00:00:00"
+            rows.append([t.trade_no, t.out_trade_no, "交易", "订单", at, at, "", "", "", "", "buyer@example.com",
                          f"{t.total:.2f}", f"{t.total:.2f}", "0.00", "0.00", "0.00", "0.00", "0.00", "", "0.00",
                          "0.00", "", f"{-self._fee(t.total):.2f}", "0.00", ""])
         for request_no, (out_trade_no, amount) in self.refunds.items():
             refunds += 1
             t = self.trades[out_trade_no]
-            rows.append([t.trade_no, out_trade_no, "退款", "订单", now(), now(), "", "", "", "", "buyer@example.com",
+            at = self.refunded_at.get(request_no, day + " 00:00:00")
+            rows.append([t.trade_no, out_trade_no, "退款", "订单", at, at, "", "", "", "", "buyer@example.com",
                          f"{-amount:.2f}", f"{-amount:.2f}", "0.00", "0.00", "0.00", "0.00", "0.00", "", "0.00",
                          "0.00", request_no, f"{self._fee(amount):.2f}", "0.00", ""])
         lines = ["#支付宝业务明细查询", "#账号：[20880000000000000156]",
@@ -284,7 +290,7 @@ class FakeAlipay:
                  head] + ["\t,".join(r) + "\t" for r in rows] + [
                  "#-----------------------------------------业务明细列表结束------------------------------------",
                  f"#交易合计：{trades}笔，商家实收共{sum(Decimal(r[12]) for r in rows):.2f}元；退款合计：{refunds}笔",
-                 f"#导出时间：[{now()}]"]
+                 f"#导出时间：[{day} 09:00:00]"]  # the same file however often it is downloaded
         return "\r\n".join(lines) + "\r\n"
 
     def bill_zip(self) -> bytes:
