@@ -68,8 +68,9 @@ def payment_ask(*, payment_id: int) -> Asked | None:
     payment), or None when the provider has nothing to apply (not paid yet, never opened);
     ``error`` when it could not answer (asked again next time).
     """
-    payment = Payment.objects.filter(pk=payment_id, provider__in=QUERIED_PROVIDERS,
-                                     status__in=[Payment.Status.PENDING, Payment.Status.CANCELLED]).first()
+    payment = (Payment.objects.filter(pk=payment_id, provider__in=QUERIED_PROVIDERS,
+                                      status__in=[Payment.Status.PENDING, Payment.Status.CANCELLED])
+               .exclude(reference__startswith=SALE_PREFIX).first())  # counter charges: payments.micropay
     if payment is None:
         return None
     try:

@@ -227,16 +227,19 @@ def payment_provider_open(*, payment: Payment | int, payer: str = "") -> Provide
     ``payer`` (checked with ``payment_method_check`` before the payment was made) and the wallet's
     parameters returned (providers answer a repeated out_trade_no with the same prepay).
 
-    Not a service: it calls the provider, outside any transaction (RuntimeError otherwise).
+    Not a service: when it calls the provider it must run outside any transaction (RuntimeError
+    otherwise); a QR payment whose code was already issued is returned without a call.
     Raises PaymentNotFound, PaymentNotPending, UnknownProvider, ProviderNotConfigured,
     ProviderUnavailable.
     """
-    _outside_transaction("payment_provider_open")
     found = Payment.objects.filter(pk=_pk(payment, Payment)).first()
     if found is None:
         raise PaymentNotFound()
     if found.method in ("", "qr"):
+        if found.payment_code and found.status == Payment.Status.PENDING:
+            return ProviderStart(payment=found)  # already issued (or made locally by the sandbox): no call
         return ProviderStart(payment=payment_provider_start(payment=found.pk))
+    _outside_transaction("payment_provider_open")
     if found.status != Payment.Status.PENDING:
         raise PaymentNotPending(params={"status": found.status})
     data = provider_named(found.provider).payment_open(found, method=found.method, payer=payer)
