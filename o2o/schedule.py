@@ -30,6 +30,13 @@ BEAT_SCHEDULE = {
         "schedule": 300.0,
         "options": {"expires": 300},
     },
+    # Online payments still pending (or cancelled) whose notification may have been lost are asked
+    # about at the provider and captured when paid, exactly as the notification would have.
+    "payments-query-pending": {
+        "task": "orders.tasks.payments_query_pending",
+        "schedule": 120.0,
+        "options": {"expires": 120},
+    },
     # Payment-code charges whose answer was lost are settled with the provider (taken or reversed).
     "payments-micropay-stale-resolve": {
         "task": "payments.tasks.micropay_stale_resolve",

@@ -269,6 +269,8 @@ SPECTACULAR_SETTINGS = {
         "FulfillmentEnum": "orders.models.Fulfillment",
         "BucketEnum": "inventory.models.Bucket",
         "WebhookDeliveryStatusEnum": "integrations.models.WebhookDelivery.Status",
+        "PaymentStatusEnum": "payments.models.Payment.Status",
+        "TenderEnum": "payments.models.Tender",
     },
 }
 
@@ -311,6 +313,8 @@ POS_MICROPAY_PROVIDER = os.environ.get("POS_MICROPAY_PROVIDER", "sandbox" if DEB
 # sandbox stays the default for development and tests.
 WECHAT_PAY_MCHID = os.environ.get("WECHAT_PAY_MCHID", "")
 WECHAT_PAY_APPID = os.environ.get("WECHAT_PAY_APPID", "")
+# The mini-program's own AppID when it differs from WECHAT_PAY_APPID (both bound to the merchant).
+WECHAT_PAY_MINI_APPID = os.environ.get("WECHAT_PAY_MINI_APPID", "")
 WECHAT_PAY_APIV3_KEY = os.environ.get("WECHAT_PAY_APIV3_KEY", "")
 WECHAT_PAY_PRIVATE_KEY = os.environ.get("WECHAT_PAY_PRIVATE_KEY", "")
 WECHAT_PAY_CERT_SERIAL = os.environ.get("WECHAT_PAY_CERT_SERIAL", "")
@@ -330,6 +334,9 @@ PAYMENTS_HTTP_TIMEOUT_SECONDS = env_int("PAYMENTS_HTTP_TIMEOUT_SECONDS", 10)
 PAYMENTS_QUERY_ATTEMPTS = env_int("PAYMENTS_QUERY_ATTEMPTS", 3)
 PAYMENTS_CODE_WAIT_SECONDS = env_int("PAYMENTS_CODE_WAIT_SECONDS", 45)
 PAYMENTS_CODE_POLL_SECONDS = env_int("PAYMENTS_CODE_POLL_SECONDS", 3)
+# Online payments still pending this many minutes after they started are asked about at the
+# provider (a lost notification) and captured when paid (payments-query-pending, beat).
+PAYMENTS_QUERY_PENDING_AFTER_MINUTES = env_int("PAYMENTS_QUERY_PENDING_AFTER_MINUTES", 5)
 
 LOGGING = {
     "version": 1,

@@ -214,8 +214,22 @@ admin.site.unregister(Refund)
 
 @admin.register(Payment)
 class PaymentAdmin(payments_admin.PaymentAdmin):
+    actions = ["ask_provider"]
+
     def store_scope_q(self, request):
         return super().store_scope_q(request) | _orders_of_stores_q(request, "reference")
+
+    @admin.action(description=_("Ask the provider whether selected online payments were paid"),
+                  permissions=["ask_provider"])
+    def ask_provider(self, request, queryset):
+        counts = services.payments_query_pending(payment_ids=queryset.order_by("pk").values_list("pk", flat=True))
+        level = messages.WARNING if counts["errors"] else messages.SUCCESS
+        self.message_user(request, _("Asked the provider: %(captured)d captured, %(closed)d closed, "
+                                     "%(unchanged)d unchanged, %(errors)d without an answer.") % counts, level)
+
+    def has_ask_provider_permission(self, request):
+        # The ledger stays read-only; asking the provider needs payments' change permission (finance).
+        return request.user.has_perm("payments.change_payment")
 
 
 @admin.register(Refund)

@@ -143,3 +143,27 @@ def shift_cash_in_unit():
             "WHERE s.status = 'closed' AND MOD(s.expected_cash, s.cash_unit) <> 0 "
             "ORDER BY 4, 2"):
         yield f"shift {shift_id} (cash unit {unit}): {kind} {number} of {amount} is not a whole number of units"
+
+
+@audit_check("6", "each reconciliation run's payments, refunds, fees and net equal its statement rows")
+def reconciliation_totals_add_up():
+    """The run's totals (shown to finance per day) are cached from its rows; net is payments less
+    refunds less fees.  A row edited or a total written by hand shows here."""
+    for rid, provider, file_name, problem in _rows(
+            "SELECT r.id, r.provider, r.file_name, CASE "
+            "WHEN r.their_payments <> COALESCE(s.paid, 0) THEN 'payments ' || r.their_payments || ' != rows ' "
+            "|| COALESCE(s.paid, 0) "
+            "WHEN r.their_refunds <> COALESCE(s.refunded, 0) THEN 'refunds ' || r.their_refunds || ' != rows ' "
+            "|| COALESCE(s.refunded, 0) "
+            "WHEN r.their_fees <> COALESCE(s.fees, 0) THEN 'fees ' || r.their_fees || ' != rows ' || COALESCE(s.fees, 0) "
+            "ELSE 'net ' || r.their_net || ' != payments - refunds - fees ' "
+            "|| (r.their_payments - r.their_refunds - r.their_fees) END "
+            "FROM payments_reconciliationrun r LEFT JOIN ("
+            "  SELECT run_id, SUM(CASE WHEN kind = 'payment' THEN amount ELSE 0 END) AS paid, "
+            "  SUM(CASE WHEN kind = 'refund' THEN amount ELSE 0 END) AS refunded, "
+            "  SUM(CASE WHEN kind IN ('payment', 'refund') THEN fee ELSE 0 END) AS fees "
+            "  FROM payments_statementrow GROUP BY run_id) s ON s.run_id = r.id "
+            "WHERE r.their_payments <> COALESCE(s.paid, 0) OR r.their_refunds <> COALESCE(s.refunded, 0) "
+            "OR r.their_fees <> COALESCE(s.fees, 0) "
+            "OR r.their_net <> r.their_payments - r.their_refunds - r.their_fees ORDER BY r.id"):
+        yield f"reconciliation run {rid} ({provider} {file_name}): {problem}"

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from o2o.money import CURRENCY
 # Reconciliation keeps its models in its own module; they are part of this app.
-from payments.reconciliation.models import Mismatch, ReconciliationRun, StatementRow
+from payments.reconciliation.models import Mismatch, ProviderFeeRate, ReconciliationRun, StatementRow
 from stores.models import Store
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
@@ -57,6 +57,9 @@ class Payment(models.Model):
     provider_txn_id = models.CharField(_("provider transaction id"), max_length=64, null=True, blank=True)
     payment_code = models.CharField(_("payment code"), max_length=500, blank=True, default="",
                                     help_text=_("QR payload or URL the provider gave for this payment."))
+    method = models.CharField(_("payment method"), max_length=20, blank=True, default="",
+                              help_text=_("How the customer pays online: qr (a QR code or payment URL), "
+                                          "jsapi (inside WeChat) or mini_program."))
     refunded_amount = models.DecimalField(_("refunded"), **MONEY, default=0)
     refunding_amount = models.DecimalField(_("refund pending"), **MONEY, default=0)
     store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.PROTECT, related_name="payments",
@@ -70,6 +73,10 @@ class Payment(models.Model):
     captured_at = models.DateTimeField(_("captured at"), null=True, blank=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True,
                                      help_text=_("When the payment failed or was cancelled."))
+    provider_checked_at = models.DateTimeField(
+        _("last asked at the provider"), null=True, blank=True,
+        help_text=_("When the provider was last asked whether this online payment was paid (a notification "
+                    "that never arrived)."))
     closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                   related_name="+", verbose_name=_("closed by"))
 
@@ -412,4 +419,4 @@ class ApprovalLog(models.Model):
         return f"{self.get_action_display()} {self.reference}"
 
 
-__all__ = ["Mismatch", "ReconciliationRun", "StatementRow"]  # the reconciliation models, seen here by Django
+__all__ = ["Mismatch", "ProviderFeeRate", "ReconciliationRun", "StatementRow"]  # the reconciliation models, seen here by Django

@@ -23,6 +23,8 @@ and ``payments.refund_requested`` (consumed by payments.tasks).  Keys are
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
@@ -127,9 +129,44 @@ def _refund_emit(topic: str, refund: Refund, payment: Payment, *, at_once: bool 
 # --- payments ---------------------------------------------------------------------------------
 
 
+PAYERS = {"openid": re.compile(r"[A-Za-z0-9_-]{6,128}"), "buyer_id": re.compile(r"2088\d{12}")}
+
+
+def payment_method_check(*, tender: str, method: str = "qr", openid: str = "", buyer_id: str = "") -> str:
+    """Check how a customer will pay a provider tender online; returns the payer id the method needs.
+
+    Pure (no database, no network), so a caller checks before it writes anything.  Raises
+    UnknownTender, UnknownProvider, InvalidPaymentInput: ``payment_method_unsupported`` (the
+    tender's provider does not offer the method), ``payer_required`` (jsapi / mini_program
+    without the payer's id), ``unexpected_payer`` (an id the method does not take),
+    ``invalid_payer`` (a malformed id).
+    """
+    kind = tender_for(tender)
+    if not kind.provider_backed:
+        raise UnknownProvider(params={"tender": str(tender)})
+    methods = provider_named(kind.provider).methods
+    if method not in methods:
+        raise InvalidPaymentInput(_("This tender cannot be paid that way."), code="payment_method_unsupported",
+                                  field="method", params={"method": str(method), "offered": sorted(methods)})
+    needed, given = methods[method], {"openid": openid or "", "buyer_id": buyer_id or ""}
+    for name, value in given.items():
+        if value and name != needed:
+            raise InvalidPaymentInput(_("This payment method does not take this payer id."),
+                                      code="unexpected_payer", field=name, params={"method": method})
+    if not needed:
+        return ""
+    payer = given[needed].strip()
+    if not payer:
+        raise InvalidPaymentInput(_("This payment method needs the payer's id."), code="payer_required",
+                                  field=needed, params={"method": method})
+    if not PAYERS[needed].fullmatch(payer):
+        raise InvalidPaymentInput(_("The payer's id is not valid."), code="invalid_payer", field=needed)
+    return payer
+
+
 @service
 def payment_create(*, reference: str, tender: str, amount: Decimal | int | str, store: Store | None = None,
-                   actor=None, card_reference: str = "", member=None) -> Payment:
+                   actor=None, card_reference: str = "", member=None, method: str = "") -> Payment:
     """Record one tender for ``reference`` (the order number).
 
     Cash and UnionPay card are captured at once (a card needs the slip's
@@ -146,11 +183,11 @@ def payment_create(*, reference: str, tender: str, amount: Decimal | int | str, 
     kind = tender_for(tender)
     payment = Payment(number=number_next("PY"), reference=reference, tender=kind.tender,
                       provider=kind.provider, amount=amount, store=store, created_by=_actor(actor),
-                      member_id=getattr(member, "pk", member))
+                      member_id=getattr(member, "pk", member), method=method if kind.provider_backed else "")
     kind.start(payment, card_reference=card_reference if isinstance(card_reference, str) else "")
     if kind.provider_backed:
         adapter = provider_named(kind.provider)
-        if not adapter.calls_network:
+        if not adapter.calls_network and method in ("", "qr"):
             payment.payment_code = str(adapter.create_payment(payment).get("code_url", ""))[:500]
     _payment_insert(payment)
     if payment.status == Payment.Status.CAPTURED:
@@ -173,6 +210,41 @@ def _payment_insert(payment: Payment) -> None:
         if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", "") == _TXN_CONSTRAINT:
             raise DuplicateTransaction(params={"provider_txn_id": payment.provider_txn_id}) from None
         raise
+
+
+@dataclass(frozen=True)
+class ProviderStart:
+    """A provider payment opened for the customer: the payment, and what the front end passes to the
+    wallet (``pay_params`` for WeChat's ``wx.requestPayment``, ``trade_no`` for Alipay's ``my.tradePay``)."""
+
+    payment: Payment
+    pay_params: dict[str, str] | None = None
+    trade_no: str = ""
+
+
+def payment_provider_open(*, payment: Payment | int, payer: str = "") -> ProviderStart:
+    """Open a pending provider payment with its method (``Payment.method``): a QR payment gets its
+    payment code once (``payment_provider_start``); a jsapi or mini-program payment is opened for
+    ``payer`` (checked with ``payment_method_check`` before the payment was made) and the wallet's
+    parameters returned (providers answer a repeated out_trade_no with the same prepay).
+
+    Not a service: when it calls the provider it must run outside any transaction (RuntimeError
+    otherwise); a QR payment whose code was already issued is returned without a call.
+    Raises PaymentNotFound, PaymentNotPending, UnknownProvider, ProviderNotConfigured,
+    ProviderUnavailable.
+    """
+    found = Payment.objects.filter(pk=_pk(payment, Payment)).first()
+    if found is None:
+        raise PaymentNotFound()
+    if found.method in ("", "qr"):
+        if found.payment_code and found.status == Payment.Status.PENDING:
+            return ProviderStart(payment=found)  # already issued (or made locally by the sandbox): no call
+        return ProviderStart(payment=payment_provider_start(payment=found.pk))
+    _outside_transaction("payment_provider_open")
+    if found.status != Payment.Status.PENDING:
+        raise PaymentNotPending(params={"status": found.status})
+    data = provider_named(found.provider).payment_open(found, method=found.method, payer=payer)
+    return ProviderStart(payment=found, pay_params=data.get("pay_params"), trade_no=str(data.get("trade_no") or ""))
 
 
 def payment_provider_start(*, payment: Payment | int) -> Payment:
@@ -441,9 +513,26 @@ def notification_handle(*, provider: str, headers: Mapping[str, str],
                                   payment=None, notification=log)
     if note.is_refund:
         return _refund_notification_handle(adapter.name, note, log)
+    return _notification_note_apply(adapter.name, note, log)
+
+
+@service
+def notification_apply(*, provider: str, note: Notification, source: str = "query") -> NotificationResult:
+    """Apply what the provider said about a payment without notifying it (its answer to our query
+    after the notification was lost) exactly as that notification: the same locks, outcomes, log
+    row (headers ``{"source": source}``, the answer as body) and outbox rows, so a notification
+    arriving later is a duplicate.  ``note`` must come from the provider (an adapter's query), never
+    from a client.  Locks the payment row.  Queues what ``notification_handle`` queues.
+    """
+    log = PaymentNotification(provider=str(provider)[:30], headers={"source": str(source)[:30]},
+                              body=json.dumps(note.raw, default=str, ensure_ascii=False)[:MAX_LOGGED_BODY])
+    return _notification_note_apply(provider, note, log)
+
+
+def _notification_note_apply(provider: str, note: Notification, log: PaymentNotification) -> NotificationResult:
     log.provider_txn_id, log.out_trade_no = note.provider_txn_id, note.reference
     log.amount, log.status_reported = note.amount, note.status
-    payment = _payment_resolve(provider=adapter.name, provider_txn_id=note.provider_txn_id,
+    payment = _payment_resolve(provider=provider, provider_txn_id=note.provider_txn_id,
                                reference=note.reference, amount=note.amount, by_order_reference=False)
     was_cancelled = payment is not None and payment.status == Payment.Status.CANCELLED
     log.outcome, log.detail = _notification_apply(payment, note) if payment else (
@@ -471,7 +560,7 @@ def _refund_notification_handle(provider: str, note: Notification, log: PaymentN
     payment = refund.payment if refund is not None else None
     if refund is None or payment.number != note.reference:
         log.outcome, log.detail = outcome.UNKNOWN_PAYMENT, "refund"
-    elif note.amount != refund.amount:
+    elif not _refund_amount_fits(note, refund, payment):
         log.outcome, log.detail = outcome.REJECTED_AMOUNT, f"refund: expected {refund.amount}"
     elif note.status == NotificationStatus.PENDING:
         log.outcome, log.detail = outcome.OUT_OF_ORDER, "refund: status with nothing to apply"
@@ -490,6 +579,14 @@ def _refund_notification_handle(provider: str, note: Notification, log: PaymentN
     log.save()
     return NotificationResult(outcome=log.outcome, applied=log.outcome == outcome.APPLIED, captured=False,
                               reference=payment.reference if payment else "", payment=payment, notification=log)
+
+
+def _refund_amount_fits(note: Notification, refund: Refund, payment: Payment) -> bool:
+    """The notified amount is this refund's; or, for a trade total (Alipay), at least this refund
+    and at most what the payment has refunded or is refunding."""
+    if not note.refund_total:
+        return note.amount == refund.amount
+    return refund.amount <= note.amount <= payment.refunded_amount + payment.refunding_amount
 
 
 def _notification_apply(payment: Payment, note: Notification) -> tuple[str, str]:

@@ -61,9 +61,10 @@ from orders.exceptions import StoreRequired, WrongStore
 from orders.intake import CustomerIn, MemberRef, order_place_for_customer
 from orders.models import Channel, Order, Return, Shipment
 from orders.services import LineIn, ReturnLineIn
-from payments.api.serializers import PaymentOut, PaymentStartIn, payment_tenders
+from payments.api.serializers import PaymentStartIn, PaymentStartOut, payment_tenders
+from payments.exceptions import InvalidPaymentInput
 from payments.models import Tender
-from payments.services import payment_provider_start
+from payments.services import ProviderStart, payment_provider_open
 from stores import selectors as store_read
 from stores.models import Store
 
@@ -316,39 +317,56 @@ class OrderPaymentStart(OrderAction):
 
     @api_doc(summary="Start paying an order at a payment provider, or choose cash on delivery", tags=ORDER_TAGS,
              request=OrderPaymentStartIn, idempotent=True, if_match=True,
-             description="Opens a pending provider payment for what is still due and returns its "
-                         "payment_code (QR payload / URL). The order becomes paid when the provider's "
-                         "notification arrives at /api/v1/payments/notify/<provider>/. With "
+             description="Opens a pending provider payment for what is still due. method qr (default) returns "
+                         "its payment_code (QR payload / URL); jsapi and mini_program (WeChat Pay, with the "
+                         "payer's openid) return pay_params for wx.requestPayment; mini_program with Alipay "
+                         "(with buyer_id) returns the trade_no for my.tradePay. The order becomes paid when "
+                         "the provider's notification arrives at /api/v1/payments/notify/<provider>/ (or "
+                         "when the provider, asked about a payment still pending, says it is paid). With "
                          "cash_on_delivery (shipped orders only) the pending payment is the courier's "
                          "collection: the order may ship unpaid, no longer expires, and is paid when head "
                          "office records the courier's remittance for its tracking number.",
-             responses={201: PaymentOut}, errors=(*WRITE_ERRORS, 404, 412, 503), parameters=[ETAG_HEADER],
+             responses={201: PaymentStartOut}, errors=(*WRITE_ERRORS, 404, 412, 503), parameters=[ETAG_HEADER],
              error_examples={409: [("order_not_payable", "This order can no longer be paid."),
                                    ("cod_not_available",
                                     "Cash on delivery is only for orders shipped to the customer."),
                                    ("cod_chosen", "This order is paid in cash on delivery; cancel it to pay "
                                                   "another way.")],
+                             400: [("payment_method_unsupported", "This tender cannot be paid that way."),
+                                   ("payer_required", "This payment method needs the payer's id."),
+                                   ("invalid_payer", "The payer's id is not valid."),
+                                   ("unexpected_payer", "This payment method does not take this payer id.")],
                              503: [("provider_unavailable",
                                     "This payment provider cannot take the request now.")]},
-             examples=[ex.request("sandbox", {"tender": "sandbox"}), ex.ok("payment", ex.PAYMENT, 201)])
+             examples=[ex.request("sandbox", {"tender": "sandbox"}),
+                       ex.request("WeChat mini-program", {"tender": "wechat_pay", "method": "mini_program",
+                                                          "openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}),
+                       ex.request("Alipay mini-program", {"tender": "alipay", "method": "mini_program",
+                                                          "buyer_id": "2088102146225135"}),
+                       ex.ok("payment", {**ex.PAYMENT, "method": "qr", "pay_params": None, "trade_no": None},
+                             201)])
     # The provider is asked for its payment code after the payment row committed (network).
     @idempotent(atomic=False)
     def post(self, request, pk: int):
         order = self.get_object()
         v = self.parse(OrderPaymentStartIn)
         if v["tender"] == Tender.CASH_ON_DELIVERY:
+            if v["method"] != "qr" or v.get("openid") or v.get("buyer_id"):
+                raise InvalidPaymentInput(_("This tender cannot be paid that way."), code="payment_method_unsupported",
+                                          field="method")
             payment = order_guarded(order_id=order.pk, request=request, action=lambda o: services.order_cod_choose(
                 order=o.pk, actor=self.principal.actor))
             order.refresh_from_db(fields=["version"])
-            return _etag(Response(PaymentOut(payment).data, status=201), order)
+            return _etag(Response(PaymentStartOut(ProviderStart(payment=payment)).data, status=201), order)
+        openid, buyer_id = v.get("openid", ""), v.get("buyer_id", "")
         payment = order_guarded(order_id=order.pk, request=request,
                                 action=lambda o: services.order_payment_start(
-            order=o.pk, tender=v["tender"], actor=self.principal.actor))
-        if not payment.payment_code:
-            # A networked provider issues its code now, after the payment row committed.
-            payment = payment_provider_start(payment=payment.pk)
+            order=o.pk, tender=v["tender"], actor=self.principal.actor, method=v["method"], openid=openid,
+            buyer_id=buyer_id))
+        # A networked provider opens the payment now, after the payment row committed.
+        start = payment_provider_open(payment=payment.pk, payer=(openid or buyer_id).strip())
         order.refresh_from_db(fields=["version"])
-        return _etag(Response(PaymentOut(payment).data, status=201), order)
+        return _etag(Response(PaymentStartOut(start).data, status=201), order)
 
 
 class OrderShipmentCreate(OrderAction):

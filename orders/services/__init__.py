@@ -56,12 +56,14 @@ from orders.services.fulfilment import (
     _pickup_rejected,
     pickup_handover,
 )
+from orders.services.payment_query import payments_query_pending
 from orders.services.payment import (
     order_pay,
     order_pay_member_tenders,
     order_payment_start,
     _payments_pending_provider,
     order_payment_notify,
+    order_payment_query_apply,
     _overpayment_refund,
     _order_settle_payments,
     order_cancel,
@@ -140,6 +142,8 @@ __all__ = [
     "order_payment_start",
     "_payments_pending_provider",
     "order_payment_notify",
+    "order_payment_query_apply",
+    "payments_query_pending",
     "_overpayment_refund",
     "_order_settle_payments",
     "order_cancel",

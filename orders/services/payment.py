@@ -31,6 +31,7 @@ from payments import selectors as pay_read
 from payments import micropay
 from payments import services as pay
 from payments.models import Payment
+from payments.providers.base import Notification
 from payments.tenders import tender_for
 from stores.models import Store
 from orders.services.cod import cod_pending_payment
@@ -101,17 +102,22 @@ def order_pay_member_tenders(*, order: Order | int, tenders: Sequence[TenderIn],
 
 
 @service
-def order_payment_start(*, order: Order | int, tender: str, actor=None) -> Payment:
+def order_payment_start(*, order: Order | int, tender: str, actor=None, method: str = "qr", openid: str = "",
+                        buyer_id: str = "") -> Payment:
     """Open the order's provider payment for what is still due, or return the one already open.
 
-    At most one provider payment of an order is live: a start with the tender of the
-    pending one, for the same amount, returns it (a customer who presses pay on two
-    phones gets one payment, not two); any other start supersedes the pending provider
-    payments (cancels them) before opening its own.  If the provider still captures a
-    superseded payment, ``order_payment_notify`` refunds what the order was not due.
-    Locks the order row, then the payment rows it cancels.  Raises order_not_payable,
-    cod_chosen (the customer pays the courier) and what ``payments.services.payment_create`` raises.
+    ``method``: ``qr`` (a QR code / payment URL), ``jsapi`` (inside WeChat, with the payer's
+    ``openid``) or ``mini_program`` (WeChat with ``openid``, Alipay with ``buyer_id``); checked
+    before anything is written.  At most one provider payment of an order is live: a QR start
+    with the tender of the pending QR payment, for the same amount, returns it (a customer who
+    presses pay on two phones gets one payment, not two); any other start supersedes the pending
+    provider payments (cancels them) before opening its own (a wallet payment is bound to its
+    payer, so it is never handed to another start).  If the provider still captures a superseded
+    payment, ``order_payment_notify`` refunds what the order was not due.  Locks the order row,
+    then the payment rows it cancels.  Raises order_not_payable, cod_chosen (the customer pays the
+    courier), what ``payments.services.payment_method_check`` and ``payment_create`` raise.
     """
+    pay.payment_method_check(tender=tender, method=method, openid=openid, buyer_id=buyer_id)
     order = locks.order_for_update(order)
     if order.status != Status.PENDING_PAYMENT:
         raise OrderNotPayable(params={"status": order.status})
@@ -120,10 +126,10 @@ def order_payment_start(*, order: Order | int, tender: str, actor=None) -> Payme
     due = money(order.total - order.paid_total)
     kind = tender_for(tender)
     for payment in _payments_pending_provider(order):
-        if payment.tender == kind.tender and payment.amount == due:
+        if method == "qr" and payment.method in ("", "qr") and payment.tender == kind.tender and payment.amount == due:
             return payment
         pay.payment_cancel(payment=payment, actor=actor)
-    return pay.payment_create(reference=order.number, tender=tender, amount=due, actor=actor)
+    return pay.payment_create(reference=order.number, tender=tender, amount=due, actor=actor, method=method)
 
 
 def _payments_pending_provider(order: Order) -> list[Payment]:
@@ -141,7 +147,20 @@ def order_payment_notify(*, provider: str, headers: dict[str, str], body: bytes)
     payment too), or on a cancelled or expired order (rather than resurrecting it).
     Locks the payment row (in ``notification_handle``), then the order row.
     """
-    result = pay.notification_handle(provider=provider, headers=headers, body=body)
+    return _order_after_notification(pay.notification_handle(provider=provider, headers=headers, body=body))
+
+
+@service
+def order_payment_query_apply(*, provider: str, note: Notification) -> Order | None:
+    """Apply the provider's answer to our query about a payment whose notification was lost, exactly
+    as ``order_payment_notify`` applies the notification (``payments.services.notification_apply``):
+    captured once, the order paid, an over-capture on a closed or already paid order refunded.
+    Locks the payment row, then the order row.
+    """
+    return _order_after_notification(pay.notification_apply(provider=provider, note=note, source="query"))
+
+
+def _order_after_notification(result: pay.NotificationResult) -> Order | None:
     if not (result.applied and result.captured):
         return None
     order = Order.objects.filter(number=result.reference).first()

@@ -24,9 +24,24 @@ def payment_tenders() -> list[str]:
             if tender_for(t).provider_backed and provider_configured(tender_for(t).provider)]
 
 
+PAY_METHODS = ["qr", "jsapi", "mini_program"]
+
+
 class PaymentStartIn(StrictInput, serializers.Serializer):
     tender = serializers.ChoiceField(choices=[],
                                      help_text="A provider tender: the customer pays at the provider.")
+    method = serializers.ChoiceField(
+        choices=PAY_METHODS, default="qr",
+        help_text="qr: a QR code / payment URL (WeChat Native, Alipay precreate; every provider). "
+                  "jsapi: inside WeChat (official account), needs openid. mini_program: a WeChat mini-program "
+                  "(needs openid) or an Alipay mini-program (needs buyer_id). Another method than the tender's "
+                  "provider offers: 400 payment_method_unsupported.")
+    openid = serializers.CharField(required=False, max_length=128, trim_whitespace=True,
+                                   help_text="The payer's WeChat openid under the paying AppID (jsapi, "
+                                             "mini_program with wechat_pay).")
+    buyer_id = serializers.CharField(required=False, max_length=32, trim_whitespace=True,
+                                     help_text="The payer's Alipay user id, 2088 and 12 digits (mini_program "
+                                               "with alipay).")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,6 +60,41 @@ class PaymentOut(serializers.ModelSerializer):
 
     def get_payment_code(self, obj) -> str | None:
         return obj.payment_code or None if obj.status == Payment.Status.PENDING else None
+
+
+class WeChatPayParamsOut(serializers.Serializer):
+    """Exactly what ``wx.requestPayment`` (mini-program) / ``WeixinJSBridge getBrandWCPayRequest`` takes."""
+
+    appId = serializers.CharField()
+    timeStamp = serializers.CharField()
+    nonceStr = serializers.CharField()
+    package = serializers.CharField(help_text="prepay_id=…")
+    signType = serializers.CharField(help_text="RSA")
+    paySign = serializers.CharField()
+
+
+class PaymentStartOut(PaymentOut):
+    method = serializers.CharField(read_only=True, help_text="qr, jsapi or mini_program.")
+    pay_params = WeChatPayParamsOut(read_only=True, allow_null=True,
+                                    help_text="WeChat jsapi / mini_program: pass to wx.requestPayment; else null.")
+    trade_no = serializers.CharField(read_only=True, allow_null=True,
+                                     help_text="Alipay mini_program: pass to my.tradePay; else null.")
+
+    class Meta(PaymentOut.Meta):
+        fields = PaymentOut.Meta.fields + ["method", "pay_params", "trade_no"]
+        read_only_fields = fields
+
+    def __init__(self, start=None, **kwargs):
+        self.start = start
+        super().__init__(start.payment if start is not None else None, **kwargs)
+
+    def to_representation(self, instance):
+        # The declared extra fields document the shape; their values come from the start.
+        data = PaymentOut(instance).data
+        data["method"] = instance.method or "qr"
+        data["pay_params"] = dict(self.start.pay_params) if self.start and self.start.pay_params else None
+        data["trade_no"] = (self.start.trade_no or None) if self.start else None
+        return data
 
 
 class AckOut(serializers.Serializer):

@@ -107,6 +107,7 @@ def yuan(amount) -> str:
 
 class AlipayProvider(ProviderAdapter):
     name = "alipay"
+    methods = {"qr": "", "mini_program": "buyer_id"}
     logged_headers = ("content-type",)
 
     # --- configuration --------------------------------------------------------------------------
@@ -177,10 +178,11 @@ class AlipayProvider(ProviderAdapter):
             raise reject("bad_payload")
         if params.get("out_biz_no") and params.get("refund_fee"):
             # A refund's notification (部分退款 keeps the trade TRADE_SUCCESS): our refund number.
+            # ``refund_fee`` is what the trade has refunded in all, not this refund's amount.
             return Notification(provider_txn_id=txn_id, reference=reference,
                                 amount=yuan_to_amount(params.get("refund_fee")), status=NotificationStatus.SUCCESS,
                                 raw=params, refund_reference=params["out_biz_no"],
-                                provider_refund_id=f"{txn_id}-{params['out_biz_no']}"[:64])
+                                provider_refund_id=f"{txn_id}-{params['out_biz_no']}"[:64], refund_total=True)
         return Notification(provider_txn_id=txn_id, reference=reference,
                             amount=yuan_to_amount(params.get("total_amount")),
                             status=_STATES.get(params["trade_status"], NotificationStatus.PENDING), raw=params)
@@ -190,6 +192,9 @@ class AlipayProvider(ProviderAdapter):
     @staticmethod
     def _subject(payment: Payment) -> str:
         return f"订单 {payment.reference}"[:256]
+
+    def payment_open(self, payment: Payment, *, method: str = "qr", payer: str = "") -> dict[str, Any]:
+        return self.create_payment(payment, channel="mini" if method == "mini_program" else "qr", buyer_id=payer)
 
     def create_payment(self, payment: Payment, *, channel: str = "qr", buyer_id: str = "") -> dict[str, Any]:
         """``qr``: precreate, the QR ``code_url`` (当面付 扫码); ``app``: the signed order string the

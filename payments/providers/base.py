@@ -38,7 +38,8 @@ class Notification:
     """A verified provider notification.  ``reference`` is the out_trade_no: our payment number.
 
     A refund notification also names the refund: ``refund_reference`` is the out_refund_no (our
-    refund number) and ``provider_refund_id`` the provider's id; ``amount`` is then the refund's.
+    refund number) and ``provider_refund_id`` the provider's id; ``amount`` is then the refund's,
+    or, with ``refund_total`` (Alipay's ``refund_fee``), all the trade has refunded so far.
     """
 
     provider_txn_id: str
@@ -48,6 +49,7 @@ class Notification:
     raw: dict[str, Any] = field(default_factory=dict)
     refund_reference: str = ""
     provider_refund_id: str = ""
+    refund_total: bool = False
 
     @property
     def is_refund(self) -> bool:
@@ -118,10 +120,19 @@ class ProviderAdapter(abc.ABC):
     calls_network: ClassVar[bool] = True
     # Lower-cased header names worth keeping in the notification log.
     logged_headers: ClassVar[tuple[str, ...]] = ("content-type",)
+    # How a customer can pay online (``payment_open``): method → the payer id it needs ("" none,
+    # "openid" a WeChat openid, "buyer_id" an Alipay buyer id).  "qr" is a QR code / payment URL.
+    methods: ClassVar[dict[str, str]] = {"qr": ""}
 
     @abc.abstractmethod
     def create_payment(self, payment: Payment) -> dict[str, Any]:
         """Ask the provider to open the payment; returns e.g. {"code_url": ...} for a QR code."""
+
+    def payment_open(self, payment: Payment, *, method: str = "qr", payer: str = "") -> dict[str, Any]:
+        """Open the payment for ``method`` (one of ``methods``); ``payer`` is the id it needs.
+        Returns ``code_url`` for a QR code, or what the front end passes to the wallet:
+        ``pay_params`` (WeChat ``wx.requestPayment``) or ``trade_no`` (Alipay ``my.tradePay``)."""
+        return self.create_payment(payment)
 
     @abc.abstractmethod
     def verify_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:

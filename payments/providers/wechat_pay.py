@@ -112,6 +112,7 @@ def _answer(body: Any) -> dict[str, Any]:
 
 class WeChatPayProvider(ProviderAdapter):
     name = "wechat_pay"
+    methods = {"qr": "", "jsapi": "openid", "mini_program": "openid"}
     logged_headers = ("content-type", "wechatpay-timestamp", "wechatpay-nonce", "wechatpay-serial",
                       "wechatpay-signature", "wechatpay-signature-type")
 
@@ -218,10 +219,12 @@ class WeChatPayProvider(ProviderAdapter):
         return number in cert_serials(config.setting("WECHAT_PAY_CERT_DIR"))
 
     def _notification(self, event_type: str, data: dict[str, Any]) -> Notification:
-        for setting, field in (("WECHAT_PAY_MCHID", "mchid"), ("WECHAT_PAY_APPID", "appid")):
-            expected = config.setting(setting)
-            if expected and field in data and data.get(field) != expected:
-                raise reject(f"wrong_{field}")
+        expected = config.setting("WECHAT_PAY_MCHID")
+        if expected and "mchid" in data and data.get("mchid") != expected:
+            raise reject("wrong_mchid")
+        appids = {config.setting("WECHAT_PAY_APPID"), config.setting("WECHAT_PAY_MINI_APPID")} - {""}
+        if appids and "appid" in data and data.get("appid") not in appids:
+            raise reject("wrong_appid")
         if config.setting("WECHAT_PAY_MCHID") and "mchid" not in data:
             raise reject("wrong_mchid")
         try:
@@ -252,16 +255,23 @@ class WeChatPayProvider(ProviderAdapter):
     def _description(payment: Payment) -> str:
         return f"订单 {payment.reference}"[:127]
 
-    def create_payment(self, payment: Payment, *, openid: str = "") -> dict[str, Any]:
+    def payment_open(self, payment: Payment, *, method: str = "qr", payer: str = "") -> dict[str, Any]:
+        if method == "qr":
+            return self.create_payment(payment)
+        return self.create_payment(payment, openid=payer, mini_program=method == "mini_program")
+
+    def create_payment(self, payment: Payment, *, openid: str = "", mini_program: bool = False) -> dict[str, Any]:
         """Native (a QR ``code_url``) or, with the payer's ``openid``, JSAPI / mini-program: the
-        ``prepay_id`` and the signed parameters ``wx.requestPayment`` takes."""
+        ``prepay_id`` and the signed parameters ``wx.requestPayment`` takes.  A mini-program pays
+        under its own AppID (``WECHAT_PAY_MINI_APPID``) when it has one."""
         client = self._client()
         amount = {"total": amount_to_fen(payment.amount), "currency": "CNY"}
         kind = WeChatPayType.JSAPI if openid else WeChatPayType.NATIVE
-        request = {"out_trade_no": payment.number, "amount": amount, "type": kind.name}
+        appid = (mini_program and config.setting("WECHAT_PAY_MINI_APPID")) or config.setting("WECHAT_PAY_APPID")
+        request = {"out_trade_no": payment.number, "amount": amount, "type": kind.name, "appid": appid}
         status, data = self._request("pay", payment.number, lambda: client.pay(
             description=self._description(payment), out_trade_no=payment.number, amount=amount,
-            payer={"openid": openid} if openid else None, pay_type=kind), request)
+            payer={"openid": openid} if openid else None, pay_type=kind, appid=appid), request)
         if status != 200 or not isinstance(data, dict):
             raise self._unavailable(status, data)
         if not openid:
@@ -271,7 +281,7 @@ class WeChatPayProvider(ProviderAdapter):
         prepay_id = str(data.get("prepay_id") or "")
         if not prepay_id:
             raise self._unavailable(status, data)
-        appid, stamp, nonce = config.setting("WECHAT_PAY_APPID"), str(int(time.time())), secrets.token_hex(16)
+        stamp, nonce = str(int(time.time())), secrets.token_hex(16)
         package = f"prepay_id={prepay_id}"
         return {"prepay_id": prepay_id, "pay_params": {
             "appId": appid, "timeStamp": stamp, "nonceStr": nonce, "package": package, "signType": "RSA",

@@ -6,15 +6,16 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from o2o.errors import DomainError
 from o2o.exports import export_response
-from payments.reconciliation import services
-from payments.reconciliation.models import Mismatch, ReconciliationRun, StatementRow
+from payments.reconciliation import selectors, services
+from payments.reconciliation.models import Mismatch, ProviderFeeRate, ReconciliationRun, StatementRow
 
 LAYOUT_CHOICES = [("auto", _("Recognise from the file"))] + list(ReconciliationRun.Layout.choices)
 
@@ -73,8 +74,25 @@ class MismatchInline(admin.TabularInline):
 @admin.register(ReconciliationRun)
 class ReconciliationRunAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["id", "provider", "file_name", "period_start", "period_end", "rows_total", "matched",
-                    "missing_ours", "missing_theirs", "amount_mismatches", "duplicates", "open_mismatches",
+                    "missing_ours", "missing_theirs", "amount_mismatches", "duplicates", "fee_mismatches",
+                    "open_mismatches", "their_payments", "their_refunds", "their_fees", "their_net",
                     "imported_by", "imported_at"]
+    change_list_template = "admin/reconciliation/run_change_list.html"
+
+    def get_urls(self):
+        days = self.admin_site.admin_view(self.days_view)
+        return [path("days/", days, name="payments_reconciliationrun_days")] + super().get_urls()
+
+    def days_view(self, request):
+        """Fees and net settlement per provider and day, from the imported statements."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        provider = request.GET.get("provider", "")
+        context = {**self.admin_site.each_context(request), "opts": self.opts,
+                   "title": _("Provider fees and net settlement by day"),
+                   "days": selectors.settlement_days(provider=provider if provider in services.providers() else ""),
+                   "providers": services.providers(), "provider": provider}
+        return TemplateResponse(request, "admin/reconciliation/days.html", context)
     list_filter = ["provider", "layout"]
     search_fields = ["file_name", "sha256"]
     inlines = [MismatchInline]
@@ -90,8 +108,6 @@ class ReconciliationRunAdmin(ReadOnly, admin.ModelAdmin):
     def add_view(self, request, form_url="", extra_context=None):
         """The add page uploads a statement: parse, match, show the run."""
         if not self.has_add_permission(request):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         form = StatementUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
@@ -188,8 +204,8 @@ class MismatchAdmin(ReadOnly, admin.ModelAdmin):
 
 @admin.register(StatementRow)
 class StatementRowAdmin(ReadOnly, admin.ModelAdmin):
-    list_display = ["run", "row_no", "kind", "provider_ref", "our_ref", "amount", "occurred_at", "status", "result",
-                    "payment", "refund"]
+    list_display = ["run", "row_no", "kind", "provider_ref", "our_ref", "amount", "fee", "expected_fee",
+                    "occurred_at", "status", "result", "payment", "refund"]
     list_filter = ["result", "kind", "run__provider"]
     search_fields = ["=provider_ref", "=our_ref"]
     list_select_related = ["run", "payment", "refund"]
@@ -199,3 +215,16 @@ class StatementRowAdmin(ReadOnly, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in StatementRow._meta.fields]
+
+
+@admin.register(ProviderFeeRate)
+class ProviderFeeRateAdmin(admin.ModelAdmin):
+    """Finance keeps the agreed rates here; a new rate is a new row from its day (history stays)."""
+
+    list_display = ["provider", "merchant_id", "rate", "percent", "valid_from", "note"]
+    list_filter = ["provider"]
+    search_fields = ["merchant_id", "note"]
+
+    @admin.display(description=_("rate (%)"))
+    def percent(self, obj):
+        return f"{obj.rate * 100:.2f}%"

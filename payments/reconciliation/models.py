@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-__all__ = ["ReconciliationRun", "StatementRow", "Mismatch"]
+__all__ = ["ReconciliationRun", "StatementRow", "Mismatch", "ProviderFeeRate"]
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 ZERO = Decimal("0.00")
@@ -46,6 +46,11 @@ class ReconciliationRun(models.Model):
     amount_mismatches = models.PositiveIntegerField(_("amount mismatches"), default=0)
     duplicates = models.PositiveIntegerField(_("duplicates"), default=0)
     ignored = models.PositiveIntegerField(_("rows without money"), default=0)
+    their_fees = models.DecimalField(_("their fees"), default=ZERO, **MONEY,
+                                     help_text=_("Fees charged on the payments less fees given back with refunds."))
+    their_net = models.DecimalField(_("net settlement"), default=ZERO, **MONEY,
+                                    help_text=_("Payments less refunds less fees: what reaches the merchant account."))
+    fee_mismatches = models.PositiveIntegerField(_("fee mismatches"), default=0)
 
     class Meta:
         verbose_name = _("reconciliation run")
@@ -83,6 +88,11 @@ class StatementRow(models.Model):
     occurred_at = models.DateTimeField(_("time"), null=True, blank=True)
     status = models.CharField(_("status reported"), max_length=30, blank=True, default="")
     raw = models.JSONField(_("row as read"), default=dict, blank=True)
+    fee = models.DecimalField(_("fee"), default=ZERO, **MONEY,
+                              help_text=_("The provider's fee on this row: positive when charged, negative when "
+                                          "given back with a refund."))
+    expected_fee = models.DecimalField(_("expected fee"), null=True, blank=True, **MONEY,
+                                       help_text=_("The fee at the configured rate, when one applies."))
     result = models.CharField(_("result"), max_length=20, choices=Result.choices)
     payment = models.ForeignKey("payments.Payment", null=True, blank=True, on_delete=models.PROTECT,
                                 related_name="+", verbose_name=_("payment"))
@@ -106,6 +116,7 @@ class Mismatch(models.Model):
         MISSING_THEIRS = "missing_theirs", _("Missing on the provider's side")
         AMOUNT_MISMATCH = "amount_mismatch", _("Amount differs")
         DUPLICATE = "duplicate", _("Duplicate")
+        FEE_MISMATCH = "fee_mismatch", _("Fee differs from the agreed rate")
 
     run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="mismatches",
                             verbose_name=_("run"))
@@ -142,3 +153,34 @@ class Mismatch(models.Model):
     @property
     def is_resolved(self) -> bool:
         return self.resolved_at is not None
+
+
+class ProviderFeeRate(models.Model):
+    """The fee rate (费率) agreed with a payment provider, from a day on; finance keeps it in the admin.
+
+    Reconciliation compares each matched statement row's fee with ``amount × rate`` (to the fen,
+    within a fen of the provider's rounding) and lists the rows that differ.  A rate for a merchant
+    id (WeChat Pay 商户号) wins over the provider's rate for every merchant; the latest ``valid_from``
+    on or before the row's day applies.
+    """
+
+    provider = models.CharField(_("provider"), max_length=30, help_text=_("wechat_pay, alipay, …"))
+    merchant_id = models.CharField(_("merchant id"), max_length=32, blank=True, default="",
+                                   help_text=_("The provider's merchant id; empty for every merchant of the "
+                                               "provider."))
+    rate = models.DecimalField(_("rate"), max_digits=7, decimal_places=5,
+                               help_text=_("A fraction: 0.006 is 0.6%."))
+    valid_from = models.DateField(_("valid from"))
+    note = models.CharField(_("note"), max_length=200, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("provider fee rate")
+        verbose_name_plural = _("provider fee rates")
+        ordering = ["provider", "merchant_id", "-valid_from"]
+        constraints = [
+            models.CheckConstraint(condition=Q(rate__gte=0, rate__lt=Decimal("0.1")), name="fee_rate_sane"),
+            models.UniqueConstraint(fields=["provider", "merchant_id", "valid_from"], name="fee_rate_once_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.merchant_id or '*'} {self.rate * 100:.3f}% ({self.valid_from})"

@@ -11,7 +11,11 @@ Three layouts:
   totals, export time), cells padded with tabs.  业务类型 交易 is a payment (订单金额（元）), 退款 a refund
   (its amount from 商家实收（元）, else 订单金额（元）, as a positive number; our refund number in
   退款批次号/请求号).
-* Generic CSV: ``provider_ref, our_ref, type (payment|refund), amount, time``.
+* Generic CSV: ``provider_ref, our_ref, type (payment|refund), amount, time`` and optionally ``fee``.
+
+Each row carries the provider's fee as the merchant bears it (WeChat 手续费; Alipay 服务费, whose
+sign is the other way round): positive when charged on a payment, negative when given back with a
+refund.
 
 Files are read as UTF-8 (with or without a byte-order mark), else as GB18030 (a superset of GBK,
 which provider exports commonly use).  Any malformed content raises ``InvalidStatement`` with the
@@ -33,7 +37,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from o2o.errors import InvalidInput
-from o2o.money import money_parse
+from o2o.money import money, money_parse
 
 PAYMENT, REFUND, IGNORED = "payment", "refund", "ignored"
 LAYOUTS = ("wechat", "alipay", "generic")
@@ -55,6 +59,19 @@ class Row:
     occurred_at: datetime | None
     status: str = ""
     raw: dict = field(default_factory=dict, compare=False)
+    # The provider's fee (手续费 / 服务费) on this row, as the merchant bears it: positive when
+    # charged (a payment), negative when given back (a refund); zero when the file names none.
+    fee: Decimal = Decimal("0.00")
+
+    @property
+    def net(self) -> Decimal:
+        """What the row moves on the merchant's account: a payment less its fee, a refund (negative)
+        plus the fee given back."""
+        if self.kind == PAYMENT:
+            return self.amount - self.fee
+        if self.kind == REFUND:
+            return -self.amount - self.fee
+        return Decimal("0.00")
 
 
 @dataclass
@@ -196,6 +213,31 @@ def _header_index(header: list[str], names: dict[str, tuple[str, ...]], *, line:
     return index
 
 
+def _optional_index(header: list[str], names: tuple[str, ...]) -> int | None:
+    clean = [_cell(h).replace("\ufeff", "") for h in header]
+    return next((clean.index(c) for c in names if c in clean), None)
+
+
+FEE_TEXT = re.compile(r"[-+]?\d{1,12}(\.\d{1,6})?")
+
+
+def _fee_exact(record: list[str], at: int | None, *, line: int, column: str, sign: int = 1) -> Decimal:
+    """The fee cell as the merchant bears it, exactly as written (WeChat prints five decimals);
+    ``sign`` -1 for files that show a charge as negative."""
+    if at is None or at >= len(record) or not _cell(record[at]):
+        return Decimal("0")
+    text = _cell(record[at]).replace(",", "")
+    if not FEE_TEXT.fullmatch(text):
+        raise InvalidStatement(_("Line %(line)s: %(column)s is not an amount.") % {"line": line, "column": column},
+                               code="statement_bad_amount", params={"line": line, "column": column})
+    return sign * Decimal(text)
+
+
+def _fee(record: list[str], at: int | None, *, line: int, column: str, sign: int = 1) -> Decimal:
+    """The fee rounded to the fen, as it is settled."""
+    return money(_fee_exact(record, at, line=line, column=column, sign=sign))
+
+
 def _get(record: list[str], index: dict[str, int], key: str, *, line: int) -> str:
     i = index[key]
     if i >= len(record):
@@ -212,6 +254,7 @@ WECHAT_COLUMNS = {
     "refund": ("退款金额", "申请退款金额"),
 }
 WECHAT_SUMMARY = "总交易单数"
+WECHAT_FEE = ("手续费",)
 
 
 def _parse_wechat(text: str, progress) -> Parsed:
@@ -222,10 +265,14 @@ def _parse_wechat(text: str, progress) -> Parsed:
                     None)
     records = list(_records(lines[start:body_end], header_line))
     index = _header_index(records[0][1], WECHAT_COLUMNS, line=header_line)
-    rows = []
+    fee_at = _optional_index(records[0][1], WECHAT_FEE)
+    rows, fees_exact = [], Decimal("0")
     for line, record in records[1:]:
         if not any(_cell(c) for c in record):
             continue
+        exact = _fee_exact(record, fee_at, line=line, column=WECHAT_FEE[0])
+        fees_exact += exact
+        fee = money(exact)
         state = _cell(_get(record, index, "state", line=line)).upper()
         when = _time(_get(record, index, "time", line=line), line=line, column="交易时间")
         raw = {h: _cell(v) for h, v in zip((_cell(h) for h in records[0][1]), record)}
@@ -233,13 +280,13 @@ def _parse_wechat(text: str, progress) -> Parsed:
             rows.append(Row(line, PAYMENT, _ref(_get(record, index, "txn", line=line), line=line, column="微信订单号"),
                             _ref(_get(record, index, "out_trade_no", line=line), line=line, column="商户订单号"),
                             _amount(_get(record, index, "settled", line=line), line=line, column="应结订单金额"),
-                            when, state, raw))
+                            when, state, raw, fee))
         elif state == "REFUND":
             rows.append(Row(line, REFUND,
                             _ref(_get(record, index, "refund_id", line=line), line=line, column="微信退款单号"),
                             _ref(_get(record, index, "out_refund_no", line=line), line=line, column="商户退款单号"),
                             _amount(_get(record, index, "refund", line=line), line=line, column="退款金额"),
-                            when, state, raw))
+                            when, state, raw, fee))
         else:
             rows.append(Row(line, IGNORED, _cell(_get(record, index, "txn", line=line))[:64],
                             _cell(_get(record, index, "out_trade_no", line=line))[:64], Decimal("0.00"), when, state,
@@ -248,11 +295,11 @@ def _parse_wechat(text: str, progress) -> Parsed:
             progress(1000)
     progress(len(rows) % 1000)
     if body_end is not None:
-        _wechat_summary_check(lines, body_end, rows)
+        _wechat_summary_check(lines, body_end, rows, fees_exact if fee_at is not None else None)
     return Parsed(layout="wechat", encoding="", rows=rows)
 
 
-def _wechat_summary_check(lines: list[str], at: int, rows: list[Row]) -> None:
+def _wechat_summary_check(lines: list[str], at: int, rows: list[Row], fees: Decimal | None) -> None:
     """The summary must agree with the rows: a truncated or edited file is refused."""
     records = [r for _, r in _records(lines[at:at + 2], at + 1)]
     if len(records) < 2:
@@ -261,11 +308,18 @@ def _wechat_summary_check(lines: list[str], at: int, rows: list[Row]) -> None:
     paid = sum((r.amount for r in rows if r.kind == PAYMENT), Decimal("0.00"))
     refunded = sum((r.amount for r in rows if r.kind == REFUND), Decimal("0.00"))
     checks = [("总交易单数", str(len(rows))), ("应结订单总金额", str(paid)), ("退款总金额", str(refunded))]
+    if fees is not None:
+        checks.append(("手续费总金额", str(fees)))
     for key, expected in checks:
         if key in summary:
             value = summary[key]
-            same = value == expected if key == "总交易单数" else _amount(value, line=at + 2, column=key) == \
-                Decimal(expected)
+            if key == "总交易单数":
+                same = value == expected
+            elif key == "手续费总金额":  # five decimals, as the rows
+                same = bool(FEE_TEXT.fullmatch(value.replace(",", ""))) and Decimal(value.replace(",", "")) == \
+                    Decimal(expected)
+            else:
+                same = _amount(value, line=at + 2, column=key) == Decimal(expected)
             if not same:
                 raise InvalidStatement(
                     _("The WeChat Pay bill's summary (%(key)s %(value)s) does not match its rows (%(expected)s).")
@@ -280,6 +334,7 @@ ALIPAY_COLUMNS = {
     "time": ("完成时间", "创建时间"), "amount": ("订单金额（元）", "订单金额(元)"),
     "received": ("商家实收（元）", "商家实收(元)"), "refund_no": ("退款批次号/请求号",),
 }
+ALIPAY_FEE = ("服务费（元）", "服务费(元)")
 ALIPAY_PERIOD = re.compile(r"起始日期[:：]\[(?P<start>[^\]]+)\].*终止日期[:：]\[(?P<end>[^\]]+)\]")
 ALIPAY_TOTALS = re.compile(r"交易合计[:：](?P<trades>\d+)笔.*退款合计[:：](?P<refunds>\d+)笔")
 
@@ -304,6 +359,7 @@ def _parse_alipay(text: str, progress) -> Parsed:
         raise InvalidStatement(_("The statement has no transactions."), code="statement_no_rows")
     records = list(_records(table, first))
     index = _header_index(records[0][1], ALIPAY_COLUMNS, line=first)
+    fee_at = _optional_index(records[0][1], ALIPAY_FEE)
     header = [_cell(h) for h in records[0][1]]
     rows = []
     for line, record in records[1:]:
@@ -311,11 +367,13 @@ def _parse_alipay(text: str, progress) -> Parsed:
         when = _time(_get(record, index, "time", line=line), line=line, column="完成时间")
         raw = {h: _cell(v) for h, v in zip(header, record)}
         trade_no = _ref(_get(record, index, "trade_no", line=line), line=line, column="支付宝交易号")
+        # 服务费 is negative when Alipay charges it (a trade) and positive when it gives it back (a refund).
+        fee = _fee(record, fee_at, line=line, column=ALIPAY_FEE[0], sign=-1)
         if kind_text == "交易":
             rows.append(Row(line, PAYMENT, trade_no,
                             _ref(_get(record, index, "out_trade_no", line=line), line=line, column="商户订单号"),
                             _amount(_get(record, index, "amount", line=line), line=line, column="订单金额（元）"),
-                            when, kind_text, raw))
+                            when, kind_text, raw, fee))
         elif kind_text == "退款":
             received = _amount(_cell(_get(record, index, "received", line=line)) or "0", line=line,
                                column="商家实收（元）", signed=True)
@@ -324,7 +382,7 @@ def _parse_alipay(text: str, progress) -> Parsed:
             # Alipay has no refund id of its own here: the refund is known by our request number.
             rows.append(Row(line, REFUND, "",
                             _ref(_get(record, index, "refund_no", line=line), line=line, column="退款批次号/请求号"),
-                            amount, when, kind_text, raw))
+                            amount, when, kind_text, raw, fee))
         else:
             rows.append(Row(line, IGNORED, trade_no, _cell(_get(record, index, "out_trade_no", line=line))[:64],
                             Decimal("0.00"), when, kind_text, raw))
@@ -350,6 +408,7 @@ def _parse_generic(text: str, progress) -> Parsed:
     start = next(i for i, line in enumerate(lines) if line.strip())
     records = list(_records(lines[start:], start + 1))
     index = _header_index(records[0][1], GENERIC_COLUMNS, line=start + 1)
+    fee_at = _optional_index(records[0][1], ("fee",))
     header = [_cell(h) for h in records[0][1]]
     rows = []
     for line, record in records[1:]:
@@ -368,7 +427,8 @@ def _parse_generic(text: str, progress) -> Parsed:
         rows.append(Row(line, kind, provider_ref, our_ref,
                         _amount(_get(record, index, "amount", line=line), line=line, column="amount"),
                         _time(_get(record, index, "time", line=line), line=line, column="time"), "",
-                        {h: _cell(v) for h, v in zip(header, record)}))
+                        {h: _cell(v) for h, v in zip(header, record)},
+                        _fee(record, fee_at, line=line, column="fee")))
         if len(rows) % 1000 == 0:
             progress(1000)
     progress(len(rows) % 1000)

@@ -33,13 +33,16 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from o2o.db import service
+from o2o.money import money
 from o2o.errors import Conflict, InvalidInput, NotFound
 from payments.models import Payment, Refund
 from payments.reconciliation import parsers
-from payments.reconciliation.models import Mismatch, ReconciliationRun, StatementRow
+from payments.reconciliation.models import Mismatch, ProviderFeeRate, ReconciliationRun, StatementRow
 from payments.tenders import tenders_registered, tender_for
 
 ZERO = Decimal("0.00")
+# Providers round each fee to the fen their own way: a fen either side is not a mismatch.
+FEE_TOLERANCE = Decimal("0.01")
 PROVIDER_OF_LAYOUT = {"wechat": "wechat_pay", "alipay": "alipay"}
 R = StatementRow.Result
 
@@ -137,12 +140,13 @@ def _seen_before(run: ReconciliationRun, rows: list[parsers.Row]) -> dict[tuple[
 
 def _match_rows(run: ReconciliationRun, parsed: list[parsers.Row]) -> tuple[list[StatementRow], list[Mismatch]]:
     by_txn, by_number, refund_by_id, refund_by_number = _lookups(run.provider, parsed)
+    fees = FeeRates(run.provider)
     earlier = _seen_before(run, parsed)
     in_file: set[tuple[str, str]] = set()
     rows, mismatches = [], []
     for p in parsed:
         row = StatementRow(run=run, row_no=p.row_no, kind=p.kind, provider_ref=p.provider_ref, our_ref=p.our_ref,
-                           amount=p.amount, occurred_at=p.occurred_at, status=p.status[:30], raw=p.raw,
+                           amount=p.amount, occurred_at=p.occurred_at, status=p.status[:30], raw=p.raw, fee=p.fee,
                            result=R.IGNORED)
         rows.append(row)
         if p.kind == parsers.IGNORED:
@@ -167,12 +171,49 @@ def _match_rows(run: ReconciliationRun, parsed: list[parsers.Row]) -> tuple[list
             row.refund, row.payment = ours, (ours.payment if ours is not None else None)
             verdict = _refund_verdict(p, ours)
         row.result, detail = verdict
+        if row.result == R.MATCHED and p.kind in (parsers.PAYMENT, parsers.REFUND):
+            row.expected_fee = fees.expected(p)
+            if row.expected_fee is not None and abs(row.expected_fee - p.fee) > FEE_TOLERANCE:
+                mismatches.append(Mismatch(
+                    run=run, kind=Mismatch.Kind.FEE_MISMATCH, row=row, payment=row.payment, refund=row.refund,
+                    reference=reference, their_amount=p.fee, our_amount=row.expected_fee,
+                    detail=str(_("fee %(theirs)s on %(amount)s; %(expected)s at the agreed rate %(rate)s") % {
+                        "theirs": p.fee, "amount": p.amount, "expected": row.expected_fee,
+                        "rate": fees.rate_text(p)})))
         if row.result != R.MATCHED:
             kind = Mismatch.Kind.AMOUNT_MISMATCH if row.result == R.AMOUNT_MISMATCH else Mismatch.Kind.MISSING_OURS
             mismatches.append(Mismatch(run=run, kind=kind, row=row, payment=row.payment, refund=row.refund,
                                        reference=reference, their_amount=p.amount,
                                        our_amount=ours.amount if ours is not None else None, detail=str(detail)))
     return rows, mismatches
+
+
+class FeeRates:
+    """The agreed fee rates of one provider, loaded once per import (``ProviderFeeRate``)."""
+
+    def __init__(self, provider: str):
+        self.rates = list(ProviderFeeRate.objects.filter(provider=provider).order_by("-valid_from", "-pk"))
+
+    def rate(self, p: parsers.Row) -> ProviderFeeRate | None:
+        if not self.rates or p.occurred_at is None:
+            return None
+        day = timezone.localtime(p.occurred_at).date()
+        merchant = str(p.raw.get("商户号", "") or "")
+        valid = [r for r in self.rates if r.valid_from <= day]
+        return (next((r for r in valid if merchant and r.merchant_id == merchant), None)
+                or next((r for r in valid if not r.merchant_id), None))
+
+    def expected(self, p: parsers.Row) -> Decimal | None:
+        """The fee at the agreed rate as the row would bear it (a refund gives it back), or None."""
+        rate = self.rate(p)
+        if rate is None:
+            return None
+        fee = money(p.amount * rate.rate)
+        return fee if p.kind == parsers.PAYMENT else -fee
+
+    def rate_text(self, p: parsers.Row) -> str:
+        rate = self.rate(p)
+        return f"{rate.rate * 100:.2f}%" if rate else ""
 
 
 def _payment_verdict(p: parsers.Row, ours: Payment | None) -> tuple[str, str]:
@@ -251,6 +292,9 @@ def _count(run: ReconciliationRun, rows: list[StatementRow], mismatches: list[Mi
     run.missing_theirs = sum(m.kind == Mismatch.Kind.MISSING_THEIRS for m in mismatches)
     run.their_payments = sum((r.amount for r in rows if r.kind == parsers.PAYMENT), ZERO)
     run.their_refunds = sum((r.amount for r in rows if r.kind == parsers.REFUND), ZERO)
+    run.their_fees = sum((r.fee for r in rows if r.kind in (parsers.PAYMENT, parsers.REFUND)), ZERO)
+    run.their_net = run.their_payments - run.their_refunds - run.their_fees
+    run.fee_mismatches = sum(m.kind == Mismatch.Kind.FEE_MISMATCH for m in mismatches)
     run.save()
 
 

@@ -50,6 +50,8 @@ class Trade:
     trade_no: str = ""
     polls_left: int = -1
     scanned: bool = True
+    buyer_id: str = ""
+    paid_at: str = ""
 
 
 @dataclass
@@ -59,11 +61,13 @@ class FakeAlipay:
     url: str = ""
     trades: dict[str, Trade] = field(default_factory=dict)
     refunds: dict[str, tuple[str, Decimal]] = field(default_factory=dict)  # out_request_no → (out_trade_no, amount)
+    refunded_at: dict[str, str] = field(default_factory=dict)  # out_request_no → when (bills are stable)
     methods: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     timestamps: list[str] = field(default_factory=list)
     settle_after: int = 2
     tamper_next: bool = False
+    lose_answer_to: str = ""  # a method whose next request is handled but whose answer never reaches us
 
     def start(self) -> "FakeAlipay":
         self.app, self.alipay = rsa_generate(), rsa_generate()
@@ -117,13 +121,18 @@ class FakeAlipay:
         biz = json.loads(params.get("biz_content") or "{}")
         handler = {
             "alipay.trade.precreate": self._precreate, "alipay.trade.pay": self._pay,
+            "alipay.trade.create": self._create,
             "alipay.trade.query": self._query, "alipay.trade.cancel": self._cancel,
             "alipay.trade.refund": self._refund, "alipay.trade.fastpay.refund.query": self._refund_query,
             "alipay.data.dataservice.bill.downloadurl.query": self._bill_url,
         }.get(method)
         if handler is None:
             return self._answer(method, {"code": "40004", "msg": "Business Failed", "sub_code": "isv.unknown"})
-        return self._answer(method, handler(biz, params))
+        answer = self._answer(method, handler(biz, params))
+        if method and method == self.lose_answer_to:
+            self.lose_answer_to = ""
+            return Answer(504, b"gateway timeout", {"Content-Type": "text/plain"})
+        return answer
 
     @staticmethod
     def _failed(sub_code: str, sub_msg: str) -> dict:
@@ -139,9 +148,21 @@ class FakeAlipay:
         return {"code": "10000", "msg": "Success", "out_trade_no": biz["out_trade_no"],
                 "qr_code": f"https://qr.alipay.com/bax0{biz['out_trade_no'][-8:]}"}
 
+    def _create(self, biz: dict, params: dict) -> dict:
+        """A mini-program trade: the buyer is known, the trade exists at once (WAIT_BUYER_PAY)."""
+        if not params.get("notify_url"):
+            return self._failed("ACQ.INVALID_PARAMETER", "notify_url")
+        if not (biz.get("buyer_id") or biz.get("buyer_open_id")):
+            return self._failed("ACQ.INVALID_PARAMETER", "buyer_id")
+        trade = self.trades.setdefault(biz["out_trade_no"], Trade(biz["out_trade_no"], Decimal(biz["total_amount"])))
+        trade.trade_no = trade.trade_no or f"2026120422001{len(self.trades):04d}{biz['out_trade_no'][-10:]}"
+        trade.buyer_id = biz.get("buyer_id", "")
+        return {"code": "10000", "msg": "Success", "out_trade_no": trade.out_trade_no, "trade_no": trade.trade_no}
+
     def pay(self, out_trade_no: str) -> Trade:
         trade = self.trades[out_trade_no]
         trade.status, trade.scanned = "TRADE_SUCCESS", True
+        trade.paid_at = trade.paid_at or now()
         trade.trade_no = trade.trade_no or f"2026120422001{len(self.trades):04d}{out_trade_no[-10:]}"
         return trade
 
@@ -194,6 +215,7 @@ class FakeAlipay:
         again = request_no in self.refunds
         if not again:
             self.refunds[request_no] = (trade.out_trade_no, Decimal(biz["refund_amount"]))
+            self.refunded_at[request_no] = now()
         refunded = sum((a for t, a in self.refunds.values() if t == trade.out_trade_no), Decimal("0"))
         return {"code": "10000", "msg": "Success", "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
                 "refund_fee": f"{refunded:.2f}", "fund_change": "N" if again else "Y"}
@@ -222,6 +244,16 @@ class FakeAlipay:
         params["sign_type"] = "RSA2"
         return urlencode(params).encode()
 
+    def refund_notification(self, out_request_no: str, **overrides) -> bytes:
+        """What Alipay sends when a refund reaches the buyer: the trade's notification with
+        ``out_biz_no`` (our refund number) and ``refund_fee``, the trade's total refunded so far."""
+        out_trade_no, _amount = self.refunds[out_request_no]
+        trade = self.trades[out_trade_no]
+        refunded = sum((a for t, a in self.refunds.values() if t == out_trade_no), Decimal("0"))
+        return self.notification(out_trade_no, **{
+            "out_biz_no": out_request_no, "refund_fee": f"{refunded:.2f}", "gmt_refund": now() + ".000",
+            "trade_status": "TRADE_CLOSED" if refunded >= trade.total else "TRADE_SUCCESS", **overrides})
+
     # --- bills ---------------------------------------------------------------------------------
 
     def _bill_url(self, biz: dict, params: dict) -> dict:
@@ -241,13 +273,15 @@ class FakeAlipay:
         for t in (t for t in self.trades.values() if t.trade_no and t.scanned and (
                 t.status == "TRADE_SUCCESS" or any(r[0] == t.out_trade_no for r in self.refunds.values()))):
             trades += 1
-            rows.append([t.trade_no, t.out_trade_no, "交易", "订单", now(), now(), "", "", "", "", "buyer@example.com",
+            at = t.paid_at or day + " 00:00:00"
+            rows.append([t.trade_no, t.out_trade_no, "交易", "订单", at, at, "", "", "", "", "buyer@example.com",
                          f"{t.total:.2f}", f"{t.total:.2f}", "0.00", "0.00", "0.00", "0.00", "0.00", "", "0.00",
                          "0.00", "", f"{-self._fee(t.total):.2f}", "0.00", ""])
         for request_no, (out_trade_no, amount) in self.refunds.items():
             refunds += 1
             t = self.trades[out_trade_no]
-            rows.append([t.trade_no, out_trade_no, "退款", "订单", now(), now(), "", "", "", "", "buyer@example.com",
+            at = self.refunded_at.get(request_no, day + " 00:00:00")
+            rows.append([t.trade_no, out_trade_no, "退款", "订单", at, at, "", "", "", "", "buyer@example.com",
                          f"{-amount:.2f}", f"{-amount:.2f}", "0.00", "0.00", "0.00", "0.00", "0.00", "", "0.00",
                          "0.00", request_no, f"{self._fee(amount):.2f}", "0.00", ""])
         lines = ["#支付宝业务明细查询", "#账号：[20880000000000000156]",
@@ -256,7 +290,7 @@ class FakeAlipay:
                  head] + ["\t,".join(r) + "\t" for r in rows] + [
                  "#-----------------------------------------业务明细列表结束------------------------------------",
                  f"#交易合计：{trades}笔，商家实收共{sum(Decimal(r[12]) for r in rows):.2f}元；退款合计：{refunds}笔",
-                 f"#导出时间：[{now()}]"]
+                 f"#导出时间：[{day} 09:00:00]"]  # the same file however often it is downloaded
         return "\r\n".join(lines) + "\r\n"
 
     def bill_zip(self) -> bytes:

@@ -33,6 +33,7 @@ from payments.tests.keys import public_key_pem, rsa_generate
 from tests.fakes.http import Answer, serve
 
 MCHID, APPID = "1900000001", "wxd678efh567hg6787"
+MINI_APPID = "wx8888888888888888"  # a mini-program bound to the merchant, paying under its own AppID
 MERCHANT_SERIAL = "3775B6A45ACD588826D15E583A95F5DD4C2E51C5"
 PUBLIC_KEY_ID = "PUB_KEY_ID_0114232134912410000"
 APIV3_KEY = "0123456789abcdefABCDEF0123456789"
@@ -53,6 +54,8 @@ class Order:
     transaction_id: str = ""
     polls_left: int = -1  # USERPAYING: queries until it settles; -1 never
     paid_at: str = ""
+    appid: str = APPID
+    openid: str = ""
 
 
 @dataclass
@@ -62,6 +65,8 @@ class RefundRow:
     refund: int
     refund_id: str
     status: str = "PROCESSING"
+    created_at: str = field(default_factory=lambda: datetime.now(ZoneInfo("Asia/Shanghai")).strftime(
+        "%Y-%m-%d %H:%M:%S"))
 
 
 @dataclass
@@ -166,9 +171,12 @@ class FakeWeChatPay:
     # --- payments ------------------------------------------------------------------------------
 
     def _prepay(self, data: dict, kind: str) -> Answer:
-        if data.get("mchid") != MCHID or data.get("appid") != APPID or not data.get("notify_url"):
+        if data.get("mchid") != MCHID or data.get("appid") not in (APPID, MINI_APPID) or not data.get("notify_url"):
             return self._error(400, "PARAM_ERROR")
+        if kind == "jsapi" and not (data.get("payer") or {}).get("openid"):
+            return self._error(400, "PARAM_ERROR", "JSAPI 需要 payer.openid")
         order = self.orders.setdefault(data["out_trade_no"], Order(data["out_trade_no"], data["amount"]["total"], kind))
+        order.appid, order.openid = data["appid"], (data.get("payer") or {}).get("openid", "")
         if kind == "native":
             return self._signed(200, {"code_url": f"weixin://wxpay/bizpayurl?pr={order.out_trade_no[-8:]}"})
         return self._signed(200, {"prepay_id": f"wx{order.out_trade_no}"})
@@ -201,7 +209,7 @@ class FakeWeChatPay:
         return self._signed(200, self._trade(order))
 
     def _trade(self, order: Order) -> dict:
-        out = {"appid": APPID, "mchid": MCHID, "out_trade_no": order.out_trade_no, "trade_state": order.state,
+        out = {"appid": order.appid, "mchid": MCHID, "out_trade_no": order.out_trade_no, "trade_state": order.state,
                "trade_type": order.kind.upper(), "amount": {"total": order.total, "currency": "CNY"}}
         if order.transaction_id:
             out["transaction_id"] = order.transaction_id
@@ -304,8 +312,8 @@ class FakeWeChatPay:
             o = self.orders[r.out_trade_no]
             fee = -self._fee(r.refund)
             refunded, fees = refunded + Decimal(fen(r.refund)), fees + fee
-            cells = [now, APPID, MCHID, "0", "", o.transaction_id, o.out_trade_no, "oUpF8uMuAJO", o.kind.upper(),
-                     "REFUND", "OTHERS", "CNY", "0.00", "0.00", r.refund_id, r.out_refund_no, fen(r.refund), "0.00",
+            cells = [r.created_at, APPID, MCHID, "0", "", o.transaction_id, o.out_trade_no, "oUpF8uMuAJO",
+                     o.kind.upper(), "REFUND", "OTHERS", "CNY", "0.00", "0.00", r.refund_id, r.out_refund_no, fen(r.refund), "0.00",
                      "ORIGINAL", "SUCCESS", "订单", "", f"{fee}", "0.60%", "0.00", fen(r.refund), ""]
             lines.append(",".join(f"`{c}" for c in cells))
         lines.append("总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额")
@@ -320,18 +328,18 @@ class FakeWeChatPay:
         now = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
         moves = []
         for o in (o for o in self.orders.values() if o.transaction_id):
-            moves += [(o.transaction_id, "交易", "收入", Decimal(fen(o.total))),
-                      (o.transaction_id, "扣除交易手续费", "支出", self._fee(o.total))]
+            moves += [(o.paid_at or now, o.transaction_id, "交易", "收入", Decimal(fen(o.total))),
+                      (o.paid_at or now, o.transaction_id, "扣除交易手续费", "支出", self._fee(o.total))]
         for r in (r for r in self.refunds.values() if r.status == "SUCCESS"):
-            moves += [(r.refund_id, "退款", "支出", Decimal(fen(r.refund))),
-                      (r.refund_id, "退还交易手续费", "收入", self._fee(r.refund))]
-        for i, (ref, kind, direction, amount) in enumerate(moves):
+            moves += [(r.created_at, r.refund_id, "退款", "支出", Decimal(fen(r.refund))),
+                      (r.created_at, r.refund_id, "退还交易手续费", "收入", self._fee(r.refund))]
+        for i, (at, ref, kind, direction, amount) in enumerate(moves):
             balance += amount if direction == "收入" else -amount
             if direction == "收入":
                 income, n_in = income + amount, n_in + 1
             else:
                 expense, n_out = expense + amount, n_out + 1
-            lines.append(",".join(f"`{c}" for c in [now, ref, f"F{i:08d}", kind, kind, direction, f"{amount:.2f}",
+            lines.append(",".join(f"`{c}" for c in [at, ref, f"F{i:08d}", kind, kind, direction, f"{amount:.2f}",
                                                      f"{balance:.2f}", "system", "", ref]))
         lines.append("资金流水总笔数,收入笔数,收入金额,支出笔数,支出金额")
         lines.append(f"`{len(moves)},`{n_in},`{income:.2f},`{n_out},`{expense:.2f}")
