@@ -270,7 +270,7 @@ SPECTACULAR_SETTINGS = {
         "BucketEnum": "inventory.models.Bucket",
         "WebhookDeliveryStatusEnum": "integrations.models.WebhookDelivery.Status",
         "PaymentStatusEnum": "payments.models.Payment.Status",
-        "TenderEnum": "payments.models.Tender",
+        "OrderPaymentStatusEnum": "orders.selectors.PaymentState.CHOICES",
     },
 }
 

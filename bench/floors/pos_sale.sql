@@ -28,10 +28,10 @@ BEGIN;
 INSERT INTO orders_order (number, channel, partner, request_hash, fulfillment, status, customer_name,
     customer_phone, ship_address, subtotal, discount_total, total, paid_total, refunded_total, currency,
     needs_transfer, created_at, updated_at, version, coupon_code, coupon_cost_ecommerce, coupon_cost_store,
-    coupon_discount, store_id, member_id, client_uuid, paid_at, handed_over_at)
+    coupon_discount, store_id, member_id, client_uuid, paid_at, handed_over_at, ship_postcode, remark, cash_rounding)
   VALUES ('PSF' || nextval('o2o_document_number_seq'), 'pos', '', '', 'in_store', 'completed', '', '', '',
     249.50, 0, 249.50, 249.50, 0, 'CNY', false, now(), now(), 1, '', 0, 0, 0, :store_id, :member_id,
-    gen_random_uuid(), now(), now())
+    gen_random_uuid(), now(), now(), '', '', 0)
   RETURNING id AS order_id, substr(number, 4) AS n \gset
 INSERT INTO orders_orderline (order_id, line_no, sku_id, sku_code, name, unit_price, qty, discount, line_total,
     qty_shipped, qty_returned, refunded_amount, warehouse_id, coupon_discount)
@@ -41,11 +41,11 @@ INSERT INTO orders_orderline (order_id, line_no, sku_id, sku_code, name, unit_pr
          (:order_id, 4, :s3, 'S', 'floor', 49.90, 1, 0, 49.90, 1, 0, 0, :warehouse_id, 0),
          (:order_id, 5, :s4, 'S', 'floor', 49.90, 1, 0, 49.90, 1, 0, 0, :warehouse_id, 0);
 INSERT INTO payments_payment (number, reference, tender, provider, amount, currency, status, payment_code,
-    refunded_amount, refunding_amount, created_at, captured_at, store_id, member_id)
+    refunded_amount, refunding_amount, created_at, captured_at, store_id, member_id, method)
   VALUES ('PYF' || nextval('o2o_document_number_seq'), 'PSF' || :n, 'cash', '', 200.00, 'CNY', 'captured', '',
-          0, 0, now(), now(), :store_id, :member_id),
+          0, 0, now(), now(), :store_id, :member_id, ''),
          ('PYF' || nextval('o2o_document_number_seq'), 'PSF' || :n, 'unionpay_card', '', 49.50, 'CNY', 'captured',
-          '', 0, 0, now(), now(), :store_id, :member_id);
+          '', 0, 0, now(), now(), :store_id, :member_id, '');
 INSERT INTO inventory_stockmove (level_id, warehouse_id, sku_id, bucket, qty, reason, reference, note, created_at)
   VALUES (:l0, :warehouse_id, :s0, 'sellable', -1, 'sale', 'PSF' || :n, '', now()),
          (:l1, :warehouse_id, :s1, 'sellable', -1, 'sale', 'PSF' || :n, '', now()),

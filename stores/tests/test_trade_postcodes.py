@@ -12,6 +12,7 @@ pytestmark = pytest.mark.django_db
 def store_form(store, postcodes: list[tuple[str, str]]) -> dict:
     data = {"code": store.code, "name": store.name, "city": store.city_id, "address": store.address,
             "phone": store.phone, "warehouse": store.warehouse_id, "is_active": "on",
+            "cash_rounding": store.cash_rounding,
             "trade_areas-TOTAL_FORMS": "0", "trade_areas-INITIAL_FORMS": "0",
             "trade_postcodes-TOTAL_FORMS": str(len(postcodes)), "trade_postcodes-INITIAL_FORMS": "0"}
     for i, (prefix, district) in enumerate(postcodes):
