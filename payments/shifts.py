@@ -240,6 +240,11 @@ class ZReport:
     exchanges: int = 0
 
     @property
+    def over_short_amount(self) -> Decimal | None:
+        """How much over or short, without the sign: the label (over / short) says which."""
+        return None if self.over_short is None else abs(self.over_short)
+
+    @property
     def payments_total(self) -> Decimal:
         return money(sum((t.amount for t in self.payments), ZERO))
 

@@ -95,7 +95,7 @@ def test_close_with_a_count_records_over_short_and_the_z_report(client_a, store_
     moves = sum((m.signed_amount for m in shift_a.movements.all()), D("0"))
     assert shift_a.opening_float + moves == shift_a.expected_cash
     html = client_a.get(response["Location"]).content.decode()
-    assert "Z 报表" in html and "短款" in html and "¥-0.30" in html and "¥298.70" in html
+    assert "Z 报表" in html and "短款" in html and 'data-testid="over-short">¥0.30<' in html and "¥298.70" in html
 
 
 def test_close_refuses_bad_counts(client_a, shift_a):
