@@ -65,7 +65,7 @@ SELECT o.id AS order_id, %(base_l)s + o.g * 4 + n AS id, n AS line_no, k.id AS s
  WHERE n <= o.nlines;
 INSERT INTO orders_order (id, number, channel, partner, request_hash, store_id, fulfillment, status, guide_id,
                           coupon_code, coupon_discount, coupon_cost_ecommerce, coupon_cost_store, customer_name,
-                          customer_phone, ship_address, subtotal, discount_total, total, paid_total,
+                          customer_phone, ship_address, ship_postcode, subtotal, discount_total, total, paid_total,
                           refunded_total, currency, needs_transfer, created_at, updated_at, paid_at,
                           handed_over_at, version)
 SELECT o.id, 'BO' || o.id, o.channel, '', '',
@@ -78,7 +78,7 @@ SELECT o.id, 'BO' || o.id, o.channel, '', '',
        CASE o.g %% 5 WHEN 1 THEN o.other_guide WHEN 2 THEN o.own_guide END,
        CASE WHEN l.coupon > 0 THEN 'BENCH10' ELSE '' END, l.coupon,
        CASE WHEN o.channel = 'pos' THEN 0 ELSE l.coupon END, CASE WHEN o.channel = 'pos' THEN l.coupon ELSE 0 END,
-       '', '', '', l.subtotal, l.coupon, l.subtotal - l.coupon, l.subtotal - l.coupon, 0, 'CNY', false,
+       '', '', '', '', l.subtotal, l.coupon, l.subtotal - l.coupon, l.subtotal - l.coupon, 0, 'CNY', false,
        o.paid_at, o.paid_at, o.paid_at, o.paid_at, 1
   FROM bench_o o
   JOIN (SELECT order_id, sum(unit_price * qty) AS subtotal, sum(coupon) AS coupon FROM bench_l GROUP BY order_id) l
@@ -104,8 +104,8 @@ INSERT INTO orders_orderevent (order_id, kind, from_status, to_status, reason, d
 SELECT id, 'status', 'paid', 'cancelled', 'bench', '{}', paid_at + interval '10 minutes'
   FROM orders_order WHERE id > %(base_o)s AND status = 'cancelled';
 INSERT INTO payments_refund (number, payment_id, amount, currency, method, status, reason, policy_note, failure,
-                             store_id, created_at, completed_at)
-SELECT 'BC' || o.id, o.id, o.total, 'CNY', 'original', 'succeeded', 'cancelled', '', '', NULL,
+                             overpayment, store_id, created_at, completed_at)
+SELECT 'BC' || o.id, o.id, o.total, 'CNY', 'original', 'succeeded', 'cancelled', '', '', false, NULL,
        o.paid_at + interval '10 minutes', o.paid_at + interval '10 minutes'
   FROM orders_order o WHERE o.id > %(base_o)s AND o.status = 'cancelled';
 INSERT INTO orders_return (number, order_id, store_id, reason, refund_total, refund_policy, created_at)
@@ -118,9 +118,9 @@ SELECT r.id, l.id, 1, 'sellable', r.refund_total
   FROM orders_return r JOIN orders_orderline l ON l.order_id = r.order_id AND l.line_no = 1
  WHERE r.order_id > %(base_o)s;
 INSERT INTO payments_refund (number, payment_id, amount, currency, method, status, reason, policy_note, failure,
-                             store_id, created_at, completed_at)
+                             overpayment, store_id, created_at, completed_at)
 SELECT 'BF' || r.id, r.order_id, r.refund_total, 'CNY',
-       CASE WHEN p.tender = 'cash' THEN 'cash' ELSE 'original' END, 'succeeded', 'return', '', '',
+       CASE WHEN p.tender = 'cash' THEN 'cash' ELSE 'original' END, 'succeeded', 'return', '', '', false,
        r.store_id, r.created_at, r.created_at
   FROM orders_return r JOIN payments_payment p ON p.id = r.order_id
  WHERE r.order_id > %(base_o)s AND r.refund_total > 0;
