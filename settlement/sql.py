@@ -324,9 +324,11 @@ WITH st AS (SELECT * FROM unnest(%(st_channel)s::text[], %(st_id)s::bigint[]) AS
 ins AS (
     INSERT INTO orders_tenderline (statement_id, kind, payment_id, refund_id, tender, amount, event_at, adjustment)
     SELECT st.id, 'payment', p.id, NULL, p.tender, p.amount, p.captured_at, p.captured_at < %(day_lo)s
-      FROM payments_payment p
-      JOIN st ON st.channel = {ORDER_CHANNEL_LOOKUP}
-     WHERE p.status = 'captured' AND {{pred}} AND p.captured_at >= %(lo)s AND p.captured_at < %(hi)s {{late}}
+      FROM (SELECT p.id, p.tender, p.amount, p.captured_at, {ORDER_CHANNEL_LOOKUP} AS channel
+              FROM payments_payment p
+             WHERE p.status = 'captured' AND {{pred}} AND p.captured_at >= %(lo)s AND p.captured_at < %(hi)s {{late}}
+            OFFSET 0) p  -- the order's channel looked up once per payment, then joined to the statements by hash
+      JOIN st ON st.channel = p.channel
     RETURNING statement_id, tender, kind, adjustment, amount
 ) {TENDER_RESULT}"""
 
