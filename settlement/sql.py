@@ -57,16 +57,18 @@ COUPON_BEFORE = """
 # The line's product line and the trade-area store of where the order is shipped (rules use both):
 # the store with the longest postcode prefix matching the order's postcode (a tie: the store in the
 # city shipped to, then the lowest id), or else the store whose trade area is the city shipped to.
-TERRITORY_JOIN = """
-      JOIN catalog_sku sk ON sk.id = l.sku_id JOIN catalog_product pr ON pr.id = sk.product_id
-      LEFT JOIN LATERAL (
-          SELECT COALESCE(
+TRADE_STORE = """COALESCE(
                  (SELECT pc.store_id FROM stores_tradeareapostcode pc JOIN stores_store ps ON ps.id = pc.store_id
                    WHERE o.ship_postcode <> '' AND left(o.ship_postcode, length(pc.prefix)) = pc.prefix
                    ORDER BY length(pc.prefix) DESC, (ps.city_id = o.ship_city_id) IS TRUE DESC, pc.store_id
                    LIMIT 1),
-                 (SELECT ta.store_id FROM stores_tradearea ta WHERE ta.city_id = o.ship_city_id)) AS store_id
-      ) tr ON o.ship_postcode <> '' OR o.ship_city_id IS NOT NULL"""
+                 (SELECT ta.store_id FROM stores_tradearea ta WHERE ta.city_id = o.ship_city_id))"""
+# Whether the order is shipped somewhere a trade area could cover (only then is TRADE_STORE looked up).
+SHIPPED_TO = "(o.ship_postcode <> '' OR o.ship_city_id IS NOT NULL)"
+PRODUCT_JOIN = """
+      JOIN catalog_sku sk ON sk.id = l.sku_id JOIN catalog_product pr ON pr.id = sk.product_id"""
+TERRITORY_JOIN = PRODUCT_JOIN + f"""
+      LEFT JOIN LATERAL (SELECT {TRADE_STORE} AS store_id) tr ON {SHIPPED_TO}"""
 
 # Lines are reached order by order through their index: a step reads its own orders' lines only.
 LINE_JOIN = """
@@ -193,20 +195,37 @@ NO_SALE = """NULL::bigint AS sale_id, NULL::bigint AS s_rule, NULL::bigint AS s_
 SALE_ROW = """s.id AS sale_id, s.rule_id AS s_rule, s.store_id AS s_store, s.guide_store_id AS s_guide_store,
              s.coupon_cost_ecommerce AS s_line_ce, s.trade_store_id AS s_trade_store"""
 
+# The step's lines, read once: its orders through their index, each order's lines through theirs, the
+# trade-area store looked up only for orders shipped somewhere.  Materialized, so the small tables
+# (SKUs, stores, rules) are joined to the lines once by hash instead of order by order.
+SALE_LINES = f"""lines AS MATERIALIZED (
+    SELECT o.id AS order_id, o.channel, o.fulfillment, o.guide_id, o.paid_at, o.store_id,
+           o.coupon_discount AS order_coupon, o.coupon_cost_ecommerce AS order_ce,
+           l.id AS line_id, l.line_no, l.sku_id, l.warehouse_id, l.unit_price, l.qty, l.discount,
+           l.coupon_discount, l.line_total,
+           CASE WHEN {SHIPPED_TO} THEN {TRADE_STORE} END AS trade_store
+      FROM orders_order o
+      CROSS JOIN LATERAL (SELECT * FROM orders_orderline l0 WHERE l0.order_id = o.id OFFSET 0) l
+     WHERE {{pred}} AND o.paid_at >= %(lo)s AND o.paid_at < %(hi)s {{late}}
+)"""
+
 # Sales are most of the rows, so they take a direct path: no sale to look up, nothing before.
 SALES_SQL = f"""
-WITH {COMMON_CTES}, base AS (
-    SELECT o.id AS order_id, l.id AS order_line_id, o.channel, o.fulfillment, o.guide_id, o.paid_at AS event_at,
+WITH {COMMON_CTES}, {SALE_LINES}, base AS (
+    SELECT l.order_id, l.line_id AS order_line_id, l.channel, l.fulfillment, l.guide_id, l.paid_at AS event_at,
            l.unit_price * l.qty AS gross, l.discount, l.coupon_discount, l.line_total AS net,
-           CASE o.fulfillment WHEN 'ship_warehouse' THEN NULL::bigint
-                WHEN 'ship_store' THEN COALESCE(ws.id, o.store_id) ELSE o.store_id END AS party,
-           CASE WHEN o.coupon_discount > 0 THEN
-                round(o.coupon_cost_ecommerce * (cb.amount + l.coupon_discount) / o.coupon_discount, 2)
-              - round(o.coupon_cost_ecommerce * cb.amount / o.coupon_discount, 2)
+           CASE l.fulfillment WHEN 'ship_warehouse' THEN NULL::bigint
+                WHEN 'ship_store' THEN COALESCE(ws.id, l.store_id) ELSE l.store_id END AS party,
+           CASE WHEN l.order_coupon > 0 THEN
+                round(l.order_ce * (cb.amount + l.coupon_discount) / l.order_coupon, 2)
+              - round(l.order_ce * cb.amount / l.order_coupon, 2)
            ELSE 0 END AS ce,
-           pr.line AS product_line, tr.store_id AS trade_store
-      FROM orders_order o {LINE_JOIN}
-     WHERE {{pred}} AND o.paid_at >= %(lo)s AND o.paid_at < %(hi)s {{late}}
+           pr.line AS product_line, l.trade_store
+      FROM lines l
+      LEFT JOIN stores_store ws ON l.fulfillment = 'ship_store' AND ws.warehouse_id = l.warehouse_id
+      LEFT JOIN LATERAL (SELECT COALESCE(sum(x.coupon_discount), 0) AS amount FROM orders_orderline x
+                          WHERE l.order_coupon > 0 AND x.order_id = l.order_id AND x.line_no < l.line_no) cb ON true
+      {PRODUCT_JOIN}
 ), guided AS (
     SELECT b.*, CASE WHEN gh.store_id IS DISTINCT FROM b.party THEN gh.store_id END AS guide_store
       FROM base b LEFT JOIN gh ON gh.staff_id = b.guide_id
@@ -287,7 +306,14 @@ RETURNS_LATE = ("AND NOT EXISTS (SELECT 1 FROM orders_splitline x WHERE x.order_
                 "AND x.kind = 'return' AND COALESCE(x.return_line_id, 0) = rl.id)")
 
 # The channel of the order a payment is for, looked up by its unique number (one index probe each).
-ORDER_CHANNEL = "COALESCE((SELECT o.channel FROM orders_order o WHERE o.number = p.reference), 'other')"
+ORDER_CHANNEL_LOOKUP = "COALESCE((SELECT o.channel FROM orders_order o WHERE o.number = p.reference), 'other')"
+# The same for a step's few refunds, as a join planned with the rest.
+ORDER_JOIN = "LEFT JOIN orders_order o ON o.number = p.reference"
+ORDER_CHANNEL = "COALESCE(o.channel, 'other')"
+
+# A refund's payment, reached by its key refund by refund: a day has few refunds, and a hash join
+# would read every payment ever taken, once per store step.
+REFUND_PAYMENT = "CROSS JOIN LATERAL (SELECT p0.* FROM payments_payment p0 WHERE p0.id = r.payment_id OFFSET 0) p"
 
 TENDER_RESULT = """
 SELECT statement_id, tender, kind, adjustment, count(*), sum(amount) FROM ins
@@ -298,9 +324,11 @@ WITH st AS (SELECT * FROM unnest(%(st_channel)s::text[], %(st_id)s::bigint[]) AS
 ins AS (
     INSERT INTO orders_tenderline (statement_id, kind, payment_id, refund_id, tender, amount, event_at, adjustment)
     SELECT st.id, 'payment', p.id, NULL, p.tender, p.amount, p.captured_at, p.captured_at < %(day_lo)s
-      FROM payments_payment p
-      JOIN st ON st.channel = {ORDER_CHANNEL}
-     WHERE p.status = 'captured' AND {{pred}} AND p.captured_at >= %(lo)s AND p.captured_at < %(hi)s {{late}}
+      FROM (SELECT p.id, p.tender, p.amount, p.captured_at, {ORDER_CHANNEL_LOOKUP} AS channel
+              FROM payments_payment p
+             WHERE p.status = 'captured' AND {{pred}} AND p.captured_at >= %(lo)s AND p.captured_at < %(hi)s {{late}}
+            OFFSET 0) p  -- the order's channel looked up once per payment, then joined to the statements by hash
+      JOIN st ON st.channel = p.channel
     RETURNING statement_id, tender, kind, adjustment, amount
 ) {TENDER_RESULT}"""
 
@@ -314,7 +342,8 @@ ins AS (
     SELECT st.id, 'refund', p.id, r.id, {REFUND_TENDER}, -r.amount, r.completed_at,
            r.completed_at < %(day_lo)s
       FROM payments_refund r
-      JOIN payments_payment p ON p.id = r.payment_id
+      {REFUND_PAYMENT}
+      {ORDER_JOIN}
       JOIN st ON st.channel = {ORDER_CHANNEL}
      WHERE r.status = 'succeeded' AND r.completed_at >= %(lo)s AND r.completed_at < %(hi)s AND {{pred}} {{late}}
     RETURNING statement_id, tender, kind, adjustment, amount
@@ -334,7 +363,7 @@ COUNT_SQL = {
                 "AND o.paid_at IS NOT NULL AND {pred}"),
     "payments": ("SELECT count(*) FROM payments_payment p WHERE p.status = 'captured' AND {pred} "
                  "AND p.captured_at >= %(lo)s AND p.captured_at < %(hi)s"),
-    "refunds": ("SELECT count(*) FROM payments_refund r JOIN payments_payment p ON p.id = r.payment_id "
+    "refunds": (f"SELECT count(*) FROM payments_refund r {REFUND_PAYMENT} "
                 "WHERE r.status = 'succeeded' AND r.completed_at >= %(lo)s AND r.completed_at < %(hi)s AND {pred}"),
 }
 ORDERS_BY_CHANNEL_SQL = """

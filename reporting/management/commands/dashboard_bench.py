@@ -39,7 +39,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from reporting import rollups, selectors, tasks
-from orders.management.commands import settlement_bench
+from orders.management import orderbook
 from stores.models import City, Region, Role, StaffProfile, Store, Warehouse
 
 GOAL_MS = 500
@@ -73,9 +73,10 @@ SELECT 'qr', %(lo)s, NULL, '', %(lo)s, s.guide_id, i, s.id
   FROM generate_series(3, %(members)s, 3) i JOIN bench_ds s ON s.no = i %% %(stores)s;
 INSERT INTO members_coupontemplate (code, name, description, kind, amount, threshold, channels, validity,
                                    valid_days, per_member_limit, issued_count, bearer, ecommerce_share_percent,
-                                   claimable_online, guide_can_issue, shareable, is_active, created_at)
+                                   claimable_online, guide_can_issue, shareable, is_active, stacks_with_promotions,
+                                   created_at)
 VALUES ('BENCH10', '满减10元', '', 'fixed', 10.00, 0, '{}', 'days', 30, NULL, 0, 'split', 50, true, true, false,
-        true, %(lo)s);
+        true, true, %(lo)s);
 INSERT INTO inventory_stocklevel (bucket, on_hand, reserved, updated_at, sku_id, warehouse_id)
 SELECT b.bucket, 0, 0, %(lo)s, k.id, w.id
   FROM stores_warehouse w CROSS JOIN catalog_sku k
@@ -174,7 +175,7 @@ SELECT 5 + k.id %% 7, 0, 0, k.id, t.id
 MARKER = "dashboard_bench"
 
 
-class Command(settlement_bench.Command):
+class Command(orderbook.OrderBookCommand):
     help = "Time every dashboard figure over a generated order book (scratch database); writes " \
            "bench/results/dashboard.json."
 
@@ -305,7 +306,7 @@ class Command(settlement_bench.Command):
             cur.execute("SELECT COALESCE(max(id), 0) FROM members_issuedcoupon")
             base_c = cur.fetchone()[0]
         with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(settlement_bench.ORDERS_SQL, {"n": n, "base_o": base_o, "base_l": base_l, "lo": lo,
+            cur.execute(orderbook.ORDERS_SQL, {"n": n, "base_o": base_o, "base_l": base_l, "lo": lo,
                                                       "hi": hi, "stores": stores})
             cur.execute(DAY_SQL, {"n": n, "base_o": base_o, "base_c": base_c, "lo": lo, "members": members})
 
