@@ -46,7 +46,7 @@ INSERT INTO orders_order (id, number, channel, partner, request_hash, store_id, 
                           coupon_code, coupon_discount, coupon_cost_ecommerce, coupon_cost_store, customer_name,
                           customer_phone, ship_address, ship_postcode, subtotal, discount_total, total, paid_total,
                           refunded_total, currency, needs_transfer, created_at, updated_at, paid_at,
-                          handed_over_at, version)
+                          handed_over_at, version, cash_rounding, remark)
 SELECT o.id, 'BO' || o.id, o.channel, '', '',
        CASE WHEN o.channel IN ('pos', 'mini_program') THEN o.store_id END,
        CASE o.channel WHEN 'pos' THEN 'in_store' WHEN 'mini_program' THEN 'pickup' WHEN 'web' THEN 'ship_warehouse'
@@ -58,7 +58,7 @@ SELECT o.id, 'BO' || o.id, o.channel, '', '',
        CASE WHEN l.coupon > 0 THEN 'BENCH10' ELSE '' END, l.coupon,
        CASE WHEN o.channel = 'pos' THEN 0 ELSE l.coupon END, CASE WHEN o.channel = 'pos' THEN l.coupon ELSE 0 END,
        '', '', '', '', l.subtotal, l.coupon, l.subtotal - l.coupon, l.subtotal - l.coupon, 0, 'CNY', false,
-       o.paid_at, o.paid_at, o.paid_at, o.paid_at, 1
+       o.paid_at, o.paid_at, o.paid_at, o.paid_at, 1, 0, ''
   FROM bench_o o
   JOIN (SELECT order_id, sum(unit_price * qty) AS subtotal, sum(coupon) AS coupon FROM bench_l GROUP BY order_id) l
     ON l.order_id = o.id;
@@ -69,10 +69,11 @@ SELECT id, order_id, line_no, sku_id, sku_code, sku_code, unit_price, qty, coupo
        unit_price * qty - coupon, warehouse_id, qty, 0, 0
   FROM bench_l;
 INSERT INTO payments_payment (id, number, reference, tender, provider, amount, currency, status, provider_txn_id,
-                              payment_code, refunded_amount, refunding_amount, store_id, created_at, captured_at)
+                              payment_code, refunded_amount, refunding_amount, store_id, created_at, captured_at,
+                              method)
 SELECT o.id, 'BP' || o.id, 'BO' || o.id, t.tender, t.provider, x.total, 'CNY', 'captured',
        CASE WHEN t.provider <> '' THEN 'T' || o.id END, '', 0, 0,
-       CASE WHEN o.channel = 'pos' THEN o.store_id END, o.paid_at, o.paid_at
+       CASE WHEN o.channel = 'pos' THEN o.store_id END, o.paid_at, o.paid_at, ''
   FROM bench_o o JOIN orders_order x ON x.id = o.id
  CROSS JOIN LATERAL (SELECT CASE WHEN o.channel = 'pos' AND o.g %% 10 < 5 THEN 'cash'
                                  WHEN o.channel = 'pos' AND o.g %% 10 < 7 THEN 'unionpay_card'
@@ -83,13 +84,15 @@ INSERT INTO orders_orderevent (order_id, kind, from_status, to_status, reason, d
 SELECT id, 'status', 'paid', 'cancelled', 'bench', '{}', paid_at + interval '10 minutes'
   FROM orders_order WHERE id > %(base_o)s AND status = 'cancelled';
 INSERT INTO payments_refund (number, payment_id, amount, currency, method, status, reason, policy_note, failure,
-                             overpayment, store_id, created_at, completed_at)
+                             overpayment, store_id, created_at, completed_at, updated_at)
 SELECT 'BC' || o.id, o.id, o.total, 'CNY', 'original', 'succeeded', 'cancelled', '', '', false, NULL,
-       o.paid_at + interval '10 minutes', o.paid_at + interval '10 minutes'
+       o.paid_at + interval '10 minutes', o.paid_at + interval '10 minutes', o.paid_at + interval '10 minutes'
   FROM orders_order o WHERE o.id > %(base_o)s AND o.status = 'cancelled';
-INSERT INTO orders_return (number, order_id, store_id, reason, refund_total, refund_policy, created_at)
+INSERT INTO orders_return (number, order_id, store_id, reason, refund_total, refund_policy, created_at,
+                           updated_at, cash_rounding)
 SELECT 'BR' || o.id, o.id, CASE WHEN o.g %% 2 = 0 THEN o.store_id ELSE o.other_store_id END,
-       'bench', round(l.line_total / l.qty, 2), '', o.paid_at + (%(hi)s::timestamptz - o.paid_at) / 2
+       'bench', round(l.line_total / l.qty, 2), '', o.paid_at + (%(hi)s::timestamptz - o.paid_at) / 2,
+       o.paid_at + (%(hi)s::timestamptz - o.paid_at) / 2, 0
   FROM bench_o o JOIN orders_orderline l ON l.order_id = o.id AND l.line_no = 1
  WHERE o.g %% 33 = 5 AND o.channel <> 'web';
 INSERT INTO orders_returnline (ret_id, order_line_id, qty, condition, refund_amount)
@@ -97,10 +100,10 @@ SELECT r.id, l.id, 1, 'sellable', r.refund_total
   FROM orders_return r JOIN orders_orderline l ON l.order_id = r.order_id AND l.line_no = 1
  WHERE r.order_id > %(base_o)s;
 INSERT INTO payments_refund (number, payment_id, amount, currency, method, status, reason, policy_note, failure,
-                             overpayment, store_id, created_at, completed_at)
+                             overpayment, store_id, created_at, completed_at, updated_at)
 SELECT 'BF' || r.id, r.order_id, r.refund_total, 'CNY',
        CASE WHEN p.tender = 'cash' THEN 'cash' ELSE 'original' END, 'succeeded', 'return', '', '', false,
-       r.store_id, r.created_at, r.created_at
+       r.store_id, r.created_at, r.created_at, r.created_at
   FROM orders_return r JOIN payments_payment p ON p.id = r.order_id
  WHERE r.order_id > %(base_o)s AND r.refund_total > 0;
 """
