@@ -172,6 +172,8 @@ def test_pickup_handover_by_scanned_code(page, shot, sign_in_as, store_a, clerk_
     order = online_pickup_order(store_a, stocked[1])
     sign_in_as(clerk_a)
     page.goto("/pos/pickup/")
+    # the scanner types into the code field once the page has given it the focus
+    expect(page.locator("#id_code")).to_be_focused()
     page.keyboard.type(f"o2o:pickup:{order.pickup_code}")
     page.keyboard.press("Enter")
     expect(page.locator("[data-testid=pickup-order]")).to_contain_text(order.number)
