@@ -18,7 +18,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-import pytest
 from rest_framework.test import APIClient
 
 from o2o.apiauth import SCOPES
@@ -58,10 +57,6 @@ class EndpointContract:
             cls.test_bad_input_is_400_in_the_one_shape = None
         if not cls.if_match:
             cls.test_a_stale_if_match_is_412_and_changes_nothing = None
-
-    @pytest.fixture
-    def endpoint(self) -> Endpoint:  # pragma: no cover - every subclass provides it
-        raise NotImplementedError
 
     def call(self, client: APIClient, endpoint: Endpoint, body: dict | None = None, **headers):
         if self.idempotent:
