@@ -265,3 +265,20 @@ def test_the_remittance_is_money_of_the_day_on_the_online_statement(partner, sto
     assert online.payments_total == order.total and online.sales_net == order.total
     assert not SettlementStatement.objects.exclude(pk=online.pk).exclude(payments_total=0).exists()
     audit_clean()
+
+
+@pytest.mark.parametrize("extra", [{"method": "jsapi", "openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+                                   {"method": "mini_program", "buyer_id": "2088102146225135"},
+                                   {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}])
+def test_cash_on_delivery_takes_no_wallet_method_or_payer(partner, stocked, extra):
+    _key, api = partner
+    placed = place(api, fulfillment="ship_warehouse", ship_city=CityFactory().pk, ship_address="1 Lake Road",
+                   lines=[{"sku": stocked[0].pk, "qty": 1}]).json()
+
+    refused = api.post(f"{ORDERS}{placed['id']}/payments/", {"tender": "cash_on_delivery", **extra}, format="json",
+                       **idem())
+
+    assert refused.status_code == 400 and refused.json()["code"] == "payment_method_unsupported", refused.content
+    assert refused.json()["fields"] and "method" in refused.json()["fields"]
+    assert not Payment.objects.filter(reference=placed["number"]).exists()
+    assert Order.objects.get(pk=placed["id"]).status == Status.PENDING_PAYMENT
