@@ -21,7 +21,8 @@ def _dashboard(r: dict) -> list[str]:
            f"start, {' '.join(map(str, m['loadavg_end']))} at the end. Goal: every page under {d['goal_ms']} ms.",
            "", _row(["figure", "kind", "median ms", "p95 ms", "queries"]), _row(["---"] * 5)]
     out += [_row([f["name"], f["kind"], f["median_ms"], f["p95_ms"], f["queries"]]) for f in d["figures"]]
-    out += ["", f"{d['note']} Command: `{r['command']}`; raw figures in [dashboard.json](dashboard.json).", ""]
+    out += ["", f"{d['note']} Command: `{r['command']}`; raw figures in [dashboard.json](dashboard.json)."
+            + (f" {r['note']}." if r.get("note") else ""), ""]
     return out
 
 
