@@ -207,6 +207,37 @@ async def _tills(url: str, fx: dict, clients: int, sessions_file: str | None) ->
     return tills
 
 
+WEB_PID: int | None = None  # the gunicorn master (--web-pid): CPU of the web tier in the window
+
+
+def cpu_window(measure_from: float, stop_at: float) -> asyncio.Task:
+    """CPU ms spent in the measured window by the web workers, every PostgreSQL process and this
+    load generator (read from /proc at the window's two ends)."""
+    from bench.cpu import named_pids, proc_cpu_ms, tree_pids
+
+    def snap() -> dict[str, dict[int, float]]:
+        web = tree_pids(WEB_PID) if WEB_PID else []
+        return {"web": {p: proc_cpu_ms(p) for p in web},
+                "db": {p: proc_cpu_ms(p) for p in named_pids("postgres")},
+                "load_generator": {0: time.process_time() * 1000}}
+
+    async def run() -> dict[str, float]:
+        await asyncio.sleep(max(0.0, measure_from - time.monotonic()))
+        before = snap()
+        await asyncio.sleep(max(0.0, stop_at - time.monotonic()))
+        after = snap()
+        return {g: sum(v - before[g].get(p, 0.0) for p, v in after[g].items()) for g in after}
+
+    return asyncio.ensure_future(run())
+
+
+async def cpu_per(task: asyncio.Task, units: int) -> dict | None:
+    ms = await task
+    if not units:
+        return None
+    return {g: round(v / units, 2) for g, v in ms.items()}
+
+
 async def pos_loop(url: str, fx: dict, clients: int, seconds: float, warmup: float,
                    sessions_file: str | None) -> dict:
     tills = await _tills(url, fx, clients, sessions_file)
@@ -216,6 +247,7 @@ async def pos_loop(url: str, fx: dict, clients: int, seconds: float, warmup: flo
     errors: dict[str, int] = {}
     start = time.monotonic()
     measure_from, stop_at = start + warmup, start + warmup + seconds
+    cpu = cpu_window(measure_from, stop_at)
 
     async def one_till(t: Till) -> None:
         await t.post("/pos/sale/new/", {})  # a basket left over from an earlier run
@@ -254,6 +286,7 @@ async def pos_loop(url: str, fx: dict, clients: int, seconds: float, warmup: flo
             "flow_p50_ms": pct(flow_ms, 50), "flow_p95_ms": pct(flow_ms, 95), "flow_p99_ms": pct(flow_ms, 99),
             "http_requests_per_s": round(len(complete_ms) * (len(tills[0].barcodes) + 2) / seconds, 1),
             "scan_or_member_mean_ms": round(statistics.fmean(step_ms), 2) if step_ms else None,
+            "cpu_ms_per_sale": await cpu_per(cpu, len(complete_ms)),
             "errors": errors, "error_samples": SAMPLES}
 
 
@@ -263,6 +296,7 @@ async def api_loop(url: str, kind: str, fx: dict, clients: int, seconds: float, 
     fulfillment = "pickup" if kind == "order_pickup" else "ship_warehouse"
     start = time.monotonic()
     measure_from, stop_at = start + warmup, start + warmup + seconds
+    cpu = cpu_window(measure_from, stop_at)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
         async def one_client(c: int) -> None:
@@ -286,7 +320,8 @@ async def api_loop(url: str, kind: str, fx: dict, clients: int, seconds: float, 
         await asyncio.gather(*(one_client(c) for c in range(clients)))
     return {"requests": len(latencies), "seconds": seconds, "per_s": round(len(latencies) / seconds, 1),
             "p50_ms": pct(latencies, 50), "p95_ms": pct(latencies, 95), "p99_ms": pct(latencies, 99),
-            "mean_ms": round(statistics.fmean(latencies), 2) if latencies else None, "errors": errors}
+            "mean_ms": round(statistics.fmean(latencies), 2) if latencies else None,
+            "cpu_ms_per_order": await cpu_per(cpu, len(latencies)), "errors": errors}
 
 
 async def hot_sku(url: str, fx: dict, attempts: int) -> dict:
@@ -354,7 +389,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--attempts", type=int, default=500)
     parser.add_argument("--sessions", default=None, help="File keeping the tills' signed-in sessions between runs.")
+    parser.add_argument("--web-pid", type=int, default=None, help="The gunicorn master, for the web tier's CPU.")
     args = parser.parse_args(argv)
+    global WEB_PID
+    WEB_PID = args.web_pid
     if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("load is generated against loopback only")
     with open(args.fixture) as fh:
