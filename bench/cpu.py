@@ -2,8 +2,8 @@
 load generator, so a benchmark can say how many CPU milliseconds one sale costs in each.
 
 Linux only (the bench machine): utime + stime of each process, in clock ticks.  The PostgreSQL
-figure is every ``postgres`` process on the machine (backends, WAL writer, checkpointer,
-autovacuum): what the database costs, not only the connections' own work.  The load generator is
+figure is the backends connected to the bench database (``backend_pids``); the server's own
+processes (WAL writer, checkpointer, autovacuum) are not in it.  The load generator is
 a child process that has exited: its CPU comes from ``getrusage(RUSAGE_CHILDREN)``.
 """
 
@@ -13,6 +13,7 @@ import os
 import resource
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bench.procs import children
 
@@ -38,6 +39,20 @@ def named_pids(name: str) -> list[int]:
                     out.append(int(entry.name))
             except (FileNotFoundError, ProcessLookupError, PermissionError):
                 continue
+    return out
+
+
+def backend_pids(database: str) -> list[int]:
+    """The PostgreSQL backends connected to ``database`` (their process title names it), so other
+    databases' work on a shared server is not counted."""
+    out = []
+    for pid in named_pids("postgres"):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if f" {database} " in title:
+            out.append(pid)
     return out
 
 
@@ -71,7 +86,8 @@ class CpuMeter:
         self.web_master = web_master
 
     def groups(self) -> dict[str, list[int]]:
-        return {"web": tree_pids(self.web_master) if self.web_master else [], "db": named_pids("postgres")}
+        database = urlsplit(os.environ.get("DATABASE_URL", "")).path.lstrip("/")
+        return {"web": tree_pids(self.web_master) if self.web_master else [], "db": backend_pids(database)}
 
     def __enter__(self) -> "CpuMeter":
         self.before_groups = self.groups()

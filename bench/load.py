@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import hmac
 import json
 import math
 import os
@@ -211,14 +213,16 @@ WEB_PID: int | None = None  # the gunicorn master (--web-pid): CPU of the web ti
 
 
 def cpu_window(measure_from: float, stop_at: float) -> asyncio.Task:
-    """CPU ms spent in the measured window by the web workers, every PostgreSQL process and this
-    load generator (read from /proc at the window's two ends)."""
-    from bench.cpu import named_pids, proc_cpu_ms, tree_pids
+    """CPU ms spent in the measured window by the web workers, the PostgreSQL backends of the bench
+    database (DATABASE_URL) and this load generator (read from /proc at the window's two ends)."""
+    from bench.cpu import backend_pids, proc_cpu_ms, tree_pids
+
+    database = urlsplit(os.environ.get("DATABASE_URL", "")).path.lstrip("/")
 
     def snap() -> dict[str, dict[int, float]]:
         web = tree_pids(WEB_PID) if WEB_PID else []
         return {"web": {p: proc_cpu_ms(p) for p in web},
-                "db": {p: proc_cpu_ms(p) for p in named_pids("postgres")},
+                "db": {p: proc_cpu_ms(p) for p in backend_pids(database)},
                 "load_generator": {0: time.process_time() * 1000}}
 
     async def run() -> dict[str, float]:
@@ -290,10 +294,31 @@ async def pos_loop(url: str, fx: dict, clients: int, seconds: float, warmup: flo
             "errors": errors, "error_samples": SAMPLES}
 
 
+SANDBOX_SECRET = os.environ.get("SANDBOX_PAY_SECRET", "o2o-sandbox-development-secret").encode()
+
+
+async def pay_sandbox(http: httpx.AsyncClient, fx: dict, order_id: int) -> str | None:
+    """Pay an order the way a partner and the provider do: start a sandbox payment through the API,
+    then the sandbox's signed notification.  None when the notification was accepted."""
+    resp = await http.post(f"{API_ORDERS}{order_id}/payments/", json={"tender": "sandbox"}, headers=api_headers(fx))
+    if resp.status_code != 201:
+        return "pay_start_" + _code(resp)
+    payment = resp.json()
+    fen = int((Decimal(str(payment["amount"])) * 100).to_integral_value())
+    body = json.dumps({"out_trade_no": payment["number"], "transaction_id": f"SBX{payment['number']}",
+                       "trade_state": "SUCCESS", "amount_fen": fen}, separators=(",", ":")).encode()
+    ts, nonce = str(int(time.time())), secrets.token_hex(16)
+    signature = hmac.new(SANDBOX_SECRET, f"{ts}\n{nonce}\n".encode() + body + b"\n", hashlib.sha256).hexdigest()
+    resp = await http.post("/api/v1/payments/notify/sandbox/", content=body, headers={
+        "Content-Type": "application/json", "X-Sandbox-Timestamp": ts, "X-Sandbox-Nonce": nonce,
+        "X-Sandbox-Signature": signature})
+    return None if resp.status_code < 300 else "notify_" + _code(resp)
+
+
 async def api_loop(url: str, kind: str, fx: dict, clients: int, seconds: float, warmup: float) -> dict:
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    fulfillment = "pickup" if kind == "order_pickup" else "ship_warehouse"
+    fulfillment = "pickup" if kind == "order_pickup" else "ship_warehouse"  # order_pay: shipped, then paid
     start = time.monotonic()
     measure_from, stop_at = start + warmup, start + warmup + seconds
     cpu = cpu_window(measure_from, stop_at)
@@ -308,6 +333,8 @@ async def api_loop(url: str, kind: str, fx: dict, clients: int, seconds: float, 
                 try:
                     resp = await http.post(API_ORDERS, json=body, headers=api_headers(fx))
                     code = None if resp.status_code == 201 else _code(resp)
+                    if code is None and kind == "order_pay":
+                        code = await pay_sandbox(http, fx, resp.json()["id"])
                 except httpx.HTTPError as exc:
                     code = type(exc).__name__
                 t1 = time.monotonic()
@@ -383,7 +410,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--fixture", required=True)
-    parser.add_argument("--kind", required=True, choices=["pos_sale", "order_pickup", "order_ship", "hot_sku"])
+    parser.add_argument("--kind", required=True, choices=["pos_sale", "order_pickup", "order_ship", "order_pay", "hot_sku"])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--warmup", type=float, default=2)

@@ -43,6 +43,81 @@ def _settlement(r: dict) -> list[str]:
     return out
 
 
+def _find(res: list[dict], name: str, **match) -> dict | None:
+    return next((r for r in res if r["name"] == name and all(r.get(k) == v for k, v in match.items())), None)
+
+
+def _met(value, goal: float, *, at_most: bool = False) -> str:
+    if value is None:
+        return "not measured"
+    ok = value <= goal if at_most else value >= goal
+    return "**met**" if ok else "**missed**"
+
+
+def _targets(doc: dict) -> list[str]:
+    """The performance targets, today's figures (before this work, from notes.json) beside this run's."""
+    res, before = doc["benchmarks"], doc.get("targets_before") or {}
+    rows = []
+
+    def add(target: str, key: str, value, verdict: str, detail: str = "") -> None:
+        rows.append(_row([target, before.get(key, ""), "" if value is None else value, verdict, detail]))
+
+    for kind, label in (("pos_sale", "sale page (7 requests)"), ("pos_till_sale", "till-held basket")):
+        r = _find(res, kind, clients=8)
+        if r is None:
+            continue
+        ratio = r.get("ratio_to_frozen_floor")
+        add(f"whole POS sale at 8 tills ≥ 0.5× the frozen floor — {label}", f"{kind}_ratio", ratio,
+            _met(ratio, 0.5), f"{r['sales_per_s']} sales/s vs floor {r.get('frozen_floor_tps')} tps")
+        add(f"complete p95 ≤ 50 ms at 8 tills — {label}", f"{kind}_p95", r.get("p95_ms"),
+            _met(r.get("p95_ms"), 50, at_most=True), "")
+    hot = _find(res, "hot_sku")
+    if hot:
+        ratio = hot.get("ratio_to_frozen_hot_sale")
+        add("hot SKU ≥ 0.5× the frozen hot-sale floor, exact", "hot_ratio", ratio,
+            _met(ratio, 0.5) + ("" if hot.get("exactly_100_sold") else " (**not exact**)"),
+            f"{hot['attempts_per_s']} attempts/s vs {hot.get('frozen_hot_sale_tps')} tps; sold {hot['sold']}")
+    for r in res:
+        if r.get("rejections_per_s") is not None:
+            add(f"rejections of a sold-out SKU ≥ 1,000/s — {r['name']}", "rejections", r["rejections_per_s"],
+                _met(r["rejections_per_s"], 1000), r.get("what", ""))
+    pay = _find(res, "order_pay", clients=8)
+    if pay and pay.get("cpu_ms_per_order"):
+        cpu = pay["cpu_ms_per_order"]
+        total = round((cpu.get("web") or 0) + (cpu.get("db") or 0), 2)
+        was = before.get("order_pay_cpu")
+        verdict = _met(total, was / 2, at_most=True) if isinstance(was, (int, float)) else "see today"
+        add("API order create + pay: CPU per order ≤ ½ today's (web + db ms)", "order_pay_cpu", total, verdict,
+            f"web {cpu.get('web')} + db {cpu.get('db')}")
+    drain = _find(res, "celery_outbox_drain", workers=1)
+    api_rate = max((r["orders_per_s"] for r in res if r["name"] in ("order_pickup", "order_ship")), default=None)
+    if drain and api_rate:
+        per_order = doc.get("outbox_messages_per_order")
+        orders_drained = round(drain["msgs_per_s"] / per_order, 1) if per_order else None
+        add("outbox drain ≥ the API's order rate, one worker (orders' messages/s)", "drain",
+            orders_drained, _met(orders_drained, api_rate) if orders_drained else "not measured",
+            f"{drain['msgs_per_s']} msgs/s ÷ {per_order} messages per order vs {api_rate} orders/s")
+    settle = _find(res, "settlement")
+    runs = [run for run in (settle or {}).get("data", {}).get("runs", []) if run["orders"] >= 1_000_000]
+    if runs:
+        add("settlement of 1M orders ≤ 20 s", "settlement", runs[-1]["settle_seconds"],
+            _met(runs[-1]["settle_seconds"], 20, at_most=True), "")
+    else:
+        add("settlement of 1M orders ≤ 20 s", "settlement", None, "not in this run",
+            "see bench/results/settlement-speed.md")
+    dash = _find(res, "dashboard_1m_orders")
+    if dash and "data" in dash:
+        pages = [f for f in dash["data"]["figures"] if f["kind"] == "page"]
+        worst = max((f["p95_ms"] for f in pages), default=None)
+        add("every dashboard page ≤ 200 ms at 1M orders (slowest page p95)", "dashboard", worst,
+            _met(worst, 200, at_most=True), dash.get("note", ""))
+    if not rows:
+        return []
+    return ["## Targets", "", "Today = the figures before this work (the same bench on the code before it, "
+            "or the issue's own measurements where the bench did not measure them; notes.json says which).", "",
+            _row(["target", "today", "this run", "verdict", "detail"]), _row(["---"] * 5), *rows, ""]
+
+
 def render(doc: dict) -> str:
     m = doc["machine"]
     out = ["# Benchmark results", "",
@@ -64,6 +139,7 @@ def render(doc: dict) -> str:
            "reference, the rest in cash), with the session cookie and the CSRF header. Online orders are "
            "`POST /api/v1/orders/` with a partner key (`Authorization: Bearer`) and a fresh `Idempotency-Key`.",
            ""]
+    out += _targets(doc)
     notes = doc.get("notes") or []
     if notes:
         out += ["## Changes in this run", "", *notes, ""]
@@ -105,13 +181,21 @@ def render(doc: dict) -> str:
             out += [_row([r["clients"], r["sales_per_s"], r["frozen_floor_tps"], r["frozen_floor_p95_ms"],
                           r["ratio_to_frozen_floor"], f"`{r['frozen_floor_command']}`"]) for r in frozen]
             out.append("")
-    orders = [r for r in res if r["name"] in ("order_pickup", "order_ship")]
+    orders = [r for r in res if r["name"] in ("order_pickup", "order_ship", "order_pay")]
     if orders:
         out += ["## Online order placement via the partner API (2 lines, reservation)", "",
-                _row(["kind", "clients", "orders/s", "p50 ms", "p95 ms", "p99 ms", "errors", "command"]),
-                _row(["---"] * 8)]
-        out += [_row([r["name"], r["clients"], r["orders_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
-                      r["errors"] or 0, f"`{r['command']}`"]) for r in orders]
+                "`order_pay` places a shipped order, starts its sandbox payment through the API and posts the "
+                "sandbox's signed notification: its figures are per placed **and paid** order (3 requests). "
+                "CPU ms per order are read from /proc over the measured window: the gunicorn workers, the "
+                "PostgreSQL backends of the bench database, the load generator.", "",
+                _row(["kind", "clients", "orders/s", "p50 ms", "p95 ms", "p99 ms", "errors",
+                      "CPU ms/order web", "db", "load gen", "command"]),
+                _row(["---"] * 11)]
+        for r in orders:
+            cpu = r.get("cpu_ms_per_order") or {}
+            out.append(_row([r["name"], r["clients"], r["orders_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
+                             r["errors"] or 0, cpu.get("web"), cpu.get("db"), cpu.get("load_generator"),
+                             f"`{r['command']}`"]))
         out.append("")
     for r in res:
         if r["name"] == "hot_sku":

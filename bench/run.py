@@ -220,14 +220,31 @@ class Bench:
                 "goal": "ratio >= 0.5; p95 <= 50 ms at 8 clients",
                 "command": self.shown(args), "floor_command": floor["command"]})
 
+    def counts(self) -> tuple[int, int]:
+        """(outbox messages, online orders) in the bench database."""
+        out = self.psql("SELECT (SELECT count(*) FROM o2o_outboxmessage), "
+                        "(SELECT count(*) FROM orders_order WHERE channel <> 'pos')")
+        outbox, online = (int(x) for x in out.split("|"))
+        return outbox, online
+
     def orders(self) -> None:
-        for kind in ("order_pickup", "order_ship"):
-            for clients in (8, 32):
+        outbox0, online0 = self.counts()
+        self._orders()
+        outbox1, online1 = self.counts()
+        # What one online order (placed, some paid) gives the relay to drain: compared with its drain rate.
+        self.outbox_per_order = round((outbox1 - outbox0) / (online1 - online0), 2) if online1 > online0 else None
+
+    def _orders(self) -> None:
+        for kind in ("order_pickup", "order_ship", "order_pay"):
+            for clients in ((8,) if kind == "order_pay" else (8, 32)):
                 log(f"{kind}, {clients} clients")
                 args = self.load_cmd(kind, clients=clients, seconds=SECONDS)
                 ours = json.loads(self.run(args, timeout=900).strip().splitlines()[-1])
                 self.results.append({
-                    "name": kind, "endpoint": "POST /api/v1/orders/ (partner key, Idempotency-Key)", "lines": 2, "clients": clients, "gunicorn_workers": WORKERS,
+                    "name": kind, "endpoint": "POST /api/v1/orders/ (partner key, Idempotency-Key)" + (
+                        ", then POST /api/v1/orders/{id}/payments/ (sandbox) and the sandbox's signed notification "
+                        "(POST /api/v1/payments/notify/sandbox/): one unit is a placed and paid order"
+                        if kind == "order_pay" else ""), "lines": 2, "clients": clients, "gunicorn_workers": WORKERS,
                     "orders_per_s": ours["per_s"], "p50_ms": ours["p50_ms"], "p95_ms": ours["p95_ms"],
                     "p99_ms": ours["p99_ms"], "errors": ours["errors"], "requests": ours["requests"],
                     "cpu_ms_per_order": ours.get("cpu_ms_per_order"),
@@ -358,7 +375,7 @@ class Bench:
     def write(self) -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         doc = {"machine": self.machine(), "command": "make bench", "seconds_per_point": SECONDS,
-               "benchmarks": self.results}
+               "outbox_messages_per_order": getattr(self, "outbox_per_order", None), "benchmarks": self.results}
         # Hand-written context for the report (profile findings, query counts before a change).
         notes = RESULTS / "notes.json"
         if notes.exists():
