@@ -16,6 +16,7 @@ from members.codes import member_code_mint
 from members.models import Member
 from orders.models import Order
 from payments.models import Payment
+from pos.models import OfflineSale
 
 from .conftest import login
 
@@ -225,3 +226,22 @@ def test_a_complete_writes_no_session_row(clerk_a, store_a, stocked, shift_a):
         resp = post(client, COMPLETE, sale_body(shirt, jeans))
     assert resp.status_code == 201
     assert not [sql for sql in writes(ctx) if "django_session" in sql]
+
+
+def test_a_sale_made_online_and_queued_again_after_a_lost_answer_is_recorded_once(
+        client_a, store_a, stocked, shift_a):
+    """The till's complete reached the server, its answer did not: the till queued the same sale
+    (same client UUID) for /pos/sync/, which answers it as already recorded."""
+    shirt, jeans = stocked
+    body = sale_body(shirt, jeans, lines=[{"sku": shirt.pk, "qty": 1}], payment={"cash_tendered": "100"})
+    assert post(client_a, COMPLETE, body).status_code == 201
+    queued = {"client_uuid": body["client_uuid"], "till": "T1", "sequence": 1,
+              "receipt_number": f"{store_a.code}-T1-000001", "sold_at": "2026-12-04T10:15:00+08:00",
+              "lines": [{"sku_id": shirt.pk, "qty": 1, "unit_price": "99.00"}],
+              "tenders": [{"tender": "cash", "amount": "99.00", "tendered": "100.00"}]}
+    resp = client_a.post("/pos/sync/", json.dumps({"sales": [queued]}), content_type="application/json")
+    order = Order.objects.get()
+    assert resp.json()["results"] == [{"client_uuid": body["client_uuid"], "status": "already_recorded",
+                                       "order_number": order.number}]
+    assert level(store_a, shirt) == 4 and StockMove.objects.filter(reference=order.number).count() == 1
+    assert OfflineSale.objects.get(client_uuid=body["client_uuid"]).order_id == order.pk
