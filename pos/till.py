@@ -149,7 +149,7 @@ def till_parse(data: object, *, store: Store, complete: bool) -> TillSale:
     return TillSale(basket=basket, member=_text(data, "member"), payment=payment)
 
 
-def till_member(sale: TillSale, *, take: bool) -> Basket:
+def till_member(sale: TillSale, *, take: bool) -> tuple[Basket, Member | None]:
     """The basket with its member: the one typed or scanned, else the coupon's owner.
 
     ``take``: a dynamic member code is taken (spent, proving the customer present); otherwise only
@@ -159,9 +159,12 @@ def till_member(sale: TillSale, *, take: bool) -> Basket:
     proved = False
     if not text:
         if not basket.coupon:
-            return basket
+            return basket, None
         owner = IssuedCoupon.objects.filter(code=basket.coupon).values_list("member_id", flat=True).first()
-        return replace(basket, member_id=member_read.member_get(owner).pk) if owner else basket
+        if owner is None:
+            return basket, None
+        member = member_read.member_get(owner)
+        return replace(basket, member_id=member.pk), member
     if is_member_code(text):
         member = member_code_take(text) if take else member_code_read(text)
         proved = take
@@ -170,7 +173,7 @@ def till_member(sale: TillSale, *, take: bool) -> Basket:
         member = member_read.member_by_phone(phone)
         if member is None:
             raise MemberNotFound(field="member", params={"phone": phone_mask(phone)})
-    return replace(basket, member_id=member.pk, member_proved=proved)
+    return replace(basket, member_id=member.pk, member_proved=proved), member
 
 
 def _points_cap(total: Decimal, member: Member | None) -> int:
@@ -183,9 +186,11 @@ def _error(exc: DomainError | None) -> dict | None:
     return None if exc is None else {"code": exc.code, "message": error_message(exc)}
 
 
-def till_price(basket: Basket, *, store: Store, actor) -> dict:
-    """The basket priced as the sale will price it (``basket_price``), as the till shows it.  Reads only."""
-    member = member_read.member_get(basket.member_id) if basket.member_id else None
+def till_price(basket: Basket, *, store: Store, actor, member: Member | None = None) -> dict:
+    """The basket priced as the sale will price it (``basket_price``), as the till shows it.  Reads only.
+    ``member``: the basket's member when the caller has loaded it."""
+    if member is None and basket.member_id:
+        member = member_read.member_get(basket.member_id)
     priced: PricedBasket = basket_price(basket, store, member=member)
     sale = priced.sale
     if sale is not None:

@@ -79,8 +79,8 @@ def price(request):
     store = request.pos_store
     try:
         sale = till_parse(_body(request), store=store, complete=False)
-        basket = till_member(sale, take=False)
-        return JsonResponse(till_price(basket, store=store, actor=request.user))
+        basket, member = till_member(sale, take=False)
+        return JsonResponse(till_price(basket, store=store, actor=request.user, member=member))
     except DomainError as exc:
         return _refusal(exc)
 
@@ -96,7 +96,7 @@ def complete(request):
         done = pos.sale_already_made(store=store, client_uuid=sale.basket.uuid)
         if done is not None:
             return _sold(done, sale_change(done), 200)
-        basket = till_member(sale, take=True)
+        basket, _member = till_member(sale, take=True)
         priced = pos.basket_checked(basket=basket, store=store, actor=request.user)
         if priced.sale is None:  # no line is a SKU the catalogue knows
             raise UnknownSku(field="lines", params={"sku_ids": sorted({ln.sku_id for ln in basket.lines})})
