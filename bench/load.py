@@ -10,6 +10,11 @@ Kinds:
   and the complete request (``/pos/sale/complete/``, the sale's client UUID, cash + card),
   all as htmx requests with the session cookie and the CSRF header.  Reported: sales/s, the
   latency of the complete request and the time of the whole sale (7 requests).
+* ``pos_till_sale``: the same tills and sales, with the basket held by the till: each till fetches
+  its store's catalogue snapshot once at start (``/pos/offline/catalogue/``) and resolves its five
+  barcodes from it; per sale one price call with the member (``POST /pos/till/price/``) and the
+  complete JSON (``POST /pos/till/complete/``, cash + card as ``pos_sale``).  Reported as
+  ``pos_sale``: the latency of the complete request and of the whole sale (2 requests).
 * ``order_pickup`` / ``order_ship``: ``POST /api/v1/orders/`` with the seeded partner key
   (``Authorization: Bearer``) and a fresh ``Idempotency-Key``, two lines.
 * ``hot_sku``: ``--attempts`` at once on the hot SKU: half complete a POS sale of it (the
@@ -156,6 +161,38 @@ class Till:
         """Use a session the seed signed in; the CSRF cookie is a fresh secret, sent back as the header."""
         secret = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
         self.use({SESSION_COOKIE: session_key, CSRF_COOKIE: secret})
+
+    async def catalogue(self) -> None:
+        """The store's catalogue snapshot, kept by the till: its barcodes resolve to SKU ids here."""
+        resp = await self.http.get("/pos/offline/catalogue/", headers={"Accept": "application/json"})
+        if resp.status_code != 200:
+            raise SystemExit(f"catalogue of till {self.index}: {resp.status_code}")
+        by_barcode = {item["barcode"]: item["sku_id"] for item in resp.json()["items"]}
+        self.sku_ids = [by_barcode[code] for code in self.barcodes]
+
+    async def post_json(self, path: str, body: dict) -> httpx.Response:
+        return await self.http.post(path, content=json.dumps(body), headers={
+            "Content-Type": "application/json", "Accept": "application/json",
+            "X-CSRFToken": self.http.cookies.get(CSRF_COOKIE)})
+
+    async def till_sale(self) -> tuple[float, str | None]:
+        """One sale from the till-held basket: price it with the member, then complete it.
+        Returns (when the complete was sent, error code or None)."""
+        basket = {"lines": [{"sku": sku, "qty": 1} for sku in self.sku_ids], "member": self.phone}
+        priced = await self.post_json("/pos/till/price/", basket)
+        t1 = time.monotonic()
+        if priced.status_code != 200:
+            SAMPLES.setdefault(f"price_{priced.status_code}", priced.text[:200])
+            return t1, f"price_{_code(priced)}"
+        total = Decimal(priced.json()["total"])
+        form = complete_form(str(uuid.uuid4()), total)
+        body = {**basket, "client_uuid": form["client_uuid"],
+                "payment": {k: form[k] for k in ("cash_tendered", "card_amount", "card_reference")}}
+        resp = await self.post_json("/pos/till/complete/", body)
+        if resp.status_code == 201:
+            return t1, None
+        SAMPLES.setdefault(f"complete_{resp.status_code}", resp.text[:200])
+        return t1, f"complete_{_code(resp)}"
 
     async def post(self, path: str, data: dict) -> httpx.Response:
         return await self.http.post(path, data=data, headers={**HX, "X-CSRFToken": self.http.cookies.get(CSRF_COOKIE)})
@@ -315,6 +352,52 @@ async def pay_sandbox(http: httpx.AsyncClient, fx: dict, order_id: int) -> str |
     return None if resp.status_code < 300 else "notify_" + _code(resp)
 
 
+async def till_loop(url: str, fx: dict, clients: int, seconds: float, warmup: float,
+                    sessions_file: str | None) -> dict:
+    """``pos_till_sale``: the tills sell from the basket they hold (see the module docstring)."""
+    tills = await _tills(url, fx, clients, sessions_file)
+    await asyncio.gather(*(t.catalogue() for t in tills))
+    complete_ms: list[float] = []
+    flow_ms: list[float] = []
+    price_ms: list[float] = []
+    errors: dict[str, int] = {}
+    start = time.monotonic()
+    measure_from, stop_at = start + warmup, start + warmup + seconds
+    cpu = cpu_window(measure_from, stop_at)
+
+    async def one_till(t: Till) -> None:
+        for _ in range(MAX_REQUESTS_PER_CLIENT):
+            if time.monotonic() >= stop_at:
+                return
+            t0 = time.monotonic()
+            try:
+                t1, code = await t.till_sale()
+            except httpx.HTTPError as exc:
+                code, t1 = type(exc).__name__, time.monotonic()
+            t2 = time.monotonic()
+            if measure_from <= t2 <= stop_at:
+                if code is None:
+                    complete_ms.append((t2 - t1) * 1000)
+                    flow_ms.append((t2 - t0) * 1000)
+                    price_ms.append((t1 - t0) * 1000)
+                else:
+                    errors[code] = errors.get(code, 0) + 1
+
+    try:
+        await asyncio.gather(*(one_till(t) for t in tills))
+    finally:
+        await asyncio.gather(*(t.close() for t in tills))
+    return {"requests": len(complete_ms), "sales": len(complete_ms), "seconds": seconds,
+            "per_s": round(len(complete_ms) / seconds, 1),
+            "p50_ms": pct(complete_ms, 50), "p95_ms": pct(complete_ms, 95), "p99_ms": pct(complete_ms, 99),
+            "mean_ms": round(statistics.fmean(complete_ms), 2) if complete_ms else None,
+            "flow_p50_ms": pct(flow_ms, 50), "flow_p95_ms": pct(flow_ms, 95), "flow_p99_ms": pct(flow_ms, 99),
+            "price_p50_ms": pct(price_ms, 50), "price_p95_ms": pct(price_ms, 95),
+            "http_requests_per_s": round(len(complete_ms) * 2 / seconds, 1),
+            "cpu_ms_per_sale": await cpu_per(cpu, len(complete_ms)),
+            "errors": errors, "error_samples": SAMPLES}
+
+
 async def api_loop(url: str, kind: str, fx: dict, clients: int, seconds: float, warmup: float) -> dict:
     latencies: list[float] = []
     errors: dict[str, int] = {}
@@ -410,7 +493,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--fixture", required=True)
-    parser.add_argument("--kind", required=True, choices=["pos_sale", "order_pickup", "order_ship", "order_pay", "hot_sku"])
+    parser.add_argument("--kind", required=True, choices=["pos_sale", "pos_till_sale", "order_pickup", "order_ship",
+                                                         "order_pay", "hot_sku"])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--warmup", type=float, default=2)
@@ -426,10 +510,11 @@ def main(argv: list[str]) -> int:
         fx = json.load(fh)
     if args.kind == "hot_sku":
         out = asyncio.run(hot_sku(args.url, fx, args.attempts))
-    elif args.kind == "pos_sale":
+    elif args.kind in ("pos_sale", "pos_till_sale"):
         if args.clients > fx["stores"]:
             raise SystemExit(f"{args.clients} tills need {args.clients} stores; the seed made {fx['stores']}")
-        out = asyncio.run(pos_loop(args.url, fx, args.clients, args.seconds, args.warmup, args.sessions))
+        loop = pos_loop if args.kind == "pos_sale" else till_loop
+        out = asyncio.run(loop(args.url, fx, args.clients, args.seconds, args.warmup, args.sessions))
     else:
         out = asyncio.run(api_loop(args.url, args.kind, fx, args.clients, args.seconds, args.warmup))
     print(json.dumps(out))

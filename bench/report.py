@@ -181,6 +181,26 @@ def render(doc: dict) -> str:
             out += [_row([r["clients"], r["sales_per_s"], r["frozen_floor_tps"], r["frozen_floor_p95_ms"],
                           r["ratio_to_frozen_floor"], f"`{r['frozen_floor_command']}`"]) for r in frozen]
             out.append("")
+    till = [r for r in res if r["name"] == "pos_till_sale"]
+    if till:
+        out += ["## POS sale with the basket held by the till (5 lines, member, cash + card) vs the frozen floor", "",
+                "Each till fetches its store's catalogue once at start (`/pos/offline/catalogue/`) and resolves its "
+                "scans from it; per sale one price call with the member (`POST /pos/till/price/`) and the complete "
+                "JSON (`POST /pos/till/complete/`), the same five lines, member and tenders as the POS sale above. "
+                "**sales/s** are whole sales (2 requests each); **complete p50/p95/p99** is the complete request "
+                "alone, **flow** the price call and the complete together. The ratio compares whole sales/s "
+                "with the frozen floor (`bench/floors/pos_sale.sql`) run at the same clients. "
+                "Goal: ratio ≥ 0.5, complete p95 ≤ 50 ms at 8 clients.", "",
+                _row(["clients", "sales/s", "complete p50 ms", "complete p95 ms", "complete p99 ms",
+                      "price p50 ms", "flow p50 ms", "flow p95 ms", "errors", "frozen floor tps",
+                      "frozen floor p95 ms", "ratio to frozen floor", "command"]),
+                _row(["---"] * 13)]
+        for r in till:
+            out.append(_row([r["clients"], r["sales_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
+                             r.get("price_p50_ms"), r.get("flow_p50_ms"), r.get("flow_p95_ms"), r["errors"] or 0,
+                             r["frozen_floor_tps"], r["frozen_floor_p95_ms"], r["ratio_to_frozen_floor"],
+                             f"`{r['command']}` / `{r['frozen_floor_command']}`"]))
+        out.append("")
     orders = [r for r in res if r["name"] in ("order_pickup", "order_ship", "order_pay")]
     if orders:
         out += ["## Online order placement via the partner API (2 lines, reservation)", "",

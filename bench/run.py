@@ -157,7 +157,7 @@ class Bench:
     def load_cmd(self, kind: str, **kw) -> list[str]:
         args = [PY, "-m", "bench.load", "--url", f"http://127.0.0.1:{self.port}", "--fixture",
                 str(self.tmp / "fixture.json"), "--kind", kind]
-        if kind == "pos_sale":
+        if kind in ("pos_sale", "pos_till_sale"):
             args += ["--sessions", str(self.tmp / "sessions.json")]
         if self.gunicorn is not None:
             args += ["--web-pid", str(self.gunicorn.pid)]
@@ -219,6 +219,32 @@ class Bench:
                 "frozen_floor_command": frozen["command"],
                 "goal": "ratio >= 0.5; p95 <= 50 ms at 8 clients",
                 "command": self.shown(args), "floor_command": floor["command"]})
+
+    def pos_till_sale(self) -> None:
+        """The same sale with the basket held by the till: catalogue fetched once per till, then per
+        sale one price call with the member and the complete JSON; against the same frozen floor."""
+        for clients in (1, 8, 32):
+            log(f"pos_till_sale, {clients} clients")
+            args = self.load_cmd("pos_till_sale", clients=clients, seconds=SECONDS, warmup=POS_WARMUP)
+            ours = json.loads(self.run(args, timeout=900).strip().splitlines()[-1])
+            frozen = self.pgbench(FLOORS / "pos_sale.sql", clients, SECONDS, extra=self.frozen_floor_vars())
+            self.results.append({
+                "name": "pos_till_sale", "endpoint": "the till-held basket: POST /pos/till/price/ (with the member), "
+                "/pos/till/complete/ (JSON, session + CSRF; the catalogue fetched once per till at start)",
+                "lines": 5, "member": True, "points_earned": True, "tenders": "cash + unionpay_card",
+                "clients": clients, "gunicorn_workers": WORKERS, "sales_per_s": ours["per_s"],
+                "p50_ms": ours["p50_ms"], "p95_ms": ours["p95_ms"], "p99_ms": ours["p99_ms"],
+                "latency_of": "the complete request", "flow_p50_ms": ours["flow_p50_ms"],
+                "flow_p95_ms": ours["flow_p95_ms"], "flow_p99_ms": ours["flow_p99_ms"],
+                "price_p50_ms": ours["price_p50_ms"], "price_p95_ms": ours["price_p95_ms"],
+                "cpu_ms_per_sale": ours.get("cpu_ms_per_sale"),
+                "http_requests_per_s": ours["http_requests_per_s"],
+                "errors": ours["errors"], "requests": ours["requests"], "seconds": SECONDS,
+                "frozen_floor_tps": frozen["tps"], "frozen_floor_p95_ms": frozen["p95_ms"],
+                "frozen_floor_failed": frozen["failed"], "frozen_floor_statements": FROZEN_POS_STATEMENTS,
+                "ratio_to_frozen_floor": round(ours["per_s"] / frozen["tps"], 3) if frozen["tps"] else None,
+                "frozen_floor_command": frozen["command"],
+                "goal": "ratio >= 0.5; complete p95 <= 50 ms at 8 clients", "command": self.shown(args)})
 
     def counts(self) -> tuple[int, int]:
         """(outbox messages, online orders) in the bench database."""
@@ -390,7 +416,7 @@ class Bench:
         self.load_start = open("/proc/loadavg").read().split()[:3]
         started = time.monotonic()
         self.setup()
-        steps = [lambda: self.start_gunicorn(WORKERS), self.pos_sale, self.orders, self.hot_sku, self.scale_web,
+        steps = [lambda: self.start_gunicorn(WORKERS), self.pos_sale, self.pos_till_sale, self.orders, self.hot_sku, self.scale_web,
                  self.stop_gunicorn, self.queries, self.drain, self.memory, self.settlement]
         try:
             for step in steps:

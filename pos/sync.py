@@ -7,6 +7,8 @@ transaction, through the same priced sale and order creation the counter uses
 
 Exactly once: the client UUID is claimed first (``INSERT … ON CONFLICT DO NOTHING``, unique), so
 a second post of the same sale, concurrent or later, waits for the first and returns its result.
+The till queues a sale under the client UUID it first tried online (``/pos/till/complete/``): a
+sale the server made there, whose answer the network lost, is answered as already recorded.
 
 Conflicts are business events, not refusals (the goods already left the store):
 
@@ -39,6 +41,7 @@ from o2o.db import service
 from o2o.errors import DomainError, InvalidInput
 from o2o.money import ZERO, money, money_parse
 from orders import services as order_services
+from orders.models import Order
 from orders.pricing import PricedLine, PricedSale, sale_price
 from orders.services import TenderIn
 from payments import shifts
@@ -299,6 +302,10 @@ def offline_sale_apply(*, store: Store, actor, sale: OfflineSaleIn) -> SyncResul
     offline_id = _claim(sale, store=store, actor=actor)
     if offline_id is None:
         return _done(sale)
+    made = Order.objects.filter(client_uuid=sale.client_uuid, store=store).first()
+    if made is not None:  # completed online (/pos/till/complete/); only its answer was lost on the way
+        OfflineSale.objects.filter(pk=offline_id).update(order=made, server_total=made.total)
+        return SyncResult(client_uuid=str(sale.client_uuid), status="already_recorded", order_number=made.number)
     shifts.shift_hold(store)
     server, paid = _priced(sale, store=store)
     seller = _seller(sale, store=store, actor=actor)

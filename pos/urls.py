@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pos import guide_views, offline_views, park_views, pickup_views, recharge_views, ship_views, shift_views, views
+from pos import guide_views, offline_views, park_views, pickup_views, recharge_views, ship_views, shift_views, till_views, views
 
 app_name = "pos"
 
@@ -49,6 +49,8 @@ urlpatterns = [
     path("guide/coupons/", guide_views.guide_coupon_hand_out, name="guide_coupon"),
     path("recharge/", recharge_views.recharge, name="recharge"),
     path("recharge/<int:pk>/refund/", recharge_views.recharge_refund, name="recharge_refund"),
+    path("till/price/", till_views.price, name="till_price"),
+    path("till/complete/", till_views.complete, name="till_complete"),
     path("sync/", offline_views.sync, name="sync"),
     path("offline/catalogue/", offline_views.catalogue, name="offline_catalogue"),
     path("offline/", offline_views.offline_till, name="offline_till"),

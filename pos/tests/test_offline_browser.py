@@ -228,3 +228,63 @@ def test_a_complete_the_network_lost_is_sent_again_on_reconnect_and_makes_one_sa
     context.close()
     order = Order.objects.get()
     assert (order.total, order.channel) == (D("99.00"), "pos")
+
+
+def test_online_the_till_sells_through_the_server_shows_a_refusal_at_once_and_prices_the_member(
+        browser, live_server, screenshot_dir, store_a, clerk_a, stocked, member, shift_a):
+    """Online, the till completes each sale through /pos/till/complete/: out of stock is refused on
+    the spot (the clerk fixes the basket), the member is priced by /pos/till/price/, and the sale is
+    made at once with the member, nothing queued."""
+    from playwright.sync_api import expect
+
+    shirt, jeans = stocked  # store A: 5 shirts, 3 jeans
+    context = signed_in_context(browser, live_server, clerk_a)
+    page = context.new_page()
+    till_ready(page)
+    completes = []
+    page.on("request", lambda r: completes.append(r.url) if r.url.endswith("/pos/till/complete/") else None)
+    page.focus("#offline-scan")
+    page.keyboard.type(shirt.barcode, delay=2)
+    page.keyboard.press("Enter")
+    qty = page.locator("[data-offline-lines] tr[data-sku='TS-001'] input.qty")
+    qty.fill("6")
+    qty.dispatch_event("change")
+    expect(page.locator("[data-offline-total]")).to_have_text("¥594.00")
+    page.keyboard.press("F8")
+    page.keyboard.type("600")
+    page.keyboard.press("F9")
+    error = page.locator("[data-offline-error]")
+    expect(error).to_have_text("本店 TS-001 库存不足。")
+    expect(page.locator("#offline-receipt")).to_be_hidden()
+    assert not Order.objects.exists() and len(completes) == 1
+
+    qty = page.locator("[data-offline-lines] tr[data-sku='TS-001'] input.qty")
+    qty.fill("2")
+    qty.dispatch_event("change")
+    page.focus("#offline-scan")
+    page.keyboard.type(jeans.code, delay=2)
+    page.keyboard.press("Enter")
+    page.fill("#till-member", "13800138000")
+    page.press("#till-member", "Enter")
+    expect(page.locator("[data-till-member]")).to_have_text("会员 王芳 · 5000 积分")
+    expect(page.locator("#offline-till")).to_have_attribute("data-priced", "1")
+    expect(page.locator("[data-offline-total]")).to_have_text("¥447.00")
+    page.fill("#offline-pay [name=cash_tendered]", "500")
+    page.keyboard.press("F9")
+    receipt = page.locator("#offline-receipt")
+    expect(receipt).to_be_visible()
+    expect(receipt).to_have_attribute("data-mode", "online")
+    expect(page.locator("[data-receipt-number]")).to_have_text(re.compile(r"^PS\d+$"))
+    expect(page.locator("[data-receipt-total]")).to_have_text("¥447.00")
+    expect(page.locator("[data-receipt-change]")).to_have_text("¥53.00")
+    page.screenshot(path=str(screenshot_dir / "pos-till-online.png"))
+    expect(page.locator("#connection")).to_have_attribute("data-pending", "0")
+    context.close()
+
+    order = Order.objects.get()
+    assert (order.total, order.member_id, order.created_by_id) == (D("447.00"), member.pk, clerk_a.pk)
+    assert not OfflineSale.objects.exists()
+    assert StockLevel.objects.get(warehouse=store_a.warehouse, sku=shirt, bucket="sellable").on_hand == 3
+    assert StockLevel.objects.get(warehouse=store_a.warehouse, sku=jeans, bucket="sellable").on_hand == 2
+    assert shifts.shift_expected_cash(shift_a) == shift_a.opening_float + D("447.00")
+    audit_clean()

@@ -93,7 +93,7 @@
     var sequence = ((await meta.get("sequence")) || 0) + 1;
     await meta.put(sequence, "sequence");
     var till = tillId();
-    sale.client_uuid = window.crypto.randomUUID();
+    sale.client_uuid = sale.client_uuid || window.crypto.randomUUID();
     sale.till = till;
     sale.sequence = sequence;
     sale.receipt_number = cfg("store") + "-" + till + "-" + ("00000" + sequence).slice(-6);
