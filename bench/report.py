@@ -111,8 +111,20 @@ def _targets(doc: dict) -> list[str]:
         worst = max((f["p95_ms"] for f in pages), default=None)
         add("every dashboard page ≤ 200 ms at 1M orders (slowest page p95)", "dashboard", worst,
             _met(worst, 200, at_most=True), dash.get("note", ""))
+    cpu_rows = []
+    for kind in ("pos_sale", "pos_till_sale"):
+        for r in (x for x in res if x["name"] == kind):
+            cpu = r.get("cpu_ms_per_sale") or {}
+            if cpu:
+                cpu_rows.append(_row([kind, r["clients"], cpu.get("web"), cpu.get("db"), cpu.get("load_generator"),
+                                      before.get(f"{kind}_cpu_{r['clients']}", "")]))
     if not rows:
         return []
+    if cpu_rows:
+        rows += ["", "**CPU ms per whole sale**, read from /proc over the measured window: the gunicorn workers "
+                 "(web), the PostgreSQL backends of the bench database (db), the load generator.", "",
+                 _row(["kind", "clients", "web", "db", "load generator", "today (web / db)"]), _row(["---"] * 6),
+                 *cpu_rows]
     return ["## Targets", "", "Today = the figures before this work (the same bench on the code before it, "
             "or the issue's own measurements where the bench did not measure them; notes.json says which).", "",
             _row(["target", "today", "this run", "verdict", "detail"]), _row(["---"] * 5), *rows, ""]
