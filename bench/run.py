@@ -298,7 +298,7 @@ class Bench:
         finally:
             self.stop_gunicorn()
             self.env = direct
-            bouncer.stop()
+            bouncer.close()
 
     def queries(self) -> None:
         log("queries per request")

@@ -87,6 +87,7 @@ class PgBouncer:
         self.pool_size = pool_size
         self.run_as = RUN_AS if os.geteuid() == 0 else None
         # Not under a private (0700) directory of root's: the pgbouncer user must reach its files.
+        self.own_run_dir = run_dir is None
         self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="o2o-pgbouncer-"))
         self.proc: subprocess.Popen | None = None
 
@@ -177,6 +178,12 @@ class PgBouncer:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
         self.proc = None
+
+    def close(self) -> None:
+        """Stop it and remove the run directory it made for itself."""
+        self.stop()
+        if self.own_run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def restart(self, down_seconds: float = 0) -> None:
         """Stop it and start it again on the same port, ``down_seconds`` later."""

@@ -54,7 +54,7 @@ DOWN_SECONDS = 2
 def bouncer(world):
     server = PgBouncer(database_url(connection.settings_dict), pool_size=POOL_SIZE).start()
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture
