@@ -36,5 +36,6 @@ RUN DEBUG=0 SECRET_KEY=collectstatic-only \
 USER o2o
 EXPOSE 8000
 
-CMD ["gunicorn", "o2o.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", \
+# Workers: two per core the container may use (gunicorn.conf.py; GUNICORN_WORKERS overrides).
+CMD ["gunicorn", "o2o.wsgi:application", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", \
      "--limit-request-line", "8190", "--limit-request-field_size", "32768", "--access-logfile", "-"]

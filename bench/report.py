@@ -252,6 +252,20 @@ def render(doc: dict) -> str:
         out += [_row([r["gunicorn_workers"], r["sales_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
                       r.get("flow_p95_ms"), r["errors"] or 0, f"`{r['command']}`"]) for r in scale]
         out.append("")
+    bounced = [r for r in res if r["name"] == "pgbouncer"]
+    if bounced:
+        direct = {(r["name"], r["clients"]): r for r in res if r["name"] in ("pos_sale", "order_pickup", "order_ship")}
+        out += ["## Through PgBouncer (transaction pooling), 8 clients", "",
+                "The same load with the web tier connected to a private PgBouncer (o2o/pgbouncer.py) in front "
+                "of the same PostgreSQL, beside the direct-connection figures of this run.", "",
+                _row(["kind", "per s", "direct per s", "p50 ms", "p95 ms", "direct p95 ms", "p99 ms", "errors",
+                      "command"]), _row(["---"] * 9)]
+        for r in bounced:
+            d = direct.get((r["kind"], r["clients"]), {})
+            out.append(_row([r["kind"], f"{r['per_s']} {r['unit']}", d.get("sales_per_s", d.get("orders_per_s")),
+                             r["p50_ms"], r["p95_ms"], d.get("p95_ms"), r["p99_ms"], r["errors"] or 0,
+                             f"`{r['command']}`"]))
+        out.append("")
     drain = [r for r in res if r["name"] == "celery_outbox_drain"]
     if drain:
         out += ["## Celery workers draining 10k outbox dispatch messages", "",

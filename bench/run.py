@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import platform
+import runpy
 import shlex
 import signal
 import socket
@@ -30,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PY = sys.executable
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
-WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
+# The web tier as production sizes it (gunicorn.conf.py: two sync workers per core) unless BENCH_WORKERS says.
+WORKERS = int(os.environ.get("BENCH_WORKERS") or runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"])
 # A POS sale is seven requests: the tills need longer than one request to reach a steady state.
 POS_WARMUP = 5
 BENCH_DB = os.environ.get("BENCH_DB", "o2o_bench")
@@ -320,6 +322,34 @@ class Bench:
                                  "p99_ms": ours["p99_ms"], "errors": ours["errors"], "seconds": SECONDS,
                                  "command": f"gunicorn o2o.wsgi -w {workers} (bench settings); " + self.shown(args)})
 
+    def pgbouncer(self) -> None:
+        """The POS sale and API orders at 8 clients again, with the web tier on PgBouncer in
+        transaction pooling mode (o2o/pgbouncer.py) instead of direct connections."""
+        from o2o.pgbouncer import PgBouncer
+
+        bouncer = PgBouncer(self.db_url, pool_size=WORKERS).start()
+        direct = self.env
+        self.env = dict(direct, DATABASE_URL=bouncer.url, DB_POOLER="pgbouncer")
+        try:
+            self.start_gunicorn(WORKERS)
+            via = (f"gunicorn on PgBouncer (transaction pooling, pool size {WORKERS}; "
+                   "DATABASE_URL=<pgbouncer>, DB_POOLER=pgbouncer); ")
+            for kind in ("pos_sale", "order_pickup", "order_ship"):
+                log(f"{kind} through PgBouncer, 8 clients")
+                extra = {"warmup": POS_WARMUP} if kind == "pos_sale" else {}
+                args = self.load_cmd(kind, clients=8, seconds=SECONDS, **extra)
+                ours = json.loads(self.run(args, timeout=900).strip().splitlines()[-1])
+                self.results.append({
+                    "name": "pgbouncer", "kind": kind, "clients": 8, "gunicorn_workers": WORKERS,
+                    "pool_size": WORKERS, "per_s": ours["per_s"], "unit": "sales/s" if kind == "pos_sale" else
+                    "orders/s", "p50_ms": ours["p50_ms"], "p95_ms": ours["p95_ms"], "p99_ms": ours["p99_ms"],
+                    "errors": ours["errors"], "requests": ours["requests"], "seconds": SECONDS,
+                    "command": via + self.shown(args)})
+        finally:
+            self.stop_gunicorn()
+            self.env = direct
+            bouncer.close()
+
     def queries(self) -> None:
         log("queries per request")
         out = json.loads(self.run([PY, "-m", "bench.queries", str(self.tmp / "fixture.json")]).strip()
@@ -416,8 +446,9 @@ class Bench:
         self.load_start = open("/proc/loadavg").read().split()[:3]
         started = time.monotonic()
         self.setup()
-        steps = [lambda: self.start_gunicorn(WORKERS), self.pos_sale, self.pos_till_sale, self.orders, self.hot_sku, self.scale_web,
-                 self.stop_gunicorn, self.queries, self.drain, self.memory, self.settlement]
+        steps = [lambda: self.start_gunicorn(WORKERS), self.pos_sale, self.pos_till_sale, self.orders, self.hot_sku,
+                 self.scale_web, self.stop_gunicorn, self.pgbouncer, self.queries, self.drain, self.memory,
+                 self.settlement]
         try:
             for step in steps:
                 try:

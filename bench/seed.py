@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from decimal import Decimal
+from importlib import import_module
 from pathlib import Path
 
 import django
@@ -122,11 +123,11 @@ def seed(stores: int = STORES) -> dict:
 def _session_for(user, store_id: int, key: str | None = None) -> str:
     """A signed-in POS session of ``user`` at ``store_id`` (what the login page and store pick write)."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
 
     from pos.views import SEEN_KEY, STORE_KEY
 
-    session = SessionStore()
+    # The configured session store (SESSION_BACKEND), where the servers under test look it up.
+    session = import_module(settings.SESSION_ENGINE).SessionStore()
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
@@ -238,10 +239,12 @@ def capture_pos_sale(fx: dict) -> tuple[list[tuple[str, object]], dict]:
             if top > before.get(t, 0):
                 cur.execute(f'SELECT id FROM "{t}" WHERE id > %s ORDER BY id', [before.get(t, 0)])
                 created[t] = [r[0] for r in cur.fetchall()]
-    # Each replay client reads and writes its own store's session row, as each load client does.
-    users = get_user_model().objects.in_bulk(fx["clerk_ids"])
-    for k, (store_id, user_id) in enumerate(zip(fx["store_ids"], fx["clerk_ids"])):
-        _session_for(users[user_id], store_id, key=f"{FLOOR_SESSION}{k:0{32 - len(FLOOR_SESSION)}d}")
+    # Each replay client reads and writes its own store's session row, as each load client does
+    # (when sessions live in the database: SESSION_BACKEND=db).
+    if any("django_session" in sql for sql, _params in statements):
+        users = get_user_model().objects.in_bulk(fx["clerk_ids"])
+        for k, (store_id, user_id) in enumerate(zip(fx["store_ids"], fx["clerk_ids"])):
+            _session_for(users[user_id], store_id, key=f"{FLOOR_SESSION}{k:0{32 - len(FLOOR_SESSION)}d}")
     return statements, {"number": resp["HX-Redirect"].rstrip("/").rsplit("/", 1)[1],
                         "uuid": uuid.UUID(client_uuid), "created": created, "session_key": session_key,
                         "doc_first": doc_first, "doc_last": _doc_seq()}

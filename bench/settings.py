@@ -21,6 +21,7 @@ SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 CACHES["default"]["KEY_PREFIX"] = "o2o-bench"  # noqa: F405
+CACHES["sessions"]["KEY_PREFIX"] = "o2o-bench-sessions"  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = "o2o-bench"
 LOGGING["root"]["level"] = os.environ.get("LOG_LEVEL", "WARNING")  # noqa: F405
 # How long the Redis broker waits before handing a killed worker's unacknowledged message to

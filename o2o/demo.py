@@ -134,9 +134,9 @@ def _seed(env: dict[str, str]) -> int:
 def _children(args: argparse.Namespace) -> list[Child]:
     py = sys.executable
     if args.web == "gunicorn":
-        web = [py, "-m", "gunicorn", "o2o.wsgi:application", "--bind", f"{args.host}:{args.port}",
-               "--workers", "2", "--limit-request-line", "8190", "--limit-request-field_size", "32768",
-               "--access-logfile", "-"]
+        web = [py, "-m", "gunicorn", "o2o.wsgi:application", "--config", str(BASE_DIR / "gunicorn.conf.py"),
+               "--bind", f"{args.host}:{args.port}", "--limit-request-line", "8190",
+               "--limit-request-field_size", "32768", "--access-logfile", "-"]
     else:
         web = [py, "manage.py", "runserver", f"{args.host}:{args.port}", "--noreload"]
     schedule = embedded.DATA_DIR / "celerybeat-schedule"

@@ -118,16 +118,30 @@ TEMPLATES = [
 # --- database and broker ----------------------------------------------------------
 
 DATABASE_URL, REDIS_URL = embedded.resolved_urls()
+# Persistent connections, without the per-request health check: DB_CONN_HEALTH_CHECKS=1 costs a
+# `SELECT 1` round trip at the start of every request that reuses a connection.  Without it, a
+# connection the server (or PgBouncer) dropped fails the one request that meets it (503
+# database_unavailable), Django closes it at the end of that request and the next one reconnects
+# (docs/scaling.md).
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
+        conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", False),
     )
 }
 DATABASES["default"].setdefault("OPTIONS", {})
 # Fail fast instead of hanging a request when the database is unreachable.
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 5))
+# DB_POOLER=pgbouncer: DATABASE_URL points at PgBouncer in transaction pooling mode, where a
+# client's consecutive transactions may run on different server connections.  A server-side
+# cursor (QuerySet.iterator() outside a transaction) would outlive its transaction there, so
+# Django reads with client-side cursors instead (docs/scaling.md lists what else the mode implies).
+DB_POOLER = os.environ.get("DB_POOLER", "").strip().lower()
+if DB_POOLER not in {"", "none", "pgbouncer"}:
+    raise ImproperlyConfigured(f"DB_POOLER must be empty or 'pgbouncer', not {DB_POOLER!r}")
+if DB_POOLER == "pgbouncer":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if os.environ.get("DATABASE_REPLICA_URL"):
     DATABASES["replica"] = dj_database_url.parse(os.environ["DATABASE_REPLICA_URL"], conn_max_age=60)
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
@@ -138,7 +152,15 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "o2o",
-    }
+    },
+    # Login sessions (SESSION_BACKEND=cache): an alias of their own, so clearing or resizing the
+    # shared cache never signs the tills out; SESSION_REDIS_URL puts them on a Redis of their own.
+    "sessions": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("SESSION_REDIS_URL") or REDIS_URL,
+        "KEY_PREFIX": "o2o-sessions",
+        "TIMEOUT": None,  # a session's own expiry (SESSION_COOKIE_AGE) is set on every write
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------
@@ -218,6 +240,23 @@ if env_bool("USE_X_FORWARDED_PROTO", False):
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)  # one shift
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Where login sessions live (docs/scaling.md).  "cache" (the default): in Redis, in the "sessions"
+# cache alias; a POS request reads and writes its session without touching PostgreSQL, and
+# signing out (or an expired session) deletes the key, so a session stays revocable on the server.
+# "db": in the django_session table (one read and one write per POS request).  "signed_cookies":
+# nothing on the server, but a session can then not be ended from the server before it expires
+# and the cookie carries the till's basket copy (4 KB cookie limit): for special cases only.
+SESSION_ENGINES = {
+    "cache": "django.contrib.sessions.backends.cache",
+    "db": "django.contrib.sessions.backends.db",
+    "signed_cookies": "django.contrib.sessions.backends.signed_cookies",
+}
+SESSION_BACKEND = os.environ.get("SESSION_BACKEND", "").strip().lower() or "cache"
+if SESSION_BACKEND not in SESSION_ENGINES:
+    raise ImproperlyConfigured(f"SESSION_BACKEND must be one of {', '.join(SESSION_ENGINES)}, "
+                               f"not {SESSION_BACKEND!r}")
+SESSION_ENGINE = SESSION_ENGINES[SESSION_BACKEND]
+SESSION_CACHE_ALIAS = "sessions"
 
 # --- API ------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 # Keep a test run's cache keys and Celery messages apart from a running demo's worker.
 CACHES["default"]["KEY_PREFIX"] = "o2o-test"  # noqa: F405
+# Sessions stay where production keeps them (SESSION_BACKEND, Redis by default), apart from a demo's.
+CACHES["sessions"]["KEY_PREFIX"] = "o2o-test-sessions"  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = "o2o-test"
 # Lets several test runs share one server (e.g. O2O_TEST_DB_NAME=test_o2o_ci).
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("O2O_TEST_DB_NAME") or None}  # noqa: F405

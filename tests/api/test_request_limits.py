@@ -145,8 +145,7 @@ def gunicorn_server(db):
     argv = list(compose["services"]["web"]["command"])
     port = _free_port()
     argv[argv.index("--bind") + 1] = f"127.0.0.1:{port}"
-    argv[argv.index("--workers") + 1] = "1"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "o2o.settings", "DEBUG": "0",
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "o2o.settings", "DEBUG": "0", "GUNICORN_WORKERS": "1",
            "SECRET_KEY": "request-limits-test-" + "k" * 40, "ALLOWED_HOSTS": "127.0.0.1",
            "SECURE_SSL_REDIRECT": "0", "O2O_MANIFEST_STATIC": "0",
            "DATABASE_URL": database_url(connection.settings_dict)}

@@ -8,6 +8,13 @@ import pytest
 from o2o.audit import audit_run
 
 
+@pytest.fixture(autouse=True)
+def sessions_in_the_database(settings):
+    """The servers these tests start use a Redis of their own: a till signed in here reaches them
+    through the session table (tests/faults/procs.py starts them with SESSION_BACKEND=db)."""
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+
 @pytest.fixture
 def world(transactional_db):
     from bench.seed import seed

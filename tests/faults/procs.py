@@ -19,9 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def process_env(*, db: dict, broker_url: str, settings: str = "tests.faults.fault_settings", **extra: str) -> dict:
     """The environment of a process on ``settings`` (the fault settings), talking to ``db`` (a
-    DATABASES entry) and ``broker_url``."""
-    return dict(os.environ, DATABASE_URL=database_url(db), REDIS_URL=broker_url, O2O_BENCH_URLS="1",
-                DJANGO_SETTINGS_MODULE=settings, LOG_LEVEL="ERROR", PYTHONPATH=str(ROOT), **extra)
+    DATABASES entry) and ``broker_url``.  Login sessions are kept in the database, where this
+    test process (on its own Redis) signs a till in and the server finds it (conftest.py)."""
+    return {**os.environ, "DATABASE_URL": database_url(db), "REDIS_URL": broker_url, "O2O_BENCH_URLS": "1",
+            "DJANGO_SETTINGS_MODULE": settings, "LOG_LEVEL": "ERROR", "PYTHONPATH": str(ROOT),
+            "SESSION_BACKEND": "db", **extra}
 
 
 def worker_start(env: dict, *, queue: str, concurrency: int = 2, log: Path | None = None,

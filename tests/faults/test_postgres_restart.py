@@ -5,7 +5,8 @@ Requests that meet the outage get a 503 with the code ``database_unavailable`` a
 nothing; the clients retry with the same sale UUID / Idempotency-Key until they get an answer;
 afterwards every sale exists exactly once with all of its effects, nothing else was written,
 the ledgers audit clean, and the same gunicorn workers serve again without a restart (Django
-drops the broken connections: CONN_HEALTH_CHECKS)."""
+drops a broken connection at the end of the request that met it, which got a 503; the next
+request reconnects)."""
 
 from __future__ import annotations
 
