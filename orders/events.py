@@ -35,6 +35,25 @@ def order_transition(order: Order, to_status: str, *, actor=None, store=None, re
     return event
 
 
+def order_born(order: Order, status: str) -> None:
+    """Give a new, unsaved ``order`` the status (and version) its first status event records, so
+    it is inserted once in its final state; ``order_born_audit`` writes that event after the
+    insert.  Raises InvalidOrderTransition for a status an order cannot start in."""
+    if status not in TRANSITIONS.get("", set()):
+        raise InvalidOrderTransition(params={"from": "", "to": status})
+    order.status = status
+    order.version = (order.version or 0) + 1
+
+
+def order_born_audit(order: Order, *, actor=None, store=None, emit: str | None = None) -> OrderEvent:
+    """The status event of an order inserted in its final state (``order_born``), and its message."""
+    event = OrderEvent.objects.create(order=order, kind=OrderEvent.Kind.STATUS, from_status="",
+                                      to_status=order.status, actor=_user(actor), store=store, data={})
+    if emit:
+        order_emit(order, emit)
+    return event
+
+
 # Events a partner sees in the order's output (paid and refunded totals, lines shipped or
 # returned, shipments): each moves the order's version, so an ETag read before it is stale.
 VISIBLE_KINDS = frozenset({OrderEvent.Kind.PAYMENT, OrderEvent.Kind.SHIPMENT, OrderEvent.Kind.RETURN,

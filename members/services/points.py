@@ -340,14 +340,16 @@ def _rates(channel: str, category_ids: set[int], *, config: PointsConfig | None 
 @service
 def points_earn(*, member: Member | int, order_number: str, channel: str,
                 lines: Sequence[tuple[int | None, int | None, Decimal]], store_id: int | None = None,
-                frozen_until: datetime | None) -> PointsLot:
+                frozen_until: datetime | None, locked: bool = False, first: bool = False) -> PointsLot:
     """Earn points on a paid order into a lot, frozen until ``frozen_until`` (None or past: available now).
 
     Idempotent per order number: a repeated call returns the first lot.  Locks
     the member.  Queues ``member.points_changed`` when points were earned.
     Raises invalid_reference, invalid_channel, invalid_lines, invalid_amount,
     invalid_time, store_not_found, member_not_found, points_order_conflict (the
-    order earned for another member).
+    order earned for another member).  ``store_id`` may be the loaded Store.  ``locked``:
+    ``member`` is the Member row the caller locked in this transaction; ``first``: the caller
+    created the order in this transaction, so it cannot have earned yet.
     """
     order_number = _check_order_number(order_number)
     if not isinstance(channel, str) or not channel.strip() or len(channel.strip()) > 20:
@@ -357,8 +359,8 @@ def points_earn(*, member: Member | int, order_number: str, channel: str,
     if frozen_until is not None:
         _check_time(frozen_until, field="frozen_until")
     store_id = store_id_check(store_id)
-    member = member_lock(member)
-    existing = PointsLot.objects.filter(kind=LotKind.EARN, order_number=order_number).first()
+    member = member if locked and isinstance(member, Member) else member_lock(member)
+    existing = None if first else PointsLot.objects.filter(kind=LotKind.EARN, order_number=order_number).first()
     if existing is not None:
         if existing.member_id != member.pk:
             raise PointsOrderConflict(params={"order_number": order_number})
