@@ -55,7 +55,7 @@ from inventory.models import (
     Transfer,
     TransferLine,
 )
-from o2o.db import service
+from o2o.db import run_joined, service
 from o2o.errors import DomainError, InvalidInput
 from o2o.ids import number_next
 from o2o.money import FEN
@@ -336,25 +336,24 @@ class SaleTake:
         where ``on_hand - reserved`` covers the quantity, and a StockMove written for each level
         moved.  Raises InsufficientStock (naming the short SKUs) when a line is short; the caller's
         transaction then rolls back.  Meant as the last statement before the commit, so the level
-        rows stay locked for the commit only."""
+        rows stay locked for the commit only; the writes held by ``o2o.db.joined_writes`` ride on it."""
         values = ", ".join(["(%s, %s, %s)"] * len(self.lines))
         params = [p for sku_id, qty in self.lines for p in (self.warehouse_id, sku_id, qty)]
-        with connection.cursor() as cur:
-            cur.execute(
-                "WITH moved AS ("
-                f"UPDATE {LEVEL_TABLE} l SET on_hand = l.on_hand - x.qty, updated_at = now() "
-                f"FROM (SELECT k.id, v.qty FROM {LEVEL_TABLE} k JOIN (VALUES {values}) AS v(w, s, qty) "
-                "ON k.warehouse_id = v.w AND k.sku_id = v.s AND k.bucket = 'sellable' "
-                "ORDER BY k.warehouse_id, k.sku_id FOR UPDATE OF k) AS x "
-                "WHERE l.id = x.id AND l.on_hand - l.reserved >= x.qty "
-                "RETURNING l.id, l.warehouse_id, l.sku_id, x.qty) "
-                f"INSERT INTO {StockMove._meta.db_table} (level_id, warehouse_id, sku_id, bucket, qty, reason, "
-                "reference, note, actor_id, created_at) "
-                "SELECT id, warehouse_id, sku_id, 'sellable', -qty, %s, %s, '', %s, now() FROM moved "
-                "RETURNING sku_id",
-                [*params, MoveReason.SALE, self.reference, self.actor_id],
-            )
-            moved = {sku_id for (sku_id,) in cur.fetchall()}
+        rows = run_joined(
+            "WITH moved AS ("
+            f"UPDATE {LEVEL_TABLE} l SET on_hand = l.on_hand - x.qty, updated_at = now() "
+            f"FROM (SELECT k.id, v.qty FROM {LEVEL_TABLE} k JOIN (VALUES {values}) AS v(w, s, qty) "
+            "ON k.warehouse_id = v.w AND k.sku_id = v.s AND k.bucket = 'sellable' "
+            "ORDER BY k.warehouse_id, k.sku_id FOR UPDATE OF k) AS x "
+            "WHERE l.id = x.id AND l.on_hand - l.reserved >= x.qty "
+            "RETURNING l.id, l.warehouse_id, l.sku_id, x.qty) "
+            f"INSERT INTO {StockMove._meta.db_table} (level_id, warehouse_id, sku_id, bucket, qty, reason, "
+            "reference, note, actor_id, created_at) "
+            "SELECT id, warehouse_id, sku_id, 'sellable', -qty, %s, %s, '', %s, now() FROM moved "
+            "RETURNING sku_id",
+            [*params, MoveReason.SALE, self.reference, self.actor_id],
+        )
+        moved = {sku_id for (sku_id,) in rows}
         short = [sku_id for sku_id, _ in self.lines if sku_id not in moved]
         if short:
             raise InsufficientStock(params={"skus": sorted(self.codes.get(s, str(s)) for s in short),

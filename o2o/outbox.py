@@ -28,6 +28,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from o2o.db import insert_joined
 from o2o.models import OutboxMessage, ProcessedMessage
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ def outbox_batch() -> Iterator[list[OutboxMessage]]:
     finally:
         _BATCH.reset(token)
     if pending:
-        OutboxMessage.objects.bulk_create(pending)
+        if not insert_joined(pending):  # joined to the transaction's last statement when one is held
+            OutboxMessage.objects.bulk_create(pending)
         if not _kick_queued():
             transaction.on_commit(_kick_relay)
 

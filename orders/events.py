@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import F
 from django.utils import timezone
 
+from o2o.db import insert_joined
 from o2o.outbox import outbox_emit
 from orders.exceptions import InvalidOrderTransition
 from orders.models import TRANSITIONS, Order, OrderEvent
@@ -47,8 +48,10 @@ def order_born(order: Order, status: str) -> None:
 
 def order_born_audit(order: Order, *, actor=None, store=None, emit: str | None = None) -> OrderEvent:
     """The status event of an order inserted in its final state (``order_born``), and its message."""
-    event = OrderEvent.objects.create(order=order, kind=OrderEvent.Kind.STATUS, from_status="",
-                                      to_status=order.status, actor=_user(actor), store=store, data={})
+    event = OrderEvent(order=order, kind=OrderEvent.Kind.STATUS, from_status="", to_status=order.status,
+                       actor=_user(actor), store=store, data={})
+    if not insert_joined([event]):  # held for the transaction's last statement inside ``joined_writes``
+        event.save(force_insert=True)
     if emit:
         order_emit(order, emit)
     return event

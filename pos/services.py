@@ -326,7 +326,8 @@ def pos_checkout(*, store: Store, actor, client_uuid, basket: Basket, payment: P
     locked = None
     if priced is None:
         locked = member_services.member_lock(basket.member_id) if basket.member_id and not basket.exchange else None
-        priced = basket_checked(basket=basket, store=store, actor=actor, member=locked)
+        # No stock figures: the sale's conditional update of the levels decides.
+        priced = basket_checked(basket=basket, store=store, actor=actor, member=locked, stock=False)
     _member_proof_check(basket, payment)
     if basket.exchange:
         return _exchange(store=store, actor=actor, key=key, basket=basket, priced=priced, payment=payment)
@@ -376,15 +377,15 @@ def pos_member_register(*, store: Store, phone: str, name: str = "", actor=None,
     return member
 
 
-def basket_checked(*, basket: Basket, store: Store, actor, member=None) -> PricedBasket:
+def basket_checked(*, basket: Basket, store: Store, actor, member=None, stock: bool = True) -> PricedBasket:
     """The basket priced (once: the sale takes this pricing as it is), refused when empty,
     mispriced or short of a manager's approval.  ``member``: the basket's member as the caller
-    loaded it (read here otherwise)."""
+    loaded it (read here otherwise); ``stock=False``: no stock figures (``basket_price``)."""
     if not basket.lines:
         raise BasketEmpty(field="scan")
     if member is None and basket.member_id:
         member = member_read.member_get(basket.member_id)
-    priced = basket_price(basket, store, member=member)
+    priced = basket_price(basket, store, member=member, stock=stock)
     if priced.discount_error:
         raise priced.discount_error
     basket_approvals_check(basket=basket, priced=priced, store=store, actor=actor)

@@ -50,7 +50,7 @@ from members.models import (
     Tier,
 )
 from members.selectors import member_id_of, phone_normalize, tier_for_spend
-from o2o.db import service
+from o2o.db import insert_joined, service
 from o2o.errors import Conflict, NotFound
 from o2o.money import FEN
 from o2o.outbox import outbox_emit
@@ -282,8 +282,11 @@ def member_spend_record(*, member: Member | int, order_number: str, channel: str
                 raise Conflict(code="spend_reference_conflict", field="reference",
                                params={"reference": reference})
             return existing
-    return MemberSpend.objects.create(member=member, order_number=order_number.strip(), channel=channel.strip(),
-                                      amount=amount, at=at, reference=reference)
+    spend = MemberSpend(member=member, order_number=order_number.strip(), channel=channel.strip(),
+                        amount=amount, at=at, reference=reference)
+    if not insert_joined([spend]):  # held for the sale's last statement inside ``joined_writes``
+        spend.save(force_insert=True)
+    return spend
 
 
 def _tier_refresh(member: Member, *, now: datetime) -> None:

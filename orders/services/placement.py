@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from inventory import services as stock
-from o2o.db import service
+from o2o.db import joined_writes, service
 from o2o.errors import InvalidInput
 from o2o.ids import number_next, numbers_next
 from o2o.outbox import outbox_batch
@@ -317,29 +317,34 @@ def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, tenders: Sequ
         if existing is None:
             raise IntegrityError("the sale's insert conflicted, yet no sale has its client id")
         return PlaceResult(existing, created=False)
-    with outbox_batch():
-        # The counter priced the sale and the customer pays that: a promotion that ran out since is refused.
-        promotions_consume(uses=priced.promotion_uses())
-        lines_made = _lines_create(order, priced, None, store.warehouse_id, handed_over=True)
-        take = stock.stock_sale_prepare(warehouse_id=store.warehouse_id, reference=order.number, actor=actor,
-                                        lines=[(ln.sku_id, ln.qty) for ln in lines_made],
-                                        codes={ln.sku_id: ln.sku_code for ln in lines_made})
-        membership.coupon_redeem(order, priced, actor=actor)
-        payments = _sale_payments(order, tenders, at_once, numbers[1:], store=store, actor=actor, member=member,
-                                  client_uuid=client_uuid)
-        captured = money(sum((p.amount for p in payments if p.status == Payment.Status.CAPTURED), ZERO))
-        if captured != total:
-            raise PaymentMismatch(message="POS tenders must be captured at the counter.",
-                                  params={"due": str(total)})
-        order_born_audit(order, actor=actor, store=store, emit="order.paid")
-        paid = membership.money_paid(payments)  # the payments just taken: no need to read them back
-        locked = member if member_locked else None
-        membership.on_paid(order, paid=paid, locked_member=locked)
-        membership.on_handed_over(order, lines_made, frozen_until=return_window_end(order), paid=paid,
-                                  locked_member=locked, store=store, new_order=True)
-        if before_stock is not None:
-            before_stock(order, payments)
-    take.take()
+    with joined_writes():
+        with outbox_batch():
+            # The counter priced the sale and the customer pays that: a promotion that ran out since
+            # is refused.
+            promotions_consume(uses=priced.promotion_uses())
+            lines_made = _lines_create(order, priced, None, store.warehouse_id, handed_over=True)
+            take = stock.stock_sale_prepare(warehouse_id=store.warehouse_id, reference=order.number,
+                                            actor=actor, lines=[(ln.sku_id, ln.qty) for ln in lines_made],
+                                            codes={ln.sku_id: ln.sku_code for ln in lines_made})
+            membership.coupon_redeem(order, priced, actor=actor)
+            payments = _sale_payments(order, tenders, at_once, numbers[1:], store=store, actor=actor,
+                                      member=member, client_uuid=client_uuid)
+            captured = money(sum((p.amount for p in payments if p.status == Payment.Status.CAPTURED), ZERO))
+            if captured != total:
+                raise PaymentMismatch(message="POS tenders must be captured at the counter.",
+                                      params={"due": str(total)})
+            order_born_audit(order, actor=actor, store=store, emit="order.paid")
+            paid = membership.money_paid(payments)  # the payments just taken: no need to read them back
+            # Points paid with are redeemed through a fresh read of the member: the locked copy's
+            # balances are stale after that, so the earn then locks and reads it again.
+            locked = member if member_locked and not any(t.tender == "points" for t in tenders) else None
+            membership.on_paid(order, paid=paid, locked_member=locked)
+            membership.on_handed_over(order, lines_made, frozen_until=return_window_end(order), paid=paid,
+                                      locked_member=locked, store=store, new_order=True)
+            if before_stock is not None:
+                before_stock(order, payments)
+        # The outbox messages and the audit rows nobody reads back ride on the stock statement, last.
+        take.take()
     return PlaceResult(order, created=True, payments=payments)
 
 
