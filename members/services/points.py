@@ -105,7 +105,7 @@ from members.selectors import (
 )
 from members.selectors import points_value as _points_value
 from members.services.members import member_lock, merge_hook, store_id_check
-from o2o.db import service
+from o2o.db import insert_joined, service, write_joined
 from o2o.money import FEN, money
 from o2o.outbox import outbox_emit
 
@@ -231,11 +231,15 @@ class _Book:
         return bool(self.entries)
 
 
-def _flush(books: Iterable[_Book]) -> list[PointsEntry]:
-    """Write the books: entries, consumption, lots, balances (one query each), one outbox message per member."""
+def _flush(books: Iterable[_Book], *, joined: bool = False) -> list[PointsEntry]:
+    """Write the books: entries, consumption, lots, balances (one query each), one outbox message per member.
+
+    ``joined``: the entries and balances nobody reads back in this transaction are held for its
+    last statement (``o2o.db.joined_writes``; written now outside such a block)."""
     books = [b for b in books if b.changed or b.dirty]
     entries = [entry for book in books for entry, _ in book.entries]
-    PointsEntry.objects.bulk_create(entries)
+    if not (joined and insert_joined(entries)):
+        PointsEntry.objects.bulk_create(entries)
     PointsConsumption.objects.bulk_create([
         PointsConsumption(entry=entry, lot=lot, points=n)
         for book in books for entry, taken in book.entries for lot, n in taken
@@ -248,13 +252,12 @@ def _flush(books: Iterable[_Book]) -> list[PointsEntry]:
         values = ", ".join(["(%s, %s, %s, %s)"] * len(changed))
         params = [p for b in changed for p in (b.member.pk, b.available - b.member.points_available,
                                                b.frozen - b.member.points_frozen, b.debt - b.member.points_debt)]
-        with connection.cursor() as cur:
-            cur.execute(
-                f"UPDATE {MEMBER_TABLE} m SET points_available = m.points_available + v.a, "
-                "points_frozen = m.points_frozen + v.f, points_debt = m.points_debt + v.d, updated_at = now() "
-                f"FROM (VALUES {values}) AS v(id, a, f, d) WHERE m.id = v.id",
-                params,
-            )
+        sql = (f"UPDATE {MEMBER_TABLE} m SET points_available = m.points_available + v.a, "
+               "points_frozen = m.points_frozen + v.f, points_debt = m.points_debt + v.d, updated_at = now() "
+               f"FROM (VALUES {values}) AS v(id, a, f, d) WHERE m.id = v.id")
+        if not (joined and write_joined(sql, params)):
+            with connection.cursor() as cur:
+                cur.execute(sql, params)
     for book in changed:
         book.member.points_available, book.member.points_frozen, book.member.points_debt = (
             book.available, book.frozen, book.debt)
@@ -392,7 +395,9 @@ def points_earn(*, member: Member | int, order_number: str, channel: str,
             book.add_available_lot(lot)
             book.entry(EntryKind.EARN, available=points, lot=lot, order_number=order_number)
             book.settle_debt()
-        _flush([book])
+        # Frozen points of a new sale for the member the sale locked: nothing in the sale reads the
+        # entry or the balance back, so both ride on the sale's last statement.
+        _flush([book], joined=frozen and locked and first)
     return lot
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from inventory import services as stock
-from o2o.db import joined_writes, service
+from o2o.db import insert_joined, joined_writes, service
 from o2o.errors import InvalidInput
 from o2o.ids import number_next, numbers_next
 from o2o.outbox import outbox_batch
@@ -85,6 +85,8 @@ def _lines_create(order: Order, priced: PricedSale, plan: dict[int, dict[int, in
             lines.append(line)
             explained.extend(_line_promotion(line, a, shares[n], n == 0)
                              for a, shares in zip(row.promotions, promo_parts) if shares[n] > 0)
+    if not explained and insert_joined(lines):  # a store sale's lines ride on its last statement
+        return lines
     made = OrderLine.objects.bulk_create(lines)
     if explained:
         OrderLinePromotion.objects.bulk_create(explained)

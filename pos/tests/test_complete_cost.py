@@ -28,12 +28,13 @@ pytestmark = pytest.mark.django_db
 
 # Statements of the complete request.  Before the sale: the session, the user, the staff profile,
 # their stores, the store (the POS page's login), and the one look-up of the sale's client id.
-# The sale (17): the shift FOR SHARE, the member locked, the SKUs, the promotions, the document
-# numbers, the member's guide, the order, its lines, its payments, the return window, the points
-# programme, category paths and rules, the points lot, entry and balance, then the stock UPDATE
-# carrying the order event, the spend, the cash handed over, the emptied basket and the outbox rows.
+# The sale (14): the shift FOR SHARE, the member locked, the SKUs, the promotions, the document
+# numbers, the member's guide, the order, its payments, the return window, the points programme,
+# category paths and rules, the points lot, then the stock UPDATE carrying the order lines and
+# event, the spend, the points entry and balance, the cash handed over, the emptied basket and the
+# outbox rows.
 REQUEST_BEFORE_SALE = 6
-SALE_STATEMENTS = 17
+SALE_STATEMENTS = 14
 
 
 @pytest.fixture
@@ -77,14 +78,16 @@ def test_the_complete_request_is_one_transaction_of_pinned_statements_with_the_s
     assert last.startswith("WITH") and "UPDATE inventory_stocklevel" in last
     assert "l.on_hand - l.reserved >= x.qty" in last and "FOR UPDATE OF k" in last
     assert not any("inventory_stocklevel" in s for s in sale[:-1])  # no stock read or lock before it
-    for table in ("orders_orderevent", "members_memberspend", "payments_cashtendered", "pos_posbasket",
-                  "o2o_outboxmessage", "inventory_stockmove"):
+    for table in ("orders_orderline", "orders_orderevent", "members_memberspend", "members_pointsentry", "payments_cashtendered",
+                  "pos_posbasket", "o2o_outboxmessage", "inventory_stockmove"):
         assert f'INSERT INTO "{table}"' in last or f"INSERT INTO {table}" in last, table
+    assert "UPDATE members_member m SET points_available" in last
     assert not any("django_session" in s and not s.startswith("SELECT") for s in sql)
     # The order is inserted once in its final state and read (by its client id) once.
     assert not any(s.startswith('UPDATE "orders_order"') for s in sql)
     assert sum(s.startswith('SELECT "orders_order"') for s in sql) == 1
     assert sum('FROM "members_member"' in s for s in sql) == 1
+    assert not any(s.startswith("UPDATE") for s in sale[:-1])  # every update rides on the last statement
 
     # Every behaviour of the sale is there.
     assert order.status == Status.COMPLETED and order.version == 2 and order.member_id == member.pk
@@ -103,6 +106,7 @@ def test_the_complete_request_is_one_transaction_of_pinned_statements_with_the_s
     lot = PointsLot.objects.get(order_number=order.number)
     member.refresh_from_db()
     assert lot.status == "frozen" and lot.amount == 249 and member.points_frozen == frozen_before + 249
+    assert lot.entries.get().frozen_delta == 249
     assert MemberSpend.objects.get(order_number=order.number).amount == Decimal("249.50")
     topics = list(OutboxMessage.objects.filter(created_at__gte=order.created_at).order_by("id")
                   .values_list("topic", flat=True))
