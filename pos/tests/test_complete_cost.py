@@ -147,3 +147,21 @@ def test_a_line_short_at_the_last_statement_refuses_the_sale_and_leaves_nothing(
     assert sorted(StockLevel.objects.filter(sku__in=five_skus).values_list("on_hand", flat=True)) == [0] + [10] * 4
     # The basket is kept for the clerk to fix.
     assert len(parking.basket_open_get(store=shift_a.store, clerk=clerk_a).lines) == 5
+
+
+def test_a_card_slip_already_recorded_refuses_the_sale_without_a_savepoint_and_leaves_nothing(
+        client_a, clerk_a, five_skus, shift_a, member):
+    first = fill(client_a, five_skus[:1], member)
+    assert htmx(client_a, reverse("pos:sale_complete"), {
+        "client_uuid": first, "card_amount": "49.90", "card_reference": "slip-42"})["HX-Redirect"]
+    second = fill(client_a, five_skus[1:3], member)
+    outbox_before = OutboxMessage.objects.count()
+
+    response = htmx(client_a, reverse("pos:sale_complete"), {
+        "client_uuid": second, "card_amount": "49.80", "card_reference": "slip-42", "cash_tendered": "50"})
+
+    assert response.status_code == 422
+    assert Order.objects.count() == 1 and Payment.objects.count() == 1
+    assert OutboxMessage.objects.count() == outbox_before
+    assert sorted(StockLevel.objects.filter(sku__in=five_skus[1:3]).values_list("on_hand", flat=True)) == [10, 10]
+    assert len(parking.basket_open_get(store=shift_a.store, clerk=clerk_a).lines) == 2
