@@ -327,9 +327,13 @@ def pgbench_script(statements, info: dict, fx: dict) -> tuple[str, int]:
             table = _table_of_insert(sql)
             gset = ""
             if sql.startswith("SELECT nextval('o2o_document_number_seq')"):
-                k = next(doc_next)
-                doc_vars[k] = f"doc{len(doc_vars)}_v"
-                out.append(f"SELECT nextval('o2o_document_number_seq') AS v \\gset doc{len(doc_vars) - 1}_")
+                # One number, or several drawn in one statement (``numbers_next``): one row of columns.
+                drawn = params[0] if "generate_series" in sql else 1
+                prefix = f"doc{len(doc_vars)}_"
+                for j in range(drawn):
+                    doc_vars[next(doc_next)] = f"{prefix}v{j or ''}"
+                columns = ", ".join(f"nextval('o2o_document_number_seq') AS v{j or ''}" for j in range(drawn))
+                out.append(f"SELECT {columns} \\gset {prefix}")
                 count += 1
                 continue
             single = " VALUES (" in text and "), (" not in text and "UNNEST(" not in text

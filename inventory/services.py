@@ -55,7 +55,7 @@ from inventory.models import (
     Transfer,
     TransferLine,
 )
-from o2o.db import service
+from o2o.db import run_joined, service
 from o2o.errors import DomainError, InvalidInput
 from o2o.ids import number_next
 from o2o.money import FEN
@@ -318,6 +318,63 @@ def stock_sell(*, warehouse: Warehouse | int, lines: Sequence[StockLine | tuple[
     wid, merged = _target_check(warehouse, lines)
     deltas = [_Delta(wid, sku_id, Bucket.SELLABLE, -qty) for sku_id, qty in merged.items()]
     return _apply(deltas, reason=MoveReason.SALE, reference=reference, actor=_actor(actor))
+
+
+@dataclass(frozen=True)
+class SaleTake:
+    """A counter sale's stock, checked and announced, to be taken by ``take()`` as the sale's last
+    statement (``stock_sale_prepare``)."""
+
+    warehouse_id: int
+    lines: tuple[tuple[int, int], ...]  # (sku id, qty), SKUs merged, in id order
+    reference: str
+    actor_id: int | None
+    codes: dict[int, str]
+
+    def take(self) -> None:
+        """Take the units in one statement: the levels locked in (warehouse, sku) order, decreased
+        where ``on_hand - reserved`` covers the quantity, and a StockMove written for each level
+        moved.  Raises InsufficientStock (naming the short SKUs) when a line is short; the caller's
+        transaction then rolls back.  Meant as the last statement before the commit, so the level
+        rows stay locked for the commit only; the writes held by ``o2o.db.joined_writes`` ride on it."""
+        values = ", ".join(["(%s, %s, %s)"] * len(self.lines))
+        params = [p for sku_id, qty in self.lines for p in (self.warehouse_id, sku_id, qty)]
+        rows = run_joined(
+            "WITH moved AS ("
+            f"UPDATE {LEVEL_TABLE} l SET on_hand = l.on_hand - x.qty, updated_at = now() "
+            f"FROM (SELECT k.id, v.qty FROM {LEVEL_TABLE} k JOIN (VALUES {values}) AS v(w, s, qty) "
+            "ON k.warehouse_id = v.w AND k.sku_id = v.s AND k.bucket = 'sellable' "
+            "ORDER BY k.warehouse_id, k.sku_id FOR UPDATE OF k) AS x "
+            "WHERE l.id = x.id AND l.on_hand - l.reserved >= x.qty "
+            "RETURNING l.id, l.warehouse_id, l.sku_id, x.qty) "
+            f"INSERT INTO {StockMove._meta.db_table} (level_id, warehouse_id, sku_id, bucket, qty, reason, "
+            "reference, note, actor_id, created_at) "
+            "SELECT id, warehouse_id, sku_id, 'sellable', -qty, %s, %s, '', %s, now() FROM moved "
+            "RETURNING sku_id",
+            [*params, MoveReason.SALE, self.reference, self.actor_id],
+        )
+        moved = {sku_id for (sku_id,) in rows}
+        short = [sku_id for sku_id, _ in self.lines if sku_id not in moved]
+        if short:
+            raise InsufficientStock(params={"skus": sorted(self.codes.get(s, str(s)) for s in short),
+                                            "warehouse_ids": [self.warehouse_id]})
+
+
+def stock_sale_prepare(*, warehouse_id: int, lines: Sequence[tuple[int, int]], reference: str, actor=None,
+                       codes: dict[int, str]) -> SaleTake:
+    """A counter sale's stock (as ``stock_sell``) in two steps, for the lean sale: this one checks the
+    quantities and queues ``stock.changed`` (no statement of its own inside an ``outbox_batch``);
+    ``take()`` moves the levels last.  The caller vouches that the SKUs are active and the
+    warehouse is the store's (it priced the sale from them); ``codes``: {sku id: code} for the
+    error.  Raises InvalidQuantity; ``take()`` raises InsufficientStock."""
+    merged = _merge_lines(lines)
+    keys = sorted(merged)
+    outbox_emit(topic="stock.changed", key="stock",
+                payload={"reason": MoveReason.SALE, "reference": reference,
+                         "levels": [[warehouse_id, sku_id, Bucket.SELLABLE] for sku_id in keys]})
+    actor = _actor(actor)
+    return SaleTake(warehouse_id=warehouse_id, lines=tuple((k, merged[k]) for k in keys), reference=reference,
+                    actor_id=actor.pk if actor is not None else None, codes=codes)
 
 
 @service

@@ -6,11 +6,13 @@ import functools
 import logging
 import random
 import time
+from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Callable, ParamSpec, TypeVar
+from typing import Callable, Iterator, ParamSpec, Sequence, TypeVar
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, models, transaction
+from django.db.models.sql import InsertQuery
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +78,74 @@ def _run_with_retry(func, args, kwargs):
             log.info("retrying %s after %s (attempt %d)", func.__qualname__, exc.__cause__, attempt)
             time.sleep(random.uniform(0, 0.01 * 2**attempt))
     raise AssertionError("unreachable")
+
+
+# --- writes joined to the transaction's last statement -------------------------------------------
+
+# The statements a ``joined_writes`` block holds back: (sql, params), in the order they were asked for.
+_JOINED: ContextVar[list[tuple[str, list]] | None] = ContextVar("o2o_joined_writes", default=None)
+
+
+@contextmanager
+def joined_writes() -> Iterator[list[tuple[str, list]]]:
+    """Hold back the inserts made through ``write_joined`` / ``insert_joined`` inside the block, so
+    the block's last statement (``run_joined``) carries them as data-modifying CTEs: one round
+    trip for several rows nobody reads back in the transaction (audit rows, outbox messages).
+
+    Only writes whose result the transaction does not read again may join: until ``run_joined``
+    they are not in the database.  The block must end with ``run_joined`` (RuntimeError otherwise,
+    so nothing is silently dropped); an error inside drops them with the transaction.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("joined_writes must run inside the service's transaction")
+    if _JOINED.get() is not None:
+        raise RuntimeError("joined_writes blocks do not nest")
+    pending: list[tuple[str, list]] = []
+    token = _JOINED.set(pending)
+    try:
+        yield pending
+    finally:
+        _JOINED.reset(token)
+    if pending:
+        raise RuntimeError("joined writes were never run: end the block with run_joined")
+
+
+def write_joined(sql: str, params: Sequence) -> bool:
+    """Hold ``sql`` (an INSERT without RETURNING) back for ``run_joined``; False (nothing held)
+    outside a ``joined_writes`` block, where the caller runs it itself."""
+    pending = _JOINED.get()
+    if pending is None:
+        return False
+    pending.append((sql, list(params)))
+    return True
+
+
+def insert_joined(objs: Sequence[models.Model]) -> bool:
+    """``write_joined`` for new model rows of one model (their pk stays unset); False outside a block."""
+    if _JOINED.get() is None or not objs:
+        return _JOINED.get() is not None
+    meta = objs[0]._meta
+    fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
+    query = InsertQuery(type(objs[0]))
+    query.insert_values(fields, list(objs))
+    for sql, params in query.get_compiler(using=DEFAULT_DB_ALIAS).as_sql():
+        write_joined(sql, params)
+    return True
+
+
+def run_joined(sql: str, params: Sequence) -> list[tuple]:
+    """Run ``sql`` (a SELECT, or a data-modifying statement with RETURNING or a CTE of its own) with
+    the held-back writes in front of it as CTEs; returns its rows.  Clears what was held."""
+    pending = _JOINED.get()
+    head, head_params = "", []
+    if pending:
+        head = ", ".join(f"w{n} AS ({held})" for n, (held, _) in enumerate(pending))
+        head_params = [p for _, held_params in pending for p in held_params]
+        pending.clear()
+        if sql.lstrip().upper().startswith("WITH "):
+            sql = f"WITH {head}, {sql.lstrip()[5:]}"
+        else:
+            sql = f"WITH {head} {sql}"
+    with connection.cursor() as cur:
+        cur.execute(sql, [*head_params, *params])
+        return cur.fetchall() if cur.description else []

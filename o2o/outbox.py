@@ -15,8 +15,10 @@ redelivery applies nothing twice.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import redis
 from celery import shared_task
@@ -26,6 +28,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from o2o.db import insert_joined
 from o2o.models import OutboxMessage, ProcessedMessage
 
 log = logging.getLogger(__name__)
@@ -60,17 +63,51 @@ def consumers_for(topic: str) -> list[tuple[str, Consumer]]:
     return _CONSUMERS.get(topic, []) + _CONSUMERS.get("*", [])
 
 
+# The messages of an open ``outbox_batch``, written together when it closes.
+_BATCH: ContextVar[list[OutboxMessage] | None] = ContextVar("o2o_outbox_batch", default=None)
+
+
 def outbox_emit(*, topic: str, payload: dict[str, Any], key: str = "") -> OutboxMessage:
-    """Record a side effect in the current transaction.  Raises if there is none."""
+    """Record a side effect in the current transaction.  Raises if there is none.
+
+    Inside ``outbox_batch`` the row is written when the batch closes (its id is unset until then)."""
     if not connection.in_atomic_block:
         raise OutboxOutsideTransaction("outbox_emit must run inside the business transaction")
     import json
 
     clean = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+    pending = _BATCH.get()
+    if pending is not None:
+        message = OutboxMessage(topic=topic, key=key, payload=clean)
+        pending.append(message)
+        return message
     message = OutboxMessage.objects.create(topic=topic, key=key, payload=clean)
     if not _kick_queued():
         transaction.on_commit(_kick_relay)
     return message
+
+
+@contextmanager
+def outbox_batch() -> Iterator[list[OutboxMessage]]:
+    """Collect the messages emitted inside the block and write them as one multi-row INSERT when
+    it ends without an error (one statement for a sale's several events).  Must run inside the
+    business transaction; a nested batch joins the outer one."""
+    if not connection.in_atomic_block:
+        raise OutboxOutsideTransaction("outbox_batch must run inside the business transaction")
+    if _BATCH.get() is not None:
+        yield _BATCH.get()
+        return
+    pending: list[OutboxMessage] = []
+    token = _BATCH.set(pending)
+    try:
+        yield pending
+    finally:
+        _BATCH.reset(token)
+    if pending:
+        if not insert_joined(pending):  # joined to the transaction's last statement when one is held
+            OutboxMessage.objects.bulk_create(pending)
+        if not _kick_queued():
+            transaction.on_commit(_kick_relay)
 
 
 def _kick_queued() -> bool:

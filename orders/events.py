@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import F
 from django.utils import timezone
 
+from o2o.db import insert_joined
 from o2o.outbox import outbox_emit
 from orders.exceptions import InvalidOrderTransition
 from orders.models import TRANSITIONS, Order, OrderEvent
@@ -32,6 +33,27 @@ def order_transition(order: Order, to_status: str, *, actor=None, store=None, re
                                       data=data or {})
     if emit:
         order_emit(order, emit, data)
+    return event
+
+
+def order_born(order: Order, status: str) -> None:
+    """Give a new, unsaved ``order`` the status (and version) its first status event records, so
+    it is inserted once in its final state; ``order_born_audit`` writes that event after the
+    insert.  Raises InvalidOrderTransition for a status an order cannot start in."""
+    if status not in TRANSITIONS.get("", set()):
+        raise InvalidOrderTransition(params={"from": "", "to": status})
+    order.status = status
+    order.version = (order.version or 0) + 1
+
+
+def order_born_audit(order: Order, *, actor=None, store=None, emit: str | None = None) -> OrderEvent:
+    """The status event of an order inserted in its final state (``order_born``), and its message."""
+    event = OrderEvent(order=order, kind=OrderEvent.Kind.STATUS, from_status="", to_status=order.status,
+                       actor=_user(actor), store=store, data={})
+    if not insert_joined([event]):  # held for the transaction's last statement inside ``joined_writes``
+        event.save(force_insert=True)
+    if emit:
+        order_emit(order, emit)
     return event
 
 

@@ -64,20 +64,27 @@ def _money_paid(order: Order) -> Decimal:
                       .only("tender", "amount", "status"))
 
 
-def on_paid(order: Order, *, paid: Decimal | None = None) -> None:
-    """Record the member's spend.  ``paid``: the money paid, when the caller already knows it."""
+def on_paid(order: Order, *, paid: Decimal | None = None, locked_member=None) -> None:
+    """Record the member's spend.  ``paid``: the money paid, when the caller already knows it;
+    ``locked_member``: the order's member, locked by the caller in this transaction."""
     if order.member_id:
-        members.member_spend_record(member=order.member_id, order_number=order.number, channel=order.channel,
+        members.member_spend_record(member=locked_member or order.member_id, order_number=order.number,
+                                    channel=order.channel, locked=locked_member is not None,
                                     amount=_money_paid(order) if paid is None else paid, at=timezone.now())
 
 
-def on_handed_over(order: Order, lines: list[OrderLine], *, frozen_until, paid: Decimal | None = None) -> None:
-    """Earn points on the money paid and accrue the guide's commission, frozen until ``frozen_until``."""
+def on_handed_over(order: Order, lines: list[OrderLine], *, frozen_until, paid: Decimal | None = None,
+                   locked_member=None, store=None, new_order: bool = False) -> None:
+    """Earn points on the money paid and accrue the guide's commission, frozen until ``frozen_until``.
+
+    ``locked_member``: the order's member, locked by the caller; ``store``: the order's store as
+    loaded; ``new_order``: the order was created in this transaction (nothing earned on it yet)."""
     if order.member_id:
         paid = _money_paid(order) if paid is None else paid
         bases = allocate(paid, [ln.line_total for ln in lines]) if order.total > 0 else [ZERO] * len(lines)
-        points.points_earn(member=order.member_id, order_number=order.number, channel=order.channel,
-                           store_id=order.store_id, frozen_until=frozen_until,
+        points.points_earn(member=locked_member or order.member_id, order_number=order.number,
+                           channel=order.channel, store_id=store or order.store_id, frozen_until=frozen_until,
+                           locked=locked_member is not None, first=new_order,
                            lines=[(ln.category_id_snapshot, ln.sku_id, base) for ln, base in zip(lines, bases)])
     if order.guide_id:
         guides.commission_accrue(guide=order.guide_id, order_number=order.number, channel=order.channel,

@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from members.models import CouponRedemption, EntryKind, LotKind, PointsEntry, PointsLot
-from o2o.db import service
+from o2o.db import service, write_joined
 from o2o.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from o2o.money import ZERO, money, money_parse
 from payments.models import CashMovement, CashTendered, Payment, PosShift, Refund, ShiftHandover, Tender
@@ -464,6 +464,11 @@ def cash_tendered_record(*, payment: Payment, tendered: Decimal) -> CashTendered
     if payment.tender != Tender.CASH or tendered < payment.amount:
         raise InvalidTendered(field="cash_tendered", params={"due": str(payment.amount)})
     change = money(tendered - payment.amount)
+    joined = write_joined(f'INSERT INTO "{CashTendered._meta.db_table}" ("payment_id", "tendered", "change") '
+                          'VALUES (%s, %s, %s) ON CONFLICT ("payment_id") DO NOTHING',
+                          [payment.pk, tendered, change])
+    if joined:  # a new sale's payment: held for the sale's last statement (``o2o.db.joined_writes``)
+        return CashTendered(payment=payment, tendered=tendered, change=change)
     # One statement for a new payment (get_or_create costs a read and a savepoint around the
     # insert); a repeat for the same payment keeps and returns the first record.
     with connection.cursor() as cur:

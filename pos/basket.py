@@ -285,16 +285,17 @@ def store_available(store: Store, sku_ids) -> dict[int, int]:
     return {s: n for (_w, s), n in stock_available(sku_ids=sku_ids, warehouse_ids=[store.warehouse_id]).items()}
 
 
-def basket_price(basket: Basket, store: Store, *, member=None) -> PricedBasket:
+def basket_price(basket: Basket, store: Store, *, member=None, stock: bool = True) -> PricedBasket:
     """Price the basket once: list prices, approved overrides, the basket discount and the coupon.
 
     A discount larger than what is left after overrides (lines were removed since) is kept and
     flagged in ``discount_error``; the sale refuses it, as it refuses the problems kept in
     ``sale.errors`` (a SKU no longer sold, a coupon that no longer applies).  ``member``: the
-    basket's member when the caller has loaded it.
+    basket's member when the caller has loaded it.  ``stock=False``: the stock on hand is not read
+    (each line's ``available`` is 0), for the sale, whose own conditional update decides.
     """
     skus = skus_load(ln.sku_id for ln in basket.lines)
-    available = store_available(store, skus)
+    available = store_available(store, skus) if stock else {}
     priced = PricedBasket(basket=basket)
     for index, ln in enumerate(basket.lines):
         sku = skus.get(ln.sku_id)

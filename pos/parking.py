@@ -28,7 +28,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from o2o.db import service
+from o2o.db import service, write_joined
 from o2o.errors import Conflict, InvalidInput, NotFound
 from payments import shifts
 from payments.models import PosShift
@@ -80,13 +80,15 @@ def basket_open_save(*, store: Store, clerk, basket: Basket | None) -> Basket:
     """
     basket = basket or Basket.new()
     table = PosBasket._meta.db_table
+    sql = (f'INSERT INTO "{table}" ("store_id", "clerk_id", "state", "data", "label", "units", "updated_at") '
+           "VALUES (%s, %s, 'open', %s::jsonb, '', 0, %s) "
+           "ON CONFLICT (\"clerk_id\", \"store_id\") WHERE \"state\" = 'open' "
+           'DO UPDATE SET "data" = EXCLUDED."data", "updated_at" = EXCLUDED."updated_at"')
+    params = [store.pk, clerk.pk, _json(basket.dump()), timezone.now()]
+    if write_joined(sql, params):  # emptied by a sale: part of the sale's last statement
+        return basket
     with connection.cursor() as cur:
-        cur.execute(
-            f'INSERT INTO "{table}" ("store_id", "clerk_id", "state", "data", "label", "units", "updated_at") '
-            "VALUES (%s, %s, 'open', %s::jsonb, '', 0, %s) "
-            "ON CONFLICT (\"clerk_id\", \"store_id\") WHERE \"state\" = 'open' "
-            'DO UPDATE SET "data" = EXCLUDED."data", "updated_at" = EXCLUDED."updated_at"',
-            [store.pk, clerk.pk, _json(basket.dump()), timezone.now()])
+        cur.execute(sql, params)
     return basket
 
 

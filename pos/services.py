@@ -30,6 +30,7 @@ from orders.models import Channel, Order, Return, ReturnLine
 from orders.pricing import sale_round_cash
 from pos import selectors
 from pos.basket import Basket, OutOfStock, PricedBasket, basket_price
+from pos.parking import basket_open_save
 from orders.services import ReturnLineIn, TenderIn, return_window_end
 from payments import approvals, micropay, shifts
 from payments.models import ApprovalLog, Payment, Tender
@@ -301,7 +302,8 @@ def sale_already_made(*, store: Store, client_uuid) -> Order | None:
 
 @service
 def pos_checkout(*, store: Store, actor, client_uuid, basket: Basket, payment: PaymentIn,
-                 priced: PricedBasket | None = None) -> CheckoutResult:
+                 priced: PricedBasket | None = None, known_new: bool = False,
+                 basket_clear: bool = False) -> CheckoutResult:
     """Complete the basket as a sale (or, with a basket exchange, as an exchange).
 
     Idempotent on ``client_uuid``: a sale already made with it is returned
@@ -310,29 +312,43 @@ def pos_checkout(*, store: Store, actor, client_uuid, basket: Basket, payment: P
     whatever ``pos_sale_create`` / ``exchange_create`` raise (unknown or
     inactive SKU, insufficient stock, a card slip already used…).  ``priced``: the basket as
     ``basket_checked`` priced it in this request (the sale takes it as it is); priced here without.
+    ``known_new``: the caller has just looked for a sale with ``client_uuid`` and found none (it is
+    not read again; a twin submit is still caught by the sale's insert).  ``basket_clear``: the
+    clerk's open basket on the server (``pos.parking``) is emptied with the sale, in its transaction.
+    The member is locked once, before the sale is priced, and passed down.
     """
     key = _sale_uuid(client_uuid)
-    done = sale_already_made(store=store, client_uuid=key)
-    if done is not None:
-        return CheckoutResult(order=done, created=False, change=selectors.sale_change(done))
-    shifts.shift_hold(store)
-    priced = priced or basket_checked(basket=basket, store=store, actor=actor)
+    if not known_new:
+        done = sale_already_made(store=store, client_uuid=key)
+        if done is not None:
+            return CheckoutResult(order=done, created=False, change=selectors.sale_change(done))
+    shift = shifts.shift_hold(store)
+    locked = None
+    if priced is None:
+        locked = member_services.member_lock(basket.member_id) if basket.member_id and not basket.exchange else None
+        # No stock figures: the sale's conditional update of the levels decides.
+        priced = basket_checked(basket=basket, store=store, actor=actor, member=locked, stock=False)
     _member_proof_check(basket, payment)
     if basket.exchange:
         return _exchange(store=store, actor=actor, key=key, basket=basket, priced=priced, payment=payment)
     priced.sale.raise_errors()
-    plan = tender_plan(due=priced.total, payment=payment, unit=shifts.cash_unit(store))
+    plan = tender_plan(due=priced.total, payment=payment, unit=shift.cash_unit)
     _code_charged_check(plan)
     member = priced.sale.member
     if member is None and (payment.points or _amount(payment.wallet_amount, "wallet_amount")):
         raise MemberRequired(field="member")
+
+    def with_the_sale(order: Order, payments: list[Payment]) -> None:
+        if member is not None and basket.guide_id:
+            _member_guide_bind(member=member, guide_id=basket.guide_id)
+        _cash_record(payments, plan)
+        if basket_clear:
+            basket_open_save(store=store, clerk=actor, basket=None)
+
     result = order_services.pos_sale_create(
         store=store, client_uuid=key, actor=actor, priced=sale_round_cash(priced.sale, plan.rounding),
-        tenders=plan.tenders,
-        customer_phone=member.phone if member else "", guide_id=basket.guide_id)
-    if result.created and member is not None and basket.guide_id:
-        _member_guide_bind(member=member, guide_id=basket.guide_id)
-    _cash_record(result.payments, plan)
+        tenders=plan.tenders, known_new=True, member_locked=locked is not None and member is locked,
+        customer_phone=member.phone if member else "", guide_id=basket.guide_id, before_stock=with_the_sale)
     return CheckoutResult(order=result.order, created=result.created, change=plan.change)
 
 
@@ -361,13 +377,15 @@ def pos_member_register(*, store: Store, phone: str, name: str = "", actor=None,
     return member
 
 
-def basket_checked(*, basket: Basket, store: Store, actor) -> PricedBasket:
+def basket_checked(*, basket: Basket, store: Store, actor, member=None, stock: bool = True) -> PricedBasket:
     """The basket priced (once: the sale takes this pricing as it is), refused when empty,
-    mispriced or short of a manager's approval."""
+    mispriced or short of a manager's approval.  ``member``: the basket's member as the caller
+    loaded it (read here otherwise); ``stock=False``: no stock figures (``basket_price``)."""
     if not basket.lines:
         raise BasketEmpty(field="scan")
-    member = member_read.member_get(basket.member_id) if basket.member_id else None
-    priced = basket_price(basket, store, member=member)
+    if member is None and basket.member_id:
+        member = member_read.member_get(basket.member_id)
+    priced = basket_price(basket, store, member=member, stock=stock)
     if priced.discount_error:
         raise priced.discount_error
     basket_approvals_check(basket=basket, priced=priced, store=store, actor=actor)
@@ -415,7 +433,7 @@ def checkout_precheck(*, store: Store, actor, basket: Basket, payment: PaymentIn
 
 
 def pos_sale_complete(*, store: Store, actor, client_uuid, basket: Basket,
-                      payment: PaymentIn) -> CheckoutResult:
+                      payment: PaymentIn, known_new: bool = False, basket_clear: bool = False) -> CheckoutResult:
     """Complete the basket at the counter; with a payment code, charge it first, then make the sale.
 
     Not a service: the code is charged outside any transaction
@@ -424,15 +442,17 @@ def pos_sale_complete(*, store: Store, actor, client_uuid, basket: Basket,
     the sale fails after the charge, the charge is refunded in full to the
     customer's account and the error raised carries the refund as
     ``micropay_refund``.  A double submit or a retry with the same
-    ``client_uuid`` charges once and makes one sale.  Raises what
-    ``checkout_precheck``, ``micropay_charge`` and ``pos_checkout`` raise.
+    ``client_uuid`` charges once and makes one sale.  ``known_new`` and ``basket_clear`` as for
+    ``pos_checkout``.  Raises what ``checkout_precheck``, ``micropay_charge`` and ``pos_checkout`` raise.
     """
     if not (payment.payment_code or _amount(payment.code_amount, "code_amount")):
-        return pos_checkout(store=store, actor=actor, client_uuid=client_uuid, basket=basket, payment=payment)
+        return pos_checkout(store=store, actor=actor, client_uuid=client_uuid, basket=basket, payment=payment,
+                            known_new=known_new, basket_clear=basket_clear)
     key = _sale_uuid(client_uuid)
-    done = sale_already_made(store=store, client_uuid=key)
-    if done is not None:
-        return CheckoutResult(order=done, created=False, change=selectors.sale_change(done))
+    if not known_new:
+        done = sale_already_made(store=store, client_uuid=key)
+        if done is not None:
+            return CheckoutResult(order=done, created=False, change=selectors.sale_change(done))
     priced = basket_checked(basket=basket, store=store, actor=actor)
     plan = checkout_precheck(store=store, actor=actor, basket=basket, payment=payment, priced=priced)
     code = next(t for t in plan.tenders if t.tender in micropay.CODE_TENDERS)
@@ -440,7 +460,8 @@ def pos_sale_complete(*, store: Store, actor, client_uuid, basket: Basket,
                                         code=payment.payment_code, actor=actor)
     try:
         result = pos_checkout(store=store, actor=actor, client_uuid=key, basket=basket,
-                              payment=replace(payment, code_payment_id=captured.pk), priced=priced)
+                              payment=replace(payment, code_payment_id=captured.pk), priced=priced,
+                              known_new=True, basket_clear=basket_clear)
     except Exception as exc:
         cause = getattr(exc, "code", type(exc).__name__)
         exc.micropay_refund = _release(captured, store=store, actor=actor, reason=f"sale not completed: {cause}")

@@ -80,6 +80,10 @@ STORE_KEY = "pos_store"
 SEEN_KEY = "pos_seen"
 RECEIPT_ORDERS_KEY = "pos_receipt_orders"
 BASKET_KEY = "pos_basket"  # a copy of the clerk's open basket; the server's row is the truth
+# The client id of the sale this browser just completed.  The sale empties the server's basket in
+# its own transaction and leaves the session alone (no second write after the sale): a session
+# copy of that basket is stale, so the next request reads the server's row instead.
+SOLD_COOKIE = "pos_sold"
 PAY_FIELDS = ("cash_tendered", "card_amount", "card_reference", "wallet_amount", "points", "code_amount",
               "payment_code")
 # Where on the sale screen an error of a member service belongs.
@@ -93,6 +97,11 @@ CODE_FIELDS = {"points_insufficient": "points", "points_cap_exceeded": "points",
                "provider_not_configured": "payment_code", "provider_unavailable": "payment_code",
                "payment_not_held": "payment_code", "payment_not_pending": "payment_code"}
 Action = ApprovalLog.Action
+
+
+# The last activity is kept to the minute: a request within a minute of the one that recorded it
+# leaves the session unwritten (the timeout is counted in minutes).
+SEEN_REFRESH_SECONDS = 60
 
 
 def idle_minutes() -> int:
@@ -140,7 +149,8 @@ def pos_view(view=None, *, needs_store: bool = True):
             messages.info(request, _("You were signed out after %(minutes)s minutes without activity.")
                           % {"minutes": idle_minutes()})
             return _go(request, login_url)
-        request.session[SEEN_KEY] = now
+        if not seen or now - seen >= SEEN_REFRESH_SECONDS:  # no session write per request for this
+            request.session[SEEN_KEY] = now
         store_ids = staff_store_ids(request.user)
         if not store_ids:
             return render(request, "pos/no_store.html", status=403)
@@ -234,7 +244,8 @@ def store_pick(request):
 def _basket(request) -> Basket:
     """The clerk's open basket: the session's copy, or the server's (``pos.parking``) after a sign-in."""
     cached = request.session.get(BASKET_KEY) or {}
-    if cached.get("store") == request.pos_store.pk and cached.get("clerk") == request.user.pk:
+    if (cached.get("store") == request.pos_store.pk and cached.get("clerk") == request.user.pk
+            and (cached.get("basket") or {}).get("uuid") != request.COOKIES.get(SOLD_COOKIE)):
         return Basket.load(cached.get("basket"))
     basket = basket_open_get(store=request.pos_store, clerk=request.user)
     _cache(request, basket)
@@ -564,7 +575,7 @@ def sale_complete(request):
                             code_tender=form.cleaned_data.get("code_tender", ""))
     try:
         result = pos.pos_sale_complete(store=store, actor=request.user, client_uuid=client_uuid, basket=basket,
-                                       payment=payment)
+                                       payment=payment, known_new=True, basket_clear=True)
     except ApprovalRequired as exc:
         return _sale_render(request, basket, status=422, payment_form=form,
                             errors={exc.field or "general": _("A manager must approve this again.")})
@@ -580,8 +591,11 @@ def sale_complete(request):
             errors["payment_code"] = f"{errors['payment_code']} {note}" if "payment_code" in errors else note
         return _sale_render(request, basket, status=422, payment_form=form, errors=errors,
                             focus=field if field in PAY_FIELDS else "cash_tendered")
-    _save(request, None)
-    return _go(request, reverse("pos:receipt", args=[result.order.number]))
+    # The sale emptied the server's basket; the session's copy is set aside by the cookie (no write).
+    response = _go(request, reverse("pos:receipt", args=[result.order.number]))
+    response.set_cookie(SOLD_COOKIE, str(client_uuid), path="/pos/", httponly=True, samesite="Lax",
+                        secure=settings.SESSION_COOKIE_SECURE)
+    return response
 
 
 # --- receipt and void -------------------------------------------------------------------------------

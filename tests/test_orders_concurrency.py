@@ -74,6 +74,25 @@ def test_the_same_retried_pos_sale_makes_one_order(world):
     call_command("audit_ledgers")
 
 
+def test_pos_sales_of_the_same_skus_in_opposite_line_orders_take_the_levels_in_one_order(world):
+    """The sale's last statement locks the levels in (warehouse, sku) order whatever the basket's
+    order, so two baskets of the same SKUs scanned in opposite orders never deadlock."""
+    store = world["store"]
+    skus = [world["sku"], SkuFactory(), SkuFactory()]
+    stock.stock_receive(warehouse=store.warehouse, lines=[(s.id, 20) for s in skus])
+
+    def attempt(i):
+        lines = [LineIn(s.id, 1) for s in (skus if i % 2 else list(reversed(skus)))]
+        total = sum((s.list_price for s in skus), Decimal("0"))
+        return services.pos_sale_create(store=store, client_uuid=uuid.uuid4(), lines=lines,
+                                        tenders=[TenderIn("cash", total)]).order
+
+    results = run_threads(12, attempt)
+    assert all(isinstance(r, Order) for r in results), results
+    assert sorted(StockLevel.objects.filter(warehouse=store.warehouse).values_list("on_hand", flat=True)) == [8] * 3
+    call_command("audit_ledgers")
+
+
 def test_two_notifications_for_one_payment_apply_once(world):
     store, sku = world["store"], world["sku"]
     stock.stock_receive(warehouse=store.warehouse, lines=[(sku.id, 3)])

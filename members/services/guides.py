@@ -281,7 +281,8 @@ def guide_bind(*, member: Member | int, guide_code: str, source: str, at: dateti
 def guide_current_binding(*, member: Member | int, at: datetime | None = None) -> GuideBinding | None:
     """The binding in force at ``at`` (history included: works for any past moment)."""
     at = at or timezone.now()
-    member = member_get(member)
+    if not (isinstance(member, Member) and member.merged_into_id is None):
+        member = member_get(member)  # an id, or a duplicate merged away: follow it
     return (GuideBinding.objects.select_related("guide__user")
             .filter(member=member, valid_from__lte=at).filter(Q(valid_to__isnull=True) | Q(valid_to__gt=at))
             .order_by("-valid_from", "-id").first())

@@ -50,7 +50,7 @@ from members.models import (
     Tier,
 )
 from members.selectors import member_id_of, phone_normalize, tier_for_spend
-from o2o.db import service
+from o2o.db import insert_joined, service
 from o2o.errors import Conflict, NotFound
 from o2o.money import FEN
 from o2o.outbox import outbox_emit
@@ -129,7 +129,8 @@ def members_lock_pair(first: Member | int, second: Member | int) -> tuple[Member
 def store_id_check(store_id) -> int | None:
     if store_id is None:
         return None
-    store_id = store_id.pk if isinstance(store_id, Store) else store_id
+    if isinstance(store_id, Store) and store_id.pk is not None:
+        return store_id.pk  # a loaded store exists
     if isinstance(store_id, bool) or not isinstance(store_id, int) or not Store.objects.filter(pk=store_id).exists():
         raise NotFound(code="store_not_found", field="store_id", params={"store_id": str(store_id)})
     return store_id
@@ -255,13 +256,14 @@ def _check_signed_amount(amount: object) -> Decimal:
 
 @service
 def member_spend_record(*, member: Member | int, order_number: str, channel: str, amount: Decimal,
-                        at: datetime, reference: str = "") -> MemberSpend:
+                        at: datetime, reference: str = "", locked: bool = False) -> MemberSpend:
     """Record paid spend of an order (a negative amount for a return) for the tier computation.
 
     With a ``reference`` (payment or return number) the call is idempotent: the
     same (order, channel, reference) returns the first record.  Locks the member
     (so a concurrent merge cannot strand the record on the duplicate).  Raises
-    invalid_amount, invalid_reference, invalid_channel, member_not_found.
+    invalid_amount, invalid_reference, invalid_channel, member_not_found.  ``locked``: ``member`` is
+    the Member row the caller already locked in this transaction (``member_lock``).
     """
     amount = _check_signed_amount(amount)
     if not isinstance(order_number, str) or not order_number.strip() or len(order_number.strip()) > 30:
@@ -271,7 +273,7 @@ def member_spend_record(*, member: Member | int, order_number: str, channel: str
     if not isinstance(at, datetime) or timezone.is_naive(at):
         raise InvalidAmount(message="A time zone aware time is required.", code="invalid_time", field="at")
     reference = (reference or "").strip()[:64]
-    member = member_lock(member)
+    member = member if locked and isinstance(member, Member) else member_lock(member)
     if reference:
         existing = MemberSpend.objects.filter(order_number=order_number.strip(), channel=channel.strip(),
                                               reference=reference).first()
@@ -280,8 +282,11 @@ def member_spend_record(*, member: Member | int, order_number: str, channel: str
                 raise Conflict(code="spend_reference_conflict", field="reference",
                                params={"reference": reference})
             return existing
-    return MemberSpend.objects.create(member=member, order_number=order_number.strip(), channel=channel.strip(),
-                                      amount=amount, at=at, reference=reference)
+    spend = MemberSpend(member=member, order_number=order_number.strip(), channel=channel.strip(),
+                        amount=amount, at=at, reference=reference)
+    if not insert_joined([spend]):  # held for the sale's last statement inside ``joined_writes``
+        spend.save(force_insert=True)
+    return spend
 
 
 def _tier_refresh(member: Member, *, now: datetime) -> None:

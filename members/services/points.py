@@ -105,7 +105,7 @@ from members.selectors import (
 )
 from members.selectors import points_value as _points_value
 from members.services.members import member_lock, merge_hook, store_id_check
-from o2o.db import service
+from o2o.db import insert_joined, service, write_joined
 from o2o.money import FEN, money
 from o2o.outbox import outbox_emit
 
@@ -231,11 +231,15 @@ class _Book:
         return bool(self.entries)
 
 
-def _flush(books: Iterable[_Book]) -> list[PointsEntry]:
-    """Write the books: entries, consumption, lots, balances (one query each), one outbox message per member."""
+def _flush(books: Iterable[_Book], *, joined: bool = False) -> list[PointsEntry]:
+    """Write the books: entries, consumption, lots, balances (one query each), one outbox message per member.
+
+    ``joined``: the entries and balances nobody reads back in this transaction are held for its
+    last statement (``o2o.db.joined_writes``; written now outside such a block)."""
     books = [b for b in books if b.changed or b.dirty]
     entries = [entry for book in books for entry, _ in book.entries]
-    PointsEntry.objects.bulk_create(entries)
+    if not (joined and insert_joined(entries)):
+        PointsEntry.objects.bulk_create(entries)
     PointsConsumption.objects.bulk_create([
         PointsConsumption(entry=entry, lot=lot, points=n)
         for book in books for entry, taken in book.entries for lot, n in taken
@@ -248,13 +252,12 @@ def _flush(books: Iterable[_Book]) -> list[PointsEntry]:
         values = ", ".join(["(%s, %s, %s, %s)"] * len(changed))
         params = [p for b in changed for p in (b.member.pk, b.available - b.member.points_available,
                                                b.frozen - b.member.points_frozen, b.debt - b.member.points_debt)]
-        with connection.cursor() as cur:
-            cur.execute(
-                f"UPDATE {MEMBER_TABLE} m SET points_available = m.points_available + v.a, "
-                "points_frozen = m.points_frozen + v.f, points_debt = m.points_debt + v.d, updated_at = now() "
-                f"FROM (VALUES {values}) AS v(id, a, f, d) WHERE m.id = v.id",
-                params,
-            )
+        sql = (f"UPDATE {MEMBER_TABLE} m SET points_available = m.points_available + v.a, "
+               "points_frozen = m.points_frozen + v.f, points_debt = m.points_debt + v.d, updated_at = now() "
+               f"FROM (VALUES {values}) AS v(id, a, f, d) WHERE m.id = v.id")
+        if not (joined and write_joined(sql, params)):
+            with connection.cursor() as cur:
+                cur.execute(sql, params)
     for book in changed:
         book.member.points_available, book.member.points_frozen, book.member.points_debt = (
             book.available, book.frozen, book.debt)
@@ -340,14 +343,16 @@ def _rates(channel: str, category_ids: set[int], *, config: PointsConfig | None 
 @service
 def points_earn(*, member: Member | int, order_number: str, channel: str,
                 lines: Sequence[tuple[int | None, int | None, Decimal]], store_id: int | None = None,
-                frozen_until: datetime | None) -> PointsLot:
+                frozen_until: datetime | None, locked: bool = False, first: bool = False) -> PointsLot:
     """Earn points on a paid order into a lot, frozen until ``frozen_until`` (None or past: available now).
 
     Idempotent per order number: a repeated call returns the first lot.  Locks
     the member.  Queues ``member.points_changed`` when points were earned.
     Raises invalid_reference, invalid_channel, invalid_lines, invalid_amount,
     invalid_time, store_not_found, member_not_found, points_order_conflict (the
-    order earned for another member).
+    order earned for another member).  ``store_id`` may be the loaded Store.  ``locked``:
+    ``member`` is the Member row the caller locked in this transaction; ``first``: the caller
+    created the order in this transaction, so it cannot have earned yet.
     """
     order_number = _check_order_number(order_number)
     if not isinstance(channel, str) or not channel.strip() or len(channel.strip()) > 20:
@@ -357,8 +362,8 @@ def points_earn(*, member: Member | int, order_number: str, channel: str,
     if frozen_until is not None:
         _check_time(frozen_until, field="frozen_until")
     store_id = store_id_check(store_id)
-    member = member_lock(member)
-    existing = PointsLot.objects.filter(kind=LotKind.EARN, order_number=order_number).first()
+    member = member if locked and isinstance(member, Member) else member_lock(member)
+    existing = None if first else PointsLot.objects.filter(kind=LotKind.EARN, order_number=order_number).first()
     if existing is not None:
         if existing.member_id != member.pk:
             raise PointsOrderConflict(params={"order_number": order_number})
@@ -390,7 +395,9 @@ def points_earn(*, member: Member | int, order_number: str, channel: str,
             book.add_available_lot(lot)
             book.entry(EntryKind.EARN, available=points, lot=lot, order_number=order_number)
             book.settle_debt()
-        _flush([book])
+        # Frozen points of a new sale for the member the sale locked: nothing in the sale reads the
+        # entry or the balance back, so both ride on the sale's last statement.
+        _flush([book], joined=frozen and locked and first)
     return lot
 
 

@@ -7,20 +7,23 @@ import secrets
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
+from django.db.models.constants import OnConflict
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from inventory import services as stock
-from o2o.db import service
+from o2o.db import insert_joined, joined_writes, service
 from o2o.errors import InvalidInput
-from o2o.ids import number_next
+from o2o.ids import number_next, numbers_next
+from o2o.outbox import outbox_batch
 from o2o.money import ZERO, allocate, money
 from orders import allocation, membership
-from orders.events import order_transition
+from orders.events import order_born, order_born_audit, order_transition
 from orders.exceptions import (
     InvalidFulfillment,
     PaymentMismatch,
@@ -37,7 +40,8 @@ from orders.models import (
     Status,
 )
 from payments import micropay
-from payments import selectors as pay_read
+from payments.models import Payment
+from payments.tenders import tender_for
 from payments import services as pay
 from promotions.exceptions import PromotionExhausted
 from promotions.services import promotions_consume, promotions_release
@@ -81,6 +85,8 @@ def _lines_create(order: Order, priced: PricedSale, plan: dict[int, dict[int, in
             lines.append(line)
             explained.extend(_line_promotion(line, a, shares[n], n == 0)
                              for a, shares in zip(row.promotions, promo_parts) if shares[n] > 0)
+    if not explained and insert_joined(lines):  # a store sale's lines ride on its last statement
+        return lines
     made = OrderLine.objects.bulk_create(lines)
     if explained:
         OrderLinePromotion.objects.bulk_create(explained)
@@ -246,7 +252,8 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
 def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, tenders: Sequence[TenderIn],
                     lines: Sequence[LineIn] = (), priced: PricedSale | None = None, actor=None,
                     discount: Decimal = ZERO, customer_phone: str = "", member=None, coupon_code: str = "",
-                    guide_id: int | None = None) -> PlaceResult:
+                    guide_id: int | None = None, known_new: bool = False, member_locked: bool = False,
+                    before_stock: Callable[[Order, list[Payment]], None] | None = None) -> PlaceResult:
     """Ring up a store sale: stock leaves the store's stockroom now, the payments are captured.
 
     With a ``member``: their coupon is verified (核销) and redeemed, wallet and points
@@ -254,9 +261,18 @@ def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, tenders: Sequ
     the guide chosen here — or else the member's bound guide — accrues commission.
     ``priced``: the sale as the counter priced it (``orders.pricing.sale_price``), taken as it is;
     without it, ``lines``, ``discount``, ``coupon_code`` and ``member`` are priced here, once.
-    Idempotent on the client-generated sale UUID: a retried submit returns the first sale.
+    Idempotent on the client-generated sale UUID: a retried submit returns the first sale
+    (``known_new``: the caller has just looked for it, so it is not read again; a racing twin is
+    still caught by the insert).  ``member_locked``: the priced sale's member was locked by the
+    caller in this transaction (``members.services.members.member_lock``).
     A tender with ``payment_id`` is a payment-code payment captured for this sale before
     its transaction (``payments.micropay``): it is taken over, not charged again.
+    ``before_stock(order, payments)``: the caller's own writes for the new sale, run before the stock.
+
+    The order is inserted once in its final state (completed, paid, handed over); lines, payments
+    and the outbox messages are one multi-row insert each; the stock is taken last, by one
+    conditional UPDATE of all the lines (``inventory.services.stock_sale_prepare``), so the
+    level rows stay locked only for the commit.
     Raises: invalid_quantity, unknown_sku, inactive_sku, insufficient_stock, payment_mismatch,
     duplicate_different_payload, member_not_found, not_a_guide, points_cap_exceeded,
     points_insufficient, wallet_insufficient and the coupon errors.
@@ -270,14 +286,16 @@ def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, tenders: Sequ
         discount, coupon_code = priced.order_discount, priced.coupon_code
     else:
         demand, member = _demand(lines), membership.member_resolve(member)
+        member_locked = False
     request_hash = _payload_hash({"store": store.pk, "lines": sorted(demand.items()),
                                   "tenders": [(t.tender, str(money(t.amount))) for t in tenders],
                                   "discount": str(money(discount)), "member": member.pk if member else None,
                                   "coupon": coupon_code or "", "guide": guide_id})
     lookup = {"client_uuid": client_uuid}
-    existing = _existing(lookup=lookup, request_hash=request_hash)
-    if existing is not None:
-        return PlaceResult(existing, created=False)
+    if not known_new:
+        existing = _existing(lookup=lookup, request_hash=request_hash)
+        if existing is not None:
+            return PlaceResult(existing, created=False)
     if priced is None:
         priced = sale_price(demand=demand, channel=Channel.POS, store_id=store.pk, order_discount=discount,
                             coupon_code=coupon_code, member=member)
@@ -285,37 +303,91 @@ def pos_sale_create(*, store: Store, client_uuid: uuid.UUID | str, tenders: Sequ
     if money(sum((t.amount for t in tenders), ZERO)) != total:
         raise PaymentMismatch(params={"due": str(total)})
     _check_points_cap(total, tenders)
-    order = Order(number=number_next("PS"), channel=Channel.POS, client_uuid=client_uuid, request_hash=request_hash,
-                  store=store, fulfillment=Fulfillment.IN_STORE, status=Status.COMPLETED,
-                  subtotal=priced.subtotal, discount_total=priced.discount_total, total=total,
-                  cash_rounding=priced.cash_rounding, created_by=_user(actor), customer_phone=customer_phone,
-                  **_member_fields(member, priced.coupon, chosen_guide_id=guide_id))
-    order, created = _insert_order(order, lookup=lookup, request_hash=request_hash, key_constraint=_CLIENT_UUID_ONCE)
-    if not created:
-        return PlaceResult(order, created=False)
-    # The counter priced the sale and the customer pays that: a promotion that ran out since is refused.
-    promotions_consume(uses=priced.promotion_uses())
-    lines_made = _lines_create(order, priced, None, store.warehouse_id, handed_over=True)
-    stock.stock_sell(warehouse=store.warehouse_id, lines=[(ln.sku_id, ln.qty) for ln in lines_made],
-                     reference=order.number, actor=actor)
-    membership.coupon_redeem(order, priced, actor=actor)
-    payments = [pay.payment_create(reference=order.number, tender=t.tender, amount=t.amount, store=store,
-                                   actor=actor, card_reference=t.card_reference, member=member)
-                if t.payment_id is None else
-                micropay.micropay_attach(payment=t.payment_id, client_uuid=client_uuid,
-                                         reference=order.number, tender=t.tender, amount=money(t.amount),
-                                         store=store)
-                for t in tenders]
-    captured = pay_read.reference_totals(reference=order.number).captured
-    if captured != total:
-        raise PaymentMismatch(message="POS tenders must be captured at the counter.", params={"due": str(total)})
-    order.paid_total, order.paid_at = captured, timezone.now()
-    order.handed_over_at = order.paid_at
-    Order.objects.filter(pk=order.pk).update(paid_total=captured, paid_at=order.paid_at,
-                                             handed_over_at=order.paid_at)
-    order.status = ""
-    order_transition(order, Status.COMPLETED, actor=actor, store=store, emit="order.paid")
-    paid = membership.money_paid(payments)  # the payments just taken: no need to read them back
-    membership.on_paid(order, paid=paid)
-    membership.on_handed_over(order, lines_made, frozen_until=return_window_end(order), paid=paid)
+    # Tenders taken at the counter in one insert; a payment code's captured payment is taken over,
+    # a provider tender (never captured at the counter) is made alone and refused below.
+    at_once = [t for t in tenders if t.payment_id is None and not tender_for(t.tender).provider_backed]
+    numbers = numbers_next("PS", *["PY"] * len(at_once))
+    now = timezone.now()
+    order = Order(number=numbers[0], channel=Channel.POS, client_uuid=client_uuid, request_hash=request_hash,
+                  store=store, fulfillment=Fulfillment.IN_STORE, subtotal=priced.subtotal,
+                  discount_total=priced.discount_total, total=total, paid_total=total, paid_at=now,
+                  handed_over_at=now, cash_rounding=priced.cash_rounding, created_by=_user(actor),
+                  customer_phone=customer_phone, **_member_fields(member, priced.coupon, chosen_guide_id=guide_id))
+    order_born(order, Status.COMPLETED)
+    if not _sale_insert(order):
+        existing = _existing(lookup=lookup, request_hash=request_hash)
+        if existing is None:
+            raise IntegrityError("the sale's insert conflicted, yet no sale has its client id")
+        return PlaceResult(existing, created=False)
+    with joined_writes():
+        with outbox_batch():
+            # The counter priced the sale and the customer pays that: a promotion that ran out since
+            # is refused.
+            promotions_consume(uses=priced.promotion_uses())
+            lines_made = _lines_create(order, priced, None, store.warehouse_id, handed_over=True)
+            take = stock.stock_sale_prepare(warehouse_id=store.warehouse_id, reference=order.number,
+                                            actor=actor, lines=[(ln.sku_id, ln.qty) for ln in lines_made],
+                                            codes={ln.sku_id: ln.sku_code for ln in lines_made})
+            membership.coupon_redeem(order, priced, actor=actor)
+            payments = _sale_payments(order, tenders, at_once, numbers[1:], store=store, actor=actor,
+                                      member=member, client_uuid=client_uuid)
+            captured = money(sum((p.amount for p in payments if p.status == Payment.Status.CAPTURED), ZERO))
+            if captured != total:
+                raise PaymentMismatch(message="POS tenders must be captured at the counter.",
+                                      params={"due": str(total)})
+            order_born_audit(order, actor=actor, store=store, emit="order.paid")
+            paid = membership.money_paid(payments)  # the payments just taken: no need to read them back
+            # Points paid with are redeemed through a fresh read of the member: the locked copy's
+            # balances are stale after that, so the earn then locks and reads it again.
+            locked = member if member_locked and not any(t.tender == "points" for t in tenders) else None
+            membership.on_paid(order, paid=paid, locked_member=locked)
+            membership.on_handed_over(order, lines_made, frozen_until=return_window_end(order), paid=paid,
+                                      locked_member=locked, store=store, new_order=True)
+            if before_stock is not None:
+                before_stock(order, payments)
+        # The outbox messages and the audit rows nobody reads back ride on the stock statement, last.
+        take.take()
     return PlaceResult(order, created=True, payments=payments)
+
+
+def _sale_payments(order: Order, tenders: Sequence[TenderIn], at_once: list[TenderIn], numbers: list[str], *,
+                   store: Store, actor, member, client_uuid: uuid.UUID) -> list[Payment]:
+    """The sale's payments in the order of its tenders: those taken at the counter in one insert."""
+    made = iter(pay.payments_record(reference=order.number, numbers=numbers, store=store, actor=actor,
+                                    member=member,
+                                    tenders=[(t.tender, t.amount, t.card_reference) for t in at_once]))
+    payments = []
+    for t in tenders:
+        if t.payment_id is not None:
+            payments.append(micropay.micropay_attach(payment=t.payment_id, client_uuid=client_uuid,
+                                                     reference=order.number, tender=t.tender,
+                                                     amount=money(t.amount), store=store))
+        elif any(t is x for x in at_once):
+            payments.append(next(made))
+        else:
+            payments.append(pay.payment_create(reference=order.number, tender=t.tender, amount=t.amount,
+                                               store=store, actor=actor, card_reference=t.card_reference,
+                                               member=member))
+    return payments
+
+
+def _sale_insert(order: Order) -> bool:
+    """Insert a store sale, or nothing when a sale with its client id exists (a retried or twin
+    submit): one statement, ``ON CONFLICT (client_uuid) DO NOTHING``, no savepoint.  Any other
+    unique violation is raised as it is."""
+    meta = Order._meta
+    fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
+    query = InsertQuery(Order, on_conflict=OnConflict.IGNORE)
+    query.insert_values(fields, [order])
+    compiler = query.get_compiler(using=DEFAULT_DB_ALIAS)
+    compiler.returning_fields = [meta.pk]
+    ((sql, params),) = compiler.as_sql()
+    sql = sql.replace("ON CONFLICT DO NOTHING", 'ON CONFLICT ("client_uuid") DO NOTHING', 1)
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        row = cur.fetchone()
+    if row is None:
+        return False
+    order.pk = row[0]
+    order._state.adding, order._state.db = False, DEFAULT_DB_ALIAS
+    return True
