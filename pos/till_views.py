@@ -24,9 +24,7 @@ from pos.errors import error_message
 from pos.offline_views import _error, pos_json
 from pos.selectors import sale_change
 from pos.till import till_member, till_parse, till_price
-from pos.views import SEEN_KEY
-
-SEEN_REFRESH_SECONDS = 60
+from pos.views import SEEN_KEY, SEEN_REFRESH_SECONDS
 
 
 def till_json(view):
