@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from inventory.models import MoveReason
 from orders.models import Channel, Fulfillment, Status
+from reporting.models import MemberActivityCount
 
 # Business days are Shanghai days whatever the server's zone.
 UPSERT_SQL = """
@@ -239,6 +240,34 @@ ON CONFLICT (member_id, day) DO UPDATE SET
 """
 
 
+# Second latest of a row's last_<channel> days: the pairwise earlier days' latest (no channel day
+# compares as -infinity, and none of two gives NULL).
+_PAIRS = [(a, b) for i, a in enumerate(LAST_COLUMNS) for b in LAST_COLUMNS[i + 1:]]
+_SECOND_LAST = ("nullif(greatest(" + ", ".join(f"least(coalesce({a}, '-infinity'), coalesce({b}, '-infinity'))"
+                                                for a, b in _PAIRS) + "), '-infinity')")
+
+# Whole table each time: a refreshed span can relink a member's day long before it.  Days further
+# apart than any range can span are stored as none (see MemberActivityCount).
+MEMBER_ACTIVITY_COUNT_SQL = f"""
+DELETE FROM reporting_memberactivitycount;
+INSERT INTO reporting_memberactivitycount (day, next_day, omni_since, members)
+SELECT day, CASE WHEN next_day - day < %(span)s THEN next_day END,
+       CASE WHEN day - omni_since < %(span)s THEN omni_since END, count(*)
+  FROM (SELECT day, next_day, {_SECOND_LAST} AS omni_since FROM orders_memberactivityday) AS a
+ GROUP BY 1, 2, 3;
+"""
+
+MEMBER_TIER_SQL = """
+DELETE FROM reporting_membertierrollup;
+INSERT INTO reporting_membertierrollup
+       (tier_id, members, points_available, points_frozen, wallet_principal, wallet_bonus, refreshed_at)
+SELECT m.tier_id, count(*), coalesce(sum(m.points_available), 0), coalesce(sum(m.points_frozen), 0),
+       coalesce(sum(m.wallet_principal), 0), coalesce(sum(m.wallet_bonus), 0), %(now)s
+  FROM members_member m
+ WHERE m.merged_into_id IS NULL
+ GROUP BY m.tier_id;
+"""
+
 # Payment days before ``since`` whose orders (or coupon redemptions) changed since then.
 CHANGED_DAYS_SQL = """
 SELECT (o.paid_at AT TIME ZONE %(tz)s)::date FROM orders_order o
@@ -259,10 +288,18 @@ def _day_start(day: date) -> datetime:
 
 
 def sales_rollup_refresh(*, first: date, last: date) -> int:
-    """Recompute the roll-ups for business days ``first``..``last`` (inclusive).  Returns sales rows written.
+    """Recompute the roll-ups for business days ``first``..``last`` (inclusive), then the member
+    counts and balances.  Returns sales rows written.
 
     Takes row locks only on the roll-up rows it upserts; no side effects; idempotent.
     """
+    with transaction.atomic():
+        written = _refresh_days(first=first, last=last)
+        _refresh_members()
+    return written
+
+
+def _refresh_days(*, first: date, last: date) -> int:
     if last < first:
         raise ValueError("last must not be before first")
     now = timezone.now()
@@ -285,6 +322,13 @@ def sales_rollup_refresh(*, first: date, last: date) -> int:
     return written
 
 
+def _refresh_members() -> None:
+    """The distinct-member counts (from the member activity days) and the per-tier balances."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(MEMBER_ACTIVITY_COUNT_SQL, {"span": MemberActivityCount.MAX_SPAN_DAYS})
+        cursor.execute(MEMBER_TIER_SQL, {"now": timezone.now()})
+
+
 def rollup_changed_days(*, since: datetime) -> list[date]:
     """Payment days before ``since`` of orders changed since then (handed over, cancelled, refunded)
     and redemption days of coupons given back since then: the older days whose roll-ups moved."""
@@ -302,7 +346,8 @@ def sales_rollup_refresh_recent(*, days: int = 3) -> int:
     """
     today = business_today()
     first = today - timedelta(days=days)
-    written = sales_rollup_refresh(first=first, last=today)
+    written = _refresh_days(first=first, last=today)
     for day in rollup_changed_days(since=_day_start(first)):
-        written += sales_rollup_refresh(first=day, last=day)
+        written += _refresh_days(first=day, last=day)
+    _refresh_members()
     return written

@@ -31,10 +31,11 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
+from catalog.models import Sku
 from inventory.selectors import AVAILABLE
 from inventory.models import Bucket, ReplenishmentProposal, ReplenishmentRule, StockLevel
 from inventory.models import Transfer, TransferLine
-from members.models import GuideBinding, Member, PointsConfig
+from members.models import GuideBinding, PointsConfig
 from o2o.money import money
 from reporting import rollups
 from reporting.models import (
@@ -44,6 +45,8 @@ from reporting.models import (
     DailyO2ORollup,
     DailySalesRollup,
     DailyStockSoldRollup,
+    MemberActivityCount,
+    MemberTierRollup,
 )
 from orders.models import Channel, Fulfillment
 from stores.models import Role, StaffProfile, Store, Warehouse
@@ -165,12 +168,19 @@ def omni_member_counts(scope: Scope) -> dict:
 
     Distinct members cannot be added up across days.  Over every store each member who bought
     in the range has one ``MemberActivityDay`` row there with no later day in it, which carries
-    the last day they used each channel: a filtered count over an index-only scan of the range.
+    the last day they used each channel; ``MemberActivityCount`` holds those rows counted by day,
+    next day and the day from which they had used two channels, so the count sums a few rows
+    per day of the range (ranges longer than it covers count the activity days themselves).
     Narrowed to some stores, each member's per-day channel bits in those stores are ORed over the
     range instead (grouped by member) and the members with more than one bit set are counted
     (``x & (x - 1)`` clears the lowest bit).
     """
-    if scope.store_ids is None:
+    if scope.store_ids is None and scope.days <= MemberActivityCount.MAX_SPAN_DAYS:
+        sql = ("SELECT coalesce(sum(members), 0), coalesce(sum(members) FILTER (WHERE omni_since >= %(start)s), 0) "
+               "FROM reporting_memberactivitycount "
+               "WHERE day >= %(start)s AND day <= %(end)s AND (next_day IS NULL OR next_day > %(end)s)")
+        params = {"start": scope.start, "end": scope.end}
+    elif scope.store_ids is None:
         used = " + ".join(f"coalesce({column} >= %(start)s, false)::int" for column in rollups.LAST_COLUMNS)
         sql = (f"SELECT count(*), count(*) FILTER (WHERE {used} > 1) FROM orders_memberactivityday "
                "WHERE day >= %(start)s AND day <= %(end)s AND (next_day IS NULL OR next_day > %(end)s)")
@@ -183,10 +193,14 @@ def omni_member_counts(scope: Scope) -> dict:
                "WHERE day >= %(start)s AND day <= %(end)s AND store_id = ANY(%(stores)s) GROUP BY member_id) "
                "AS per_member")
         params = {"start": scope.start, "end": scope.end, "stores": sorted(scope.store_ids)}
+    if scope.store_ids is None:
+        with connections[report_db()].cursor() as cursor:
+            cursor.execute(sql, params)
+            active, omni = cursor.fetchone()
+        return {"active": active, "omni": omni}
     with transaction.atomic(using=report_db()), connections[report_db()].cursor() as cursor:
-        if scope.store_ids is not None:
-            # One hash entry per member: at the default 4 MB a region's month spills to disk.
-            cursor.execute("SET LOCAL work_mem = '32MB'")
+        # One hash entry per member: at the default 4 MB a region's month spills to disk.
+        cursor.execute("SET LOCAL work_mem = '32MB'")
         cursor.execute(sql, params)
         active, omni = cursor.fetchone()
     return {"active": active, "omni": omni}
@@ -283,20 +297,39 @@ def stock_metrics(scope: Scope, *, limit: int = 20) -> dict:
     sold = (DailyStockSoldRollup.objects.using(db)
             .filter(scope.warehouses_q(), day__gte=scope.start, day__lte=scope.end))
 
-    def turnover(group: str, label: str) -> list[dict]:
-        held = {r[group]: r for r in levels.filter(bucket=Bucket.SELLABLE).values(group, label)
-                .annotate(units=Coalesce(Sum("on_hand"), 0), value=_value())}
-        out = {r[group]: r for r in sold.values(group)
-               .annotate(sold=Coalesce(Sum("units"), 0), cogs=_value("units"))}
+    # Stock held and units sold per warehouse and SKU, one read each; both breakdowns (by warehouse
+    # and by category) are summed from those pairs with the SKUs' current cost.
+    held = list(levels.filter(bucket=Bucket.SELLABLE)
+                .values_list("warehouse_id", "warehouse__name", "sku_id", "on_hand"))
+    sold_pairs = list(sold.values("warehouse_id", "sku_id").annotate(n=Sum("units"))
+                      .values_list("warehouse_id", "sku_id", "n"))
+    skus = {pk: (cost, category_id, category) for pk, cost, category_id, category in
+            Sku.objects.using(db).filter(pk__in={r[2] for r in held} | {r[1] for r in sold_pairs})
+            .values_list("pk", "cost_price", "product__category_id", "product__category__name")}
+
+    def turnover(by_warehouse: bool) -> list[dict]:
+        groups: dict = {}
+        for warehouse_id, warehouse, sku_id, on_hand in held:
+            cost, category_id, category = skus[sku_id]
+            key, label = (warehouse_id, warehouse) if by_warehouse else (category_id, category)
+            g = groups.setdefault(key, {"label": label, "units": 0, "value": None, "sold": 0, "cogs": ZERO})
+            g["units"] += on_hand
+            if cost is not None:
+                g["value"] = (g["value"] or ZERO) + on_hand * cost
+        for warehouse_id, sku_id, units in sold_pairs:
+            cost, category_id, _category = skus[sku_id]
+            g = groups.get(warehouse_id if by_warehouse else category_id)
+            if g is not None:
+                g["sold"] += units or 0
+                g["cogs"] += (units or 0) * (cost or ZERO)
         rows = []
-        for key, h in held.items():
-            s = out.get(key, {"sold": 0, "cogs": ZERO})
-            per_day = Decimal(s["sold"]) / scope.days
-            rows.append({"label": h[label], "units": h["units"], "value": _m(h["value"]), "sold": s["sold"],
-                         "cogs": _m(s["cogs"]),
-                         "turnover": (_m(s["cogs"]) / _m(h["value"])).quantize(Decimal("0.01"))
-                         if h["value"] else None,
-                         "days_cover": (Decimal(h["units"]) / per_day).quantize(Decimal("0.1")) if per_day else None})
+        for g in groups.values():
+            per_day = Decimal(g["sold"]) / scope.days
+            rows.append({"label": g["label"], "units": g["units"], "value": _m(g["value"]), "sold": g["sold"],
+                         "cogs": _m(g["cogs"]),
+                         "turnover": (_m(g["cogs"]) / _m(g["value"])).quantize(Decimal("0.01"))
+                         if g["value"] else None,
+                         "days_cover": (Decimal(g["units"]) / per_day).quantize(Decimal("0.1")) if per_day else None})
         return sorted(rows, key=lambda r: r["label"] or "")
 
     available = (StockLevel.objects.using(db)
@@ -318,8 +351,7 @@ def stock_metrics(scope: Scope, *, limit: int = 20) -> dict:
     damaged = levels.filter(bucket=Bucket.DAMAGED).aggregate(units=Coalesce(Sum("on_hand"), 0), value=_value())
     proposals = (ReplenishmentProposal.objects.using(db)
                  .filter(scope.warehouses_q(), status=ReplenishmentProposal.Status.OPEN).count())
-    return {"by_warehouse": turnover("warehouse_id", "warehouse__name"),
-            "by_category": turnover("sku__product__category_id", "sku__product__category__name"),
+    return {"by_warehouse": turnover(by_warehouse=True), "by_category": turnover(by_warehouse=False),
             "low_stock": low_stock, "low_stock_count": low_count, "open_proposals": proposals,
             "in_transit": {**transit, "value": _m(transit["value"])},
             "damaged": {**damaged, "value": _m(damaged["value"])}}
@@ -329,26 +361,25 @@ def stock_metrics(scope: Scope, *, limit: int = 20) -> dict:
 
 
 def member_metrics() -> dict:
+    """Members and their points and wallet liabilities, as of the last roll-up refresh
+    (``MemberTierRollup``: one row per tier)."""
     db = report_db()
-    members = Member.objects.using(db).filter(merged_into__isnull=True)
-    # One pass over the members: the totals are the sums of the per-tier rows.
-    by_tier = list(members.values("tier__name", "tier__min_spend")
-                   .annotate(n=Count("pk"), available=Coalesce(Sum("points_available"), 0),
-                             frozen=Coalesce(Sum("points_frozen"), 0), principal=Sum("wallet_principal"),
-                             bonus=Sum("wallet_bonus"))
-                   .order_by("tier__min_spend"))
-    tiers = [{"label": r["tier__name"] or "", "count": r["n"]} for r in by_tier]
-    totals = {"count": sum(r["n"] for r in by_tier), "available": sum(r["available"] for r in by_tier),
-              "frozen": sum(r["frozen"] for r in by_tier),
-              "principal": sum((r["principal"] or ZERO for r in by_tier), ZERO),
-              "bonus": sum((r["bonus"] or ZERO for r in by_tier), ZERO)}
+    by_tier = list(MemberTierRollup.objects.using(db).order_by("tier__min_spend")
+                   .values("tier__name", "members", "points_available", "points_frozen", "wallet_principal",
+                           "wallet_bonus", "refreshed_at"))
+    tiers = [{"label": r["tier__name"] or "", "count": r["members"]} for r in by_tier]
+    totals = {"count": sum(r["members"] for r in by_tier), "available": sum(r["points_available"] for r in by_tier),
+              "frozen": sum(r["points_frozen"] for r in by_tier),
+              "principal": sum((r["wallet_principal"] for r in by_tier), ZERO),
+              "bonus": sum((r["wallet_bonus"] for r in by_tier), ZERO)}
     config = PointsConfig.objects.using(db).filter(pk=1).first() or PointsConfig()
     points = totals["available"] + totals["frozen"]
     return {"members": totals["count"], "tiers": tiers, "points_outstanding": points,
             "points_available": totals["available"], "points_frozen": totals["frozen"],
             "points_liability": money(Decimal(points) / Decimal(config.points_per_yuan_redeemed)),
             "wallet_principal": _m(totals["principal"]), "wallet_bonus": _m(totals["bonus"]),
-            "wallet_liability": _m(totals["principal"]) + _m(totals["bonus"])}
+            "wallet_liability": _m(totals["principal"]) + _m(totals["bonus"]),
+            "as_of": max((r["refreshed_at"] for r in by_tier), default=None)}
 
 
 def filter_choices(user) -> dict:

@@ -9,7 +9,7 @@ from django.db.models import Avg, DurationField, ExpressionWrapper, F, Sum
 from django.utils import timezone
 
 from inventory import services as stock
-from members.models import CouponRedemption, CouponTemplate, IssuedCoupon
+from members.models import CouponRedemption, CouponTemplate, IssuedCoupon, Member, Tier
 from members.services.coupons import coupon_issue
 from members.services.members import member_register
 from members.services.points import points_adjust
@@ -21,7 +21,9 @@ from reporting.models import (
     DailyMemberChannels,
     DailySalesRollup,
     DailyStockSoldRollup,
+    MemberActivityCount,
     MemberActivityDay,
+    MemberTierRollup,
 )
 from orders.models import Channel, Fulfillment, Order, Return, Status
 from orders.services import LineIn, ReturnLineIn, TenderIn
@@ -165,6 +167,8 @@ def test_member_liabilities(db):
     points_adjust(member=first, points=1000, reason="welcome")
     points_adjust(member=second, points=250, reason="welcome")
     wallet_recharge(member=first, reference="RC-1", principal=Decimal("1000.00"), bonus=Decimal("100.00"))
+    today = rollups.business_today()
+    rollups.sales_rollup_refresh(first=today, last=today)
 
     figures = selectors.member_metrics()
     assert figures["members"] == 2
@@ -385,3 +389,82 @@ def test_coupons_issued_are_counted_by_the_channel_they_were_issued_through(fixt
     issued = {r["label"]: r["count"] for r in coupons["issued_by_channel"]}
     assert issued == {"WeChat mini-program": 2, "Head-office campaigns": 1}
     assert coupons["issued"] == 3 == IssuedCoupon.objects.count()
+
+
+def test_the_member_tier_rollup_equals_the_members_as_of_its_refresh(db):
+    silver = Tier.objects.create(code="T-S", name="银卡", min_spend=Decimal("0"))
+    gold = Tier.objects.create(code="T-G", name="金卡", min_spend=Decimal("2000"))
+    members = [member_register(phone=f"+86138000001{n:02d}", channel=Channel.WEB) for n in range(5)]
+    Member.objects.filter(pk__in=[m.pk for m in members[:2]]).update(tier=silver)
+    Member.objects.filter(pk=members[2].pk).update(tier=gold)
+    for n, member in enumerate(members):
+        points_adjust(member=member, points=100 * (n + 1), reason="welcome")
+    wallet_recharge(member=members[2], reference="RC-2", principal=Decimal("300.00"), bonus=Decimal("30.00"))
+    Member.objects.filter(pk=members[4].pk).update(merged_into=members[3])  # merged: counted in its survivor
+    today = rollups.business_today()
+    rollups.sales_rollup_refresh(first=today, last=today)
+
+    live = {}
+    for m in Member.objects.filter(merged_into__isnull=True):
+        row = live.setdefault(m.tier_id, [0, 0, 0, Decimal("0.00"), Decimal("0.00")])
+        for i, v in enumerate((1, m.points_available, m.points_frozen, m.wallet_principal, m.wallet_bonus)):
+            row[i] += v
+    rolled = {r.tier_id: [r.members, r.points_available, r.points_frozen, r.wallet_principal, r.wallet_bonus]
+              for r in MemberTierRollup.objects.all()}
+    assert rolled == live
+    assert rolled[silver.pk][:2] == [2, 300] and rolled[gold.pk][0] == 1 and rolled[None][0] == 1
+    figures = selectors.member_metrics()
+    assert [t["count"] for t in figures["tiers"]] == [2, 1, 1]  # by the tier's minimum spend, no tier last
+    assert figures["members"] == 4 and figures["points_outstanding"] == 1000
+    assert figures["as_of"] is not None
+    # A balance that moves after the refresh shows with the next one.
+    points_adjust(member=members[0], points=50, reason="goodwill")
+    assert selectors.member_metrics()["points_outstanding"] == 1000
+    rollups.sales_rollup_refresh(first=today, last=today)
+    assert selectors.member_metrics()["points_outstanding"] == 1050
+
+
+def activity_counts_from_days(start, end):
+    """Members who bought in [start, end] and those of them in more than one channel, read from the
+    member activity days one by one (the definition the counted rows must keep)."""
+    active = omni = 0
+    for r in MemberActivityDay.objects.filter(day__gte=start, day__lte=end):
+        if r.next_day is not None and r.next_day <= end:
+            continue
+        active += 1
+        used = [d for d in (r.last_web, r.last_mini_program, r.last_marketplace, r.last_pos) if d and d >= start]
+        omni += len(used) > 1
+    return active, omni
+
+
+def test_the_member_activity_counts_equal_the_activity_days_over_every_range(older_day, hq_user, store_a, clerk_a):
+    day, today = older_day["day"], older_day["today"]
+    # Member N also bought at the POS 400 days before: further back than any range reaches.
+    n = older_day["pos"].member
+    old = services.pos_sale_create(store=store_a, client_uuid=uuid.uuid4(), lines=[LineIn(older_day["pos"].lines
+                                   .get().sku_id, 1)], tenders=[TenderIn("cash", Decimal("99.00"))],
+                                   actor=clerk_a, member=n).order
+    long_ago = today - timedelta(days=400)
+    Order.objects.filter(pk=old.pk).update(paid_at=rollups._day_start(long_ago) + timedelta(hours=10))
+    rollups.sales_rollup_refresh(first=long_ago, last=long_ago)
+    assert MemberActivityDay.objects.filter(member_id=n.pk, day=long_ago).get().next_day == day
+    # stored as "no next day within reach" and "never two channels within reach"
+    assert MemberActivityCount.objects.filter(day=long_ago).get().next_day is None
+
+    days = [long_ago - timedelta(days=1), long_ago, long_ago + timedelta(days=1), day - timedelta(days=365),
+            day - timedelta(days=1), day, day + timedelta(days=1), today - timedelta(days=1), today]
+    checked = 0
+    for start in days:
+        for end in days:
+            if start > end or (end - start).days >= MemberActivityCount.MAX_SPAN_DAYS:
+                continue
+            counts = selectors.omni_member_counts(selectors.scope_for(hq_user, start=start, end=end))
+            assert (counts["active"], counts["omni"]) == activity_counts_from_days(start, end), (start, end)
+            checked += 1
+    assert checked > 20
+    # N bought in three channels six days ago; P at the POS then and on the web today.
+    assert activity_counts_from_days(day, today) == (3, 3)
+    # A range longer than the counted rows cover reads the activity days themselves.
+    wide = selectors.scope_for(hq_user, start=long_ago, end=today)
+    assert selectors.omni_member_counts(wide) == dict(zip(("active", "omni"), activity_counts_from_days(long_ago,
+                                                                                                          today)))
