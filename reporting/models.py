@@ -16,7 +16,7 @@ from stores.models import StaffProfile, Store, Warehouse
 
 __all__ = ["DailyCommissionRollup", "DailyCouponRollup", "DailyGuideSalesRollup", "DailyMemberChannels",
            "DailyO2ORollup", "DailySalesRollup", "DailyStockSoldRollup", "MemberActivityCount", "MemberActivityDay",
-           "MemberTierRollup"]
+           "MemberActivityScope", "MemberTierRollup"]
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
@@ -279,11 +279,13 @@ class MemberActivityDay(models.Model):
 
 
 class MemberActivityCount(models.Model):
-    """How many ``MemberActivityDay`` rows share a day, a next day and an omni-channel day: the
-    distinct-member counts of any range then sum at most a few thousand rows instead of one row per
-    member who bought in it.
+    """How many members' activity days share a day, a next day and an omni-channel day, over every
+    store (``scope`` empty: the ``MemberActivityDay`` rows) or over the stores of one region, one city
+    or one store (``scope``: their ids, ascending, comma-separated; the same chain of days built from
+    ``DailyMemberChannels`` of those stores).  The distinct-member counts of any range then sum at
+    most a few thousand rows instead of one row per member who bought in it.
 
-    ``omni_since`` is the second latest of the row's ``last_<channel>`` days: the member bought
+    ``omni_since`` is the second latest of the day's ``last_<channel>`` days: the member bought
     through more than one channel in [start, day] exactly when it is on or after ``start``.  Ranges
     span at most ``MAX_SPAN_DAYS``, so a ``next_day`` further than that after ``day`` is stored as
     none (past any range's end) and an ``omni_since`` further before it as none (before any start);
@@ -292,6 +294,7 @@ class MemberActivityCount(models.Model):
 
     MAX_SPAN_DAYS = 366
 
+    scope = models.CharField(_("stores"), max_length=1000, blank=True)
     day = models.DateField(_("day"))
     next_day = models.DateField(_("next day"), null=True, blank=True)
     omni_since = models.DateField(_("in more than one channel since"), null=True, blank=True)
@@ -300,12 +303,26 @@ class MemberActivityCount(models.Model):
     class Meta:
         verbose_name = _("member activity count")
         verbose_name_plural = _("member activity counts")
-        ordering = ["day"]
-        indexes = [models.Index(fields=["day"], include=["next_day", "omni_since", "members"],
+        ordering = ["scope", "day"]
+        indexes = [models.Index(fields=["scope", "day"], include=["next_day", "omni_since", "members"],
                                 name="member_activity_count_idx")]
 
     def __str__(self) -> str:
-        return f"{self.day} {self.next_day or '-'} {self.omni_since or '-'}: {self.members}"
+        return f"{self.scope or '*'} {self.day} {self.next_day or '-'} {self.omni_since or '-'}: {self.members}"
+
+
+class MemberActivityScope(models.Model):
+    """A store set whose ``MemberActivityCount`` rows the last refresh built (each region's, each
+    city's and each store's stores): a scope not listed here is counted from the daily rows."""
+
+    scope = models.CharField(_("stores"), max_length=1000, unique=True)
+
+    class Meta:
+        verbose_name = _("member activity scope")
+        verbose_name_plural = _("member activity scopes")
+
+    def __str__(self) -> str:
+        return self.scope
 
 
 class MemberTierRollup(models.Model):

@@ -248,13 +248,53 @@ _SECOND_LAST = ("nullif(greatest(" + ", ".join(f"least(coalesce({a}, '-infinity'
 
 # Whole table each time: a refreshed span can relink a member's day long before it.  Days further
 # apart than any range can span are stored as none (see MemberActivityCount).
+_COUNT_ROWS = """
+SELECT scope, day, CASE WHEN next_day - day < %(span)s THEN next_day END,
+       CASE WHEN day - omni_since < %(span)s THEN omni_since END, count(*)
+  FROM chain GROUP BY 1, 2, 3, 4
+"""
+
+# The store sets a dashboard scope can be: each store, each city's stores, each region's stores.
+_SCOPES_CTE = """
+WITH st AS (
+    SELECT s.id AS store_id, s.city_id, c.region_id FROM stores_store s JOIN stores_city c ON c.id = s.city_id
+), cities AS (
+    SELECT city_id, string_agg(store_id::text, ',' ORDER BY store_id) AS scope FROM st GROUP BY city_id
+), regions AS (
+    SELECT region_id, string_agg(store_id::text, ',' ORDER BY store_id) AS scope FROM st GROUP BY region_id
+), member_of AS (
+    SELECT store_id, store_id::text AS scope FROM st
+     UNION
+    SELECT st.store_id, c.scope FROM st JOIN cities c USING (city_id)
+     UNION
+    SELECT st.store_id, r.scope FROM st JOIN regions r USING (region_id)
+)"""
+
 MEMBER_ACTIVITY_COUNT_SQL = f"""
 DELETE FROM reporting_memberactivitycount;
-INSERT INTO reporting_memberactivitycount (day, next_day, omni_since, members)
-SELECT day, CASE WHEN next_day - day < %(span)s THEN next_day END,
-       CASE WHEN day - omni_since < %(span)s THEN omni_since END, count(*)
-  FROM (SELECT day, next_day, {_SECOND_LAST} AS omni_since FROM orders_memberactivityday) AS a
- GROUP BY 1, 2, 3;
+DELETE FROM reporting_memberactivityscope;
+WITH chain AS (
+    SELECT ''::text AS scope, day, next_day, {_SECOND_LAST} AS omni_since FROM orders_memberactivityday
+)
+INSERT INTO reporting_memberactivitycount (scope, day, next_day, omni_since, members)
+{_COUNT_ROWS};
+{_SCOPES_CTE}
+INSERT INTO reporting_memberactivityscope (scope) SELECT DISTINCT scope FROM member_of;
+{_SCOPES_CTE}, days AS (
+    SELECT g.scope, m.member_id, m.day, bit_or(m.channels) AS channels
+      FROM orders_dailymemberchannels m JOIN member_of g ON g.store_id = m.store_id
+     GROUP BY 1, 2, 3
+), lasts AS (
+    SELECT scope, day, lead(day) OVER w AS next_day,
+           {", ".join(f"max(day) FILTER (WHERE channels & {bit} <> 0) OVER w AS {_LAST[c]}"
+                      for c, bit in CHANNEL_BITS.items())}
+      FROM days
+    WINDOW w AS (PARTITION BY scope, member_id ORDER BY day)
+), chain AS (
+    SELECT scope, day, next_day, {_SECOND_LAST} AS omni_since FROM lasts
+)
+INSERT INTO reporting_memberactivitycount (scope, day, next_day, omni_since, members)
+{_COUNT_ROWS};
 """
 
 MEMBER_TIER_SQL = """

@@ -163,24 +163,42 @@ def _rows(model, scope: Scope):
     return model.objects.using(report_db()).filter(scope.stores_q(), day__gte=scope.start, day__lte=scope.end)
 
 
+COUNTED_SQL = """
+SELECT EXISTS (SELECT 1 FROM reporting_memberactivityscope WHERE scope = %(scope)s),
+       coalesce(sum(members), 0), coalesce(sum(members) FILTER (WHERE omni_since >= %(start)s), 0)
+  FROM reporting_memberactivitycount
+ WHERE scope = %(scope)s AND day >= %(start)s AND day <= %(end)s AND (next_day IS NULL OR next_day > %(end)s)
+"""
+
+
 def omni_member_counts(scope: Scope) -> dict:
     """Members who bought in the range, and those of them who bought through more than one channel.
 
-    Distinct members cannot be added up across days.  Over every store each member who bought
-    in the range has one ``MemberActivityDay`` row there with no later day in it, which carries
-    the last day they used each channel; ``MemberActivityCount`` holds those rows counted by day,
-    next day and the day from which they had used two channels, so the count sums a few rows
-    per day of the range (ranges longer than it covers count the activity days themselves).
-    Narrowed to some stores, each member's per-day channel bits in those stores are ORed over the
-    range instead (grouped by member) and the members with more than one bit set are counted
-    (``x & (x - 1)`` clears the lowest bit).
+    Distinct members cannot be added up across days.  Each member who bought in the range has
+    exactly one day in it with no later day of theirs in the range, and the channels they used in
+    the range are those last used on or after its start.  ``MemberActivityCount`` holds those days
+    counted by day, next day and the day from which two channels had been used, over every store
+    and over each region's, city's and store's stores: the count sums a few rows per day of the range.
     """
-    if scope.store_ids is None and scope.days <= MemberActivityCount.MAX_SPAN_DAYS:
-        sql = ("SELECT coalesce(sum(members), 0), coalesce(sum(members) FILTER (WHERE omni_since >= %(start)s), 0) "
-               "FROM reporting_memberactivitycount "
-               "WHERE day >= %(start)s AND day <= %(end)s AND (next_day IS NULL OR next_day > %(end)s)")
-        params = {"start": scope.start, "end": scope.end}
-    elif scope.store_ids is None:
+    if not scope.store_ids and scope.store_ids is not None:
+        return {"active": 0, "omni": 0}
+    key = "" if scope.store_ids is None else ",".join(map(str, sorted(scope.store_ids)))
+    if scope.days <= MemberActivityCount.MAX_SPAN_DAYS:
+        with connections[report_db()].cursor() as cursor:
+            cursor.execute(COUNTED_SQL, {"scope": key, "start": scope.start, "end": scope.end})
+            counted, active, omni = cursor.fetchone()
+        if counted or key == "":
+            return {"active": active, "omni": omni}
+    return omni_member_counts_from_days(scope)
+
+
+def omni_member_counts_from_days(scope: Scope) -> dict:
+    """``omni_member_counts`` read from the member days themselves: over every store a filtered
+    count of the ``MemberActivityDay`` rows of the range; narrowed to some stores, each member's
+    per-day channel bits in those stores ORed over the range (grouped by member) and the members
+    with more than one bit set counted (``x & (x - 1)`` clears the lowest bit).  For ranges and
+    store sets the counted rows do not cover."""
+    if scope.store_ids is None:
         used = " + ".join(f"coalesce({column} >= %(start)s, false)::int" for column in rollups.LAST_COLUMNS)
         sql = (f"SELECT count(*), count(*) FILTER (WHERE {used} > 1) FROM orders_memberactivityday "
                "WHERE day >= %(start)s AND day <= %(end)s AND (next_day IS NULL OR next_day > %(end)s)")
@@ -193,14 +211,10 @@ def omni_member_counts(scope: Scope) -> dict:
                "WHERE day >= %(start)s AND day <= %(end)s AND store_id = ANY(%(stores)s) GROUP BY member_id) "
                "AS per_member")
         params = {"start": scope.start, "end": scope.end, "stores": sorted(scope.store_ids)}
-    if scope.store_ids is None:
-        with connections[report_db()].cursor() as cursor:
-            cursor.execute(sql, params)
-            active, omni = cursor.fetchone()
-        return {"active": active, "omni": omni}
     with transaction.atomic(using=report_db()), connections[report_db()].cursor() as cursor:
-        # One hash entry per member: at the default 4 MB a region's month spills to disk.
-        cursor.execute("SET LOCAL work_mem = '32MB'")
+        if scope.store_ids is not None:
+            # One hash entry per member: at the default 4 MB a region's month spills to disk.
+            cursor.execute("SET LOCAL work_mem = '32MB'")
         cursor.execute(sql, params)
         active, omni = cursor.fetchone()
     return {"active": active, "omni": omni}

@@ -23,6 +23,7 @@ from reporting.models import (
     DailyStockSoldRollup,
     MemberActivityCount,
     MemberActivityDay,
+    MemberActivityScope,
     MemberTierRollup,
 )
 from orders.models import Channel, Fulfillment, Order, Return, Status
@@ -437,7 +438,8 @@ def activity_counts_from_days(start, end):
     return active, omni
 
 
-def test_the_member_activity_counts_equal_the_activity_days_over_every_range(older_day, hq_user, store_a, clerk_a):
+def test_the_member_activity_counts_equal_the_activity_days_over_every_range(older_day, hq_user, store_a, store_b,
+                                                                             clerk_a):
     day, today = older_day["day"], older_day["today"]
     # Member N also bought at the POS 400 days before: further back than any range reaches.
     n = older_day["pos"].member
@@ -449,7 +451,7 @@ def test_the_member_activity_counts_equal_the_activity_days_over_every_range(old
     rollups.sales_rollup_refresh(first=long_ago, last=long_ago)
     assert MemberActivityDay.objects.filter(member_id=n.pk, day=long_ago).get().next_day == day
     # stored as "no next day within reach" and "never two channels within reach"
-    assert MemberActivityCount.objects.filter(day=long_ago).get().next_day is None
+    assert MemberActivityCount.objects.filter(scope="", day=long_ago).get().next_day is None
 
     days = [long_ago - timedelta(days=1), long_ago, long_ago + timedelta(days=1), day - timedelta(days=365),
             day - timedelta(days=1), day, day + timedelta(days=1), today - timedelta(days=1), today]
@@ -460,8 +462,20 @@ def test_the_member_activity_counts_equal_the_activity_days_over_every_range(old
                 continue
             counts = selectors.omni_member_counts(selectors.scope_for(hq_user, start=start, end=end))
             assert (counts["active"], counts["omni"]) == activity_counts_from_days(start, end), (start, end)
+            # each region's, city's and store's stores: the same counts as grouping their daily rows
+            for filters in ({"store_id": store_a.pk}, {"store_id": store_b.pk}, {"city_id": store_a.city_id},
+                            {"region_id": store_a.city.region_id}):
+                scope = selectors.scope_for(hq_user, start=start, end=end, **filters)
+                assert MemberActivityScope.objects.filter(
+                    scope=",".join(map(str, sorted(scope.store_ids)))).exists()
+                assert selectors.omni_member_counts(scope) == selectors.omni_member_counts_from_days(scope), (
+                    start, end, filters)
             checked += 1
     assert checked > 20
+    # At store A: N (POS and web pickup) and M (POS and web pickup today) in two channels, P at the POS
+    # only (P's web order today shipped from the warehouse).
+    assert selectors.omni_member_counts(selectors.scope_for(hq_user, start=day, end=today,
+                                                            store_id=store_a.pk)) == {"active": 3, "omni": 2}
     # N bought in three channels six days ago; P at the POS then and on the web today.
     assert activity_counts_from_days(day, today) == (3, 3)
     # A range longer than the counted rows cover reads the activity days themselves.
