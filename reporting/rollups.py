@@ -6,8 +6,10 @@
 commission from the commission ledger with ``ON CONFLICT DO UPDATE``,
 then rows of those days that the recomputation no longer produced (all their orders cancelled)
 are deleted.  The O2O, guide sales, coupon and member-channel roll-ups of those days are rebuilt
-the same way.  Running it twice for the same days leaves the same rows, so the beat job can
-simply re-run the last few days every time.
+the same way.  Then the distinct-member counts (``MemberActivityCount``, over every store and
+over each region's, city's and store's stores) and the per-tier member balances
+(``MemberTierRollup``) are rebuilt whole.  Running it twice for the same days leaves the same
+rows, so the beat job can simply re-run the last few days every time.
 
 Most facts are stamped when they happen (payments, returns, issues, redemptions, ledger rows),
 but a few change an older order after its payment day: a pickup handed over, an order cancelled

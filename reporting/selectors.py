@@ -3,8 +3,8 @@
 Every function takes a ``Scope`` (date range plus the stores and warehouses the viewer may
 see, narrowed by the region / city / store filter) and returns plain dicts of Decimals and
 ints.  Every period figure (sales, O2O, coupons, guide sales and commission, units sold out of stock,
-members active per channel) sums small daily roll-ups (``reporting.rollups``); stock and
-member figures are current balances.
+members active per channel) sums small daily roll-ups (``reporting.rollups``); stock figures
+are current balances, member figures the balances as of the last roll-up refresh.
 All of them read from the replica when one is configured.
 """
 
@@ -27,11 +27,11 @@ from django.db.models import (
     Q,
     Subquery,
     Sum,
+    Window,
 )
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
-from catalog.models import Sku
 from inventory.selectors import AVAILABLE
 from inventory.models import Bucket, ReplenishmentProposal, ReplenishmentRule, StockLevel
 from inventory.models import Transfer, TransferLine
@@ -311,27 +311,28 @@ def stock_metrics(scope: Scope, *, limit: int = 20) -> dict:
     sold = (DailyStockSoldRollup.objects.using(db)
             .filter(scope.warehouses_q(), day__gte=scope.start, day__lte=scope.end))
 
-    # Stock held and units sold per warehouse and SKU, one read each; both breakdowns (by warehouse
-    # and by category) are summed from those pairs with the SKUs' current cost.
-    held = list(levels.filter(bucket=Bucket.SELLABLE)
-                .values_list("warehouse_id", "warehouse__name", "sku_id", "on_hand"))
-    sold_pairs = list(sold.values("warehouse_id", "sku_id").annotate(n=Sum("units"))
-                      .values_list("warehouse_id", "sku_id", "n"))
-    skus = {pk: (cost, category_id, category) for pk, cost, category_id, category in
-            Sku.objects.using(db).filter(pk__in={r[2] for r in held} | {r[1] for r in sold_pairs})
-            .values_list("pk", "cost_price", "product__category_id", "product__category__name")}
+    # Stock held (sellable and damaged) and units sold per warehouse and SKU, one read each; both
+    # breakdowns (by warehouse and by category) and the damaged total are summed from those pairs
+    # with the SKUs' current cost.
+    sku_fields = ("sku__cost_price", "sku__product__category_id")
+    levels_read = list(levels.filter(bucket__in=[Bucket.SELLABLE, Bucket.DAMAGED])
+                       .values_list("bucket", "warehouse_id", "warehouse__name", "on_hand", *sku_fields,
+                                    "sku__product__category__name"))
+    held = [r[1:] for r in levels_read if r[0] == Bucket.SELLABLE]
+    sold_pairs = list(sold.values("warehouse_id", "sku_id", *sku_fields).annotate(n=Sum("units"))
+                      .values_list("warehouse_id", *sku_fields, "n"))
+    damaged = {"units": sum(r[3] for r in levels_read if r[0] == Bucket.DAMAGED),
+               "value": sum((r[3] * r[4] for r in levels_read if r[0] == Bucket.DAMAGED), ZERO)}
 
     def turnover(by_warehouse: bool) -> list[dict]:
         groups: dict = {}
-        for warehouse_id, warehouse, sku_id, on_hand in held:
-            cost, category_id, category = skus[sku_id]
+        for warehouse_id, warehouse, on_hand, cost, category_id, category in held:
             key, label = (warehouse_id, warehouse) if by_warehouse else (category_id, category)
             g = groups.setdefault(key, {"label": label, "units": 0, "value": None, "sold": 0, "cogs": ZERO})
             g["units"] += on_hand
             if cost is not None:
                 g["value"] = (g["value"] or ZERO) + on_hand * cost
-        for warehouse_id, sku_id, units in sold_pairs:
-            cost, category_id, _category = skus[sku_id]
+        for warehouse_id, cost, category_id, units in sold_pairs:
             g = groups.get(warehouse_id if by_warehouse else category_id)
             if g is not None:
                 g["sold"] += units or 0
@@ -352,17 +353,17 @@ def stock_metrics(scope: Scope, *, limit: int = 20) -> dict:
     rules = (ReplenishmentRule.objects.using(db).filter(scope.warehouses_q())
              .annotate(available=Coalesce(Subquery(available, output_field=IntegerField()), 0))
              .filter(available__lt=F("min_qty"))
+             .annotate(below=Window(Count("pk")))  # every rule below its minimum, before the limit
              .order_by("available", "warehouse__code", "sku__code"))
+    low = list(rules.select_related("warehouse", "sku")[:limit])
     low_stock = [{"warehouse": r.warehouse.name, "sku": r.sku.code, "name": r.sku.name, "available": r.available,
-                  "min": r.min_qty, "max": r.max_qty, "suggested": r.max_qty - r.available}
-                 for r in rules.select_related("warehouse", "sku")[:limit]]
-    low_count = rules.count()
+                  "min": r.min_qty, "max": r.max_qty, "suggested": r.max_qty - r.available} for r in low]
+    low_count = low[0].below if low else 0
     transit = (TransferLine.objects.using(db)
                .filter(scope.warehouses_q("transfer__destination") | scope.warehouses_q("transfer__source")
                        if scope.warehouse_ids is not None else Q(), transfer__status=Transfer.Status.SHIPPED)
                .aggregate(transfers=Count("transfer", distinct=True), units=Coalesce(Sum("qty"), 0),
                           value=_value("qty")))
-    damaged = levels.filter(bucket=Bucket.DAMAGED).aggregate(units=Coalesce(Sum("on_hand"), 0), value=_value())
     proposals = (ReplenishmentProposal.objects.using(db)
                  .filter(scope.warehouses_q(), status=ReplenishmentProposal.Status.OPEN).count())
     return {"by_warehouse": turnover(by_warehouse=True), "by_category": turnover(by_warehouse=False),

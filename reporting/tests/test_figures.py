@@ -160,6 +160,16 @@ def test_stock_metrics(fixture_day, hq_user, central, store_a, store_b):
     assert row["value"] == Decimal("800.00") and row["cogs"] == Decimal("160.00")
     assert row["turnover"] == Decimal("0.20")
     assert row["days_cover"] == Decimal("5.0")  # 20 units / 4 a day
+    # Rules below their minimum: the list is cut at the limit, the count is not.
+    from inventory.models import ReplenishmentRule
+
+    for sku in skus[:3]:
+        ReplenishmentRule.objects.create(warehouse=store_a.warehouse, sku=sku, min_qty=100, max_qty=200)
+    ReplenishmentRule.objects.create(warehouse=store_b.warehouse, sku=skus[0], min_qty=0, max_qty=10)
+    cut = selectors.stock_metrics(hq_scope(hq_user, fixture_day["day"]), limit=2)
+    assert cut["low_stock_count"] == 3 and len(cut["low_stock"]) == 2
+    assert cut["low_stock"][0]["available"] <= cut["low_stock"][1]["available"]
+    assert selectors.stock_metrics(hq_scope(hq_user, fixture_day["day"], store_id=store_b.pk))["low_stock_count"] == 0
 
 
 def test_member_liabilities(db):

@@ -14,7 +14,7 @@ URL = reverse("dashboard:index")
 # Session and user, permission checks, the filter choices and every figure of the page, each read
 # from its roll-up rows.  A figure that starts reading per store or per day shows up here first.
 MAX_QUERIES = 40
-PAGE_QUERIES = 27
+PAGE_QUERIES = 24
 
 
 def test_the_page_is_a_fixed_number_of_statements(client, hq_user, fixture_day):
