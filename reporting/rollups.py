@@ -367,6 +367,10 @@ def _refresh_days(*, first: date, last: date) -> int:
 def _refresh_members() -> None:
     """The distinct-member counts (from the member activity days) and the per-tier balances."""
     with transaction.atomic(), connection.cursor() as cursor:
+        # Rebuilt whole: overlapping refreshes take turns (the page's reads are not blocked), so the
+        # second one deletes the rows the first inserted instead of adding to them.
+        cursor.execute("LOCK TABLE reporting_memberactivitycount, reporting_memberactivityscope, "
+                       "reporting_membertierrollup IN EXCLUSIVE MODE")
         cursor.execute(MEMBER_ACTIVITY_COUNT_SQL, {"span": MemberActivityCount.MAX_SPAN_DAYS})
         cursor.execute(MEMBER_TIER_SQL, {"now": timezone.now()})
 

@@ -488,6 +488,14 @@ def test_the_member_activity_counts_equal_the_activity_days_over_every_range(old
                                                             store_id=store_a.pk)) == {"active": 3, "omni": 2}
     # N bought in three channels six days ago; P at the POS then and on the web today.
     assert activity_counts_from_days(day, today) == (3, 3)
+    # Refreshing again rebuilds the same rows (not added to the previous ones).
+    def counted():
+        return list(MemberActivityCount.objects.order_by("scope", "day", "next_day", "omni_since")
+                    .values_list("scope", "day", "next_day", "omni_since", "members"))
+
+    rows = counted()
+    rollups.sales_rollup_refresh_recent(days=1)
+    assert counted() == rows and len(rows) > 5
     # A range longer than the counted rows cover reads the activity days themselves.
     wide = selectors.scope_for(hq_user, start=long_ago, end=today)
     assert selectors.omni_member_counts(wide) == dict(zip(("active", "omni"), activity_counts_from_days(long_ago,
