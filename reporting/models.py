@@ -11,10 +11,12 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Sku
+from members.models import Tier
 from stores.models import StaffProfile, Store, Warehouse
 
 __all__ = ["DailyCommissionRollup", "DailyCouponRollup", "DailyGuideSalesRollup", "DailyMemberChannels",
-           "DailyO2ORollup", "DailySalesRollup", "DailyStockSoldRollup", "MemberActivityDay"]
+           "DailyO2ORollup", "DailySalesRollup", "DailyStockSoldRollup", "MemberActivityCount", "MemberActivityDay",
+           "MemberActivityScope", "MemberTierRollup"]
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
@@ -274,3 +276,75 @@ class MemberActivityDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.day}"
+
+
+class MemberActivityCount(models.Model):
+    """How many members' activity days share a day, a next day and an omni-channel day, over every
+    store (``scope`` empty: the ``MemberActivityDay`` rows) or over the stores of one region, one city
+    or one store (``scope``: their ids, ascending, comma-separated; the same chain of days built from
+    ``DailyMemberChannels`` of those stores).  The distinct-member counts of any range then sum at
+    most a few thousand rows instead of one row per member who bought in it.
+
+    ``omni_since`` is the second latest of the day's ``last_<channel>`` days: the member bought
+    through more than one channel in [start, day] exactly when it is on or after ``start``.  Ranges
+    span at most ``MAX_SPAN_DAYS``, so a ``next_day`` further than that after ``day`` is stored as
+    none (past any range's end) and an ``omni_since`` further before it as none (before any start);
+    that keeps the rows per day bounded however long the history.  Rebuilt with every refresh.
+    """
+
+    MAX_SPAN_DAYS = 366
+
+    scope = models.CharField(_("stores"), max_length=1000, blank=True)
+    day = models.DateField(_("day"))
+    next_day = models.DateField(_("next day"), null=True, blank=True)
+    omni_since = models.DateField(_("in more than one channel since"), null=True, blank=True)
+    members = models.PositiveIntegerField(_("members"))
+
+    class Meta:
+        verbose_name = _("member activity count")
+        verbose_name_plural = _("member activity counts")
+        ordering = ["scope", "day"]
+        indexes = [models.Index(fields=["scope", "day"], include=["next_day", "omni_since", "members"],
+                                name="member_activity_count_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.scope or '*'} {self.day} {self.next_day or '-'} {self.omni_since or '-'}: {self.members}"
+
+
+class MemberActivityScope(models.Model):
+    """A store set whose ``MemberActivityCount`` rows the last refresh built (each region's, each
+    city's and each store's stores): a scope not listed here is counted from the daily rows."""
+
+    scope = models.CharField(_("stores"), max_length=1000, unique=True)
+
+    class Meta:
+        verbose_name = _("member activity scope")
+        verbose_name_plural = _("member activity scopes")
+
+    def __str__(self) -> str:
+        return self.scope
+
+
+class MemberTierRollup(models.Model):
+    """Members (not merged into another) and their points and wallet balances per tier, as of the
+    last refresh: the dashboard's member figures without summing every member on a page view."""
+
+    tier = models.ForeignKey(Tier, on_delete=models.CASCADE, null=True, blank=True, related_name="+",
+                             verbose_name=_("tier"))
+    members = models.PositiveIntegerField(_("members"), default=0)
+    points_available = models.BigIntegerField(_("points available"), default=0)
+    points_frozen = models.BigIntegerField(_("points frozen"), default=0)
+    wallet_principal = models.DecimalField(_("wallet principal"), default=Decimal("0.00"), max_digits=18,
+                                           decimal_places=2)
+    wallet_bonus = models.DecimalField(_("wallet bonus"), default=Decimal("0.00"), max_digits=18,
+                                       decimal_places=2)
+    refreshed_at = models.DateTimeField(_("refreshed at"))
+
+    class Meta:
+        verbose_name = _("member tier roll-up")
+        verbose_name_plural = _("member tier roll-ups")
+        constraints = [models.UniqueConstraint(fields=["tier"], name="member_tier_rollup_key",
+                                               nulls_distinct=False)]
+
+    def __str__(self) -> str:
+        return f"{self.tier_id or '-'}: {self.members}"

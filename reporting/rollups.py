@@ -6,8 +6,10 @@
 commission from the commission ledger with ``ON CONFLICT DO UPDATE``,
 then rows of those days that the recomputation no longer produced (all their orders cancelled)
 are deleted.  The O2O, guide sales, coupon and member-channel roll-ups of those days are rebuilt
-the same way.  Running it twice for the same days leaves the same rows, so the beat job can
-simply re-run the last few days every time.
+the same way.  Then the distinct-member counts (``MemberActivityCount``, over every store and
+over each region's, city's and store's stores) and the per-tier member balances
+(``MemberTierRollup``) are rebuilt whole.  Running it twice for the same days leaves the same
+rows, so the beat job can simply re-run the last few days every time.
 
 Most facts are stamped when they happen (payments, returns, issues, redemptions, ledger rows),
 but a few change an older order after its payment day: a pickup handed over, an order cancelled
@@ -27,6 +29,7 @@ from django.utils import timezone
 
 from inventory.models import MoveReason
 from orders.models import Channel, Fulfillment, Status
+from reporting.models import MemberActivityCount
 
 # Business days are Shanghai days whatever the server's zone.
 UPSERT_SQL = """
@@ -239,6 +242,74 @@ ON CONFLICT (member_id, day) DO UPDATE SET
 """
 
 
+# Second latest of a row's last_<channel> days: the pairwise earlier days' latest (no channel day
+# compares as -infinity, and none of two gives NULL).
+_PAIRS = [(a, b) for i, a in enumerate(LAST_COLUMNS) for b in LAST_COLUMNS[i + 1:]]
+_SECOND_LAST = ("nullif(greatest(" + ", ".join(f"least(coalesce({a}, '-infinity'), coalesce({b}, '-infinity'))"
+                                                for a, b in _PAIRS) + "), '-infinity')")
+
+# Whole table each time: a refreshed span can relink a member's day long before it.  Days further
+# apart than any range can span are stored as none (see MemberActivityCount).
+_COUNT_ROWS = """
+SELECT scope, day, CASE WHEN next_day - day < %(span)s THEN next_day END,
+       CASE WHEN day - omni_since < %(span)s THEN omni_since END, count(*)
+  FROM chain GROUP BY 1, 2, 3, 4
+"""
+
+# The store sets a dashboard scope can be: each store, each city's stores, each region's stores.
+_SCOPES_CTE = """
+WITH st AS (
+    SELECT s.id AS store_id, s.city_id, c.region_id FROM stores_store s JOIN stores_city c ON c.id = s.city_id
+), cities AS (
+    SELECT city_id, string_agg(store_id::text, ',' ORDER BY store_id) AS scope FROM st GROUP BY city_id
+), regions AS (
+    SELECT region_id, string_agg(store_id::text, ',' ORDER BY store_id) AS scope FROM st GROUP BY region_id
+), member_of AS (
+    SELECT store_id, store_id::text AS scope FROM st
+     UNION
+    SELECT st.store_id, c.scope FROM st JOIN cities c USING (city_id)
+     UNION
+    SELECT st.store_id, r.scope FROM st JOIN regions r USING (region_id)
+)"""
+
+MEMBER_ACTIVITY_COUNT_SQL = f"""
+DELETE FROM reporting_memberactivitycount;
+DELETE FROM reporting_memberactivityscope;
+WITH chain AS (
+    SELECT ''::text AS scope, day, next_day, {_SECOND_LAST} AS omni_since FROM orders_memberactivityday
+)
+INSERT INTO reporting_memberactivitycount (scope, day, next_day, omni_since, members)
+{_COUNT_ROWS};
+{_SCOPES_CTE}
+INSERT INTO reporting_memberactivityscope (scope) SELECT DISTINCT scope FROM member_of;
+{_SCOPES_CTE}, days AS (
+    SELECT g.scope, m.member_id, m.day, bit_or(m.channels) AS channels
+      FROM orders_dailymemberchannels m JOIN member_of g ON g.store_id = m.store_id
+     GROUP BY 1, 2, 3
+), lasts AS (
+    SELECT scope, day, lead(day) OVER w AS next_day,
+           {", ".join(f"max(day) FILTER (WHERE channels & {bit} <> 0) OVER w AS {_LAST[c]}"
+                      for c, bit in CHANNEL_BITS.items())}
+      FROM days
+    WINDOW w AS (PARTITION BY scope, member_id ORDER BY day)
+), chain AS (
+    SELECT scope, day, next_day, {_SECOND_LAST} AS omni_since FROM lasts
+)
+INSERT INTO reporting_memberactivitycount (scope, day, next_day, omni_since, members)
+{_COUNT_ROWS};
+"""
+
+MEMBER_TIER_SQL = """
+DELETE FROM reporting_membertierrollup;
+INSERT INTO reporting_membertierrollup
+       (tier_id, members, points_available, points_frozen, wallet_principal, wallet_bonus, refreshed_at)
+SELECT m.tier_id, count(*), coalesce(sum(m.points_available), 0), coalesce(sum(m.points_frozen), 0),
+       coalesce(sum(m.wallet_principal), 0), coalesce(sum(m.wallet_bonus), 0), %(now)s
+  FROM members_member m
+ WHERE m.merged_into_id IS NULL
+ GROUP BY m.tier_id;
+"""
+
 # Payment days before ``since`` whose orders (or coupon redemptions) changed since then.
 CHANGED_DAYS_SQL = """
 SELECT (o.paid_at AT TIME ZONE %(tz)s)::date FROM orders_order o
@@ -259,10 +330,18 @@ def _day_start(day: date) -> datetime:
 
 
 def sales_rollup_refresh(*, first: date, last: date) -> int:
-    """Recompute the roll-ups for business days ``first``..``last`` (inclusive).  Returns sales rows written.
+    """Recompute the roll-ups for business days ``first``..``last`` (inclusive), then the member
+    counts and balances.  Returns sales rows written.
 
     Takes row locks only on the roll-up rows it upserts; no side effects; idempotent.
     """
+    with transaction.atomic():
+        written = _refresh_days(first=first, last=last)
+        _refresh_members()
+    return written
+
+
+def _refresh_days(*, first: date, last: date) -> int:
     if last < first:
         raise ValueError("last must not be before first")
     now = timezone.now()
@@ -285,6 +364,17 @@ def sales_rollup_refresh(*, first: date, last: date) -> int:
     return written
 
 
+def _refresh_members() -> None:
+    """The distinct-member counts (from the member activity days) and the per-tier balances."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Rebuilt whole: overlapping refreshes take turns (the page's reads are not blocked), so the
+        # second one deletes the rows the first inserted instead of adding to them.
+        cursor.execute("LOCK TABLE reporting_memberactivitycount, reporting_memberactivityscope, "
+                       "reporting_membertierrollup IN EXCLUSIVE MODE")
+        cursor.execute(MEMBER_ACTIVITY_COUNT_SQL, {"span": MemberActivityCount.MAX_SPAN_DAYS})
+        cursor.execute(MEMBER_TIER_SQL, {"now": timezone.now()})
+
+
 def rollup_changed_days(*, since: datetime) -> list[date]:
     """Payment days before ``since`` of orders changed since then (handed over, cancelled, refunded)
     and redemption days of coupons given back since then: the older days whose roll-ups moved."""
@@ -302,7 +392,8 @@ def sales_rollup_refresh_recent(*, days: int = 3) -> int:
     """
     today = business_today()
     first = today - timedelta(days=days)
-    written = sales_rollup_refresh(first=first, last=today)
+    written = _refresh_days(first=first, last=today)
     for day in rollup_changed_days(since=_day_start(first)):
-        written += sales_rollup_refresh(first=day, last=day)
+        written += _refresh_days(first=day, last=day)
+    _refresh_members()
     return written

@@ -3,8 +3,8 @@
 Every function takes a ``Scope`` (date range plus the stores and warehouses the viewer may
 see, narrowed by the region / city / store filter) and returns plain dicts of Decimals and
 ints.  Every period figure (sales, O2O, coupons, guide sales and commission, units sold out of stock,
-members active per channel) sums small daily roll-ups (``reporting.rollups``); stock and
-member figures are current balances.
+members active per channel) sums small daily roll-ups (``reporting.rollups``); stock figures
+are current balances, member figures the balances as of the last roll-up refresh.
 All of them read from the replica when one is configured.
 """
 
@@ -27,6 +27,7 @@ from django.db.models import (
     Q,
     Subquery,
     Sum,
+    Window,
 )
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
@@ -34,7 +35,7 @@ from django.utils.translation import gettext as _
 from inventory.selectors import AVAILABLE
 from inventory.models import Bucket, ReplenishmentProposal, ReplenishmentRule, StockLevel
 from inventory.models import Transfer, TransferLine
-from members.models import GuideBinding, Member, PointsConfig
+from members.models import GuideBinding, PointsConfig
 from o2o.money import money
 from reporting import rollups
 from reporting.models import (
@@ -44,6 +45,8 @@ from reporting.models import (
     DailyO2ORollup,
     DailySalesRollup,
     DailyStockSoldRollup,
+    MemberActivityCount,
+    MemberTierRollup,
 )
 from orders.models import Channel, Fulfillment
 from stores.models import Role, StaffProfile, Store, Warehouse
@@ -160,16 +163,41 @@ def _rows(model, scope: Scope):
     return model.objects.using(report_db()).filter(scope.stores_q(), day__gte=scope.start, day__lte=scope.end)
 
 
+COUNTED_SQL = """
+SELECT EXISTS (SELECT 1 FROM reporting_memberactivityscope WHERE scope = %(scope)s),
+       coalesce(sum(members), 0), coalesce(sum(members) FILTER (WHERE omni_since >= %(start)s), 0)
+  FROM reporting_memberactivitycount
+ WHERE scope = %(scope)s AND day >= %(start)s AND day <= %(end)s AND (next_day IS NULL OR next_day > %(end)s)
+"""
+
+
 def omni_member_counts(scope: Scope) -> dict:
     """Members who bought in the range, and those of them who bought through more than one channel.
 
-    Distinct members cannot be added up across days.  Over every store each member who bought
-    in the range has one ``MemberActivityDay`` row there with no later day in it, which carries
-    the last day they used each channel: a filtered count over an index-only scan of the range.
-    Narrowed to some stores, each member's per-day channel bits in those stores are ORed over the
-    range instead (grouped by member) and the members with more than one bit set are counted
-    (``x & (x - 1)`` clears the lowest bit).
+    Distinct members cannot be added up across days.  Each member who bought in the range has
+    exactly one day in it with no later day of theirs in the range, and the channels they used in
+    the range are those last used on or after its start.  ``MemberActivityCount`` holds those days
+    counted by day, next day and the day from which two channels had been used, over every store
+    and over each region's, city's and store's stores: the count sums a few rows per day of the range.
     """
+    if not scope.store_ids and scope.store_ids is not None:
+        return {"active": 0, "omni": 0}
+    key = "" if scope.store_ids is None else ",".join(map(str, sorted(scope.store_ids)))
+    if scope.days <= MemberActivityCount.MAX_SPAN_DAYS:
+        with connections[report_db()].cursor() as cursor:
+            cursor.execute(COUNTED_SQL, {"scope": key, "start": scope.start, "end": scope.end})
+            counted, active, omni = cursor.fetchone()
+        if counted or key == "":
+            return {"active": active, "omni": omni}
+    return omni_member_counts_from_days(scope)
+
+
+def omni_member_counts_from_days(scope: Scope) -> dict:
+    """``omni_member_counts`` read from the member days themselves: over every store a filtered
+    count of the ``MemberActivityDay`` rows of the range; narrowed to some stores, each member's
+    per-day channel bits in those stores ORed over the range (grouped by member) and the members
+    with more than one bit set counted (``x & (x - 1)`` clears the lowest bit).  For ranges and
+    store sets the counted rows do not cover."""
     if scope.store_ids is None:
         used = " + ".join(f"coalesce({column} >= %(start)s, false)::int" for column in rollups.LAST_COLUMNS)
         sql = (f"SELECT count(*), count(*) FILTER (WHERE {used} > 1) FROM orders_memberactivityday "
@@ -283,20 +311,40 @@ def stock_metrics(scope: Scope, *, limit: int = 20) -> dict:
     sold = (DailyStockSoldRollup.objects.using(db)
             .filter(scope.warehouses_q(), day__gte=scope.start, day__lte=scope.end))
 
-    def turnover(group: str, label: str) -> list[dict]:
-        held = {r[group]: r for r in levels.filter(bucket=Bucket.SELLABLE).values(group, label)
-                .annotate(units=Coalesce(Sum("on_hand"), 0), value=_value())}
-        out = {r[group]: r for r in sold.values(group)
-               .annotate(sold=Coalesce(Sum("units"), 0), cogs=_value("units"))}
+    # Stock held (sellable and damaged) and units sold per warehouse and SKU, one read each; both
+    # breakdowns (by warehouse and by category) and the damaged total are summed from those pairs
+    # with the SKUs' current cost.
+    sku_fields = ("sku__cost_price", "sku__product__category_id")
+    levels_read = list(levels.filter(bucket__in=[Bucket.SELLABLE, Bucket.DAMAGED])
+                       .values_list("bucket", "warehouse_id", "warehouse__name", "on_hand", *sku_fields,
+                                    "sku__product__category__name"))
+    held = [r[1:] for r in levels_read if r[0] == Bucket.SELLABLE]
+    sold_pairs = list(sold.values("warehouse_id", "sku_id", *sku_fields).annotate(n=Sum("units"))
+                      .values_list("warehouse_id", *sku_fields, "n"))
+    damaged = {"units": sum(r[3] for r in levels_read if r[0] == Bucket.DAMAGED),
+               "value": sum((r[3] * r[4] for r in levels_read if r[0] == Bucket.DAMAGED), ZERO)}
+
+    def turnover(by_warehouse: bool) -> list[dict]:
+        groups: dict = {}
+        for warehouse_id, warehouse, on_hand, cost, category_id, category in held:
+            key, label = (warehouse_id, warehouse) if by_warehouse else (category_id, category)
+            g = groups.setdefault(key, {"label": label, "units": 0, "value": None, "sold": 0, "cogs": ZERO})
+            g["units"] += on_hand
+            if cost is not None:
+                g["value"] = (g["value"] or ZERO) + on_hand * cost
+        for warehouse_id, cost, category_id, units in sold_pairs:
+            g = groups.get(warehouse_id if by_warehouse else category_id)
+            if g is not None:
+                g["sold"] += units or 0
+                g["cogs"] += (units or 0) * (cost or ZERO)
         rows = []
-        for key, h in held.items():
-            s = out.get(key, {"sold": 0, "cogs": ZERO})
-            per_day = Decimal(s["sold"]) / scope.days
-            rows.append({"label": h[label], "units": h["units"], "value": _m(h["value"]), "sold": s["sold"],
-                         "cogs": _m(s["cogs"]),
-                         "turnover": (_m(s["cogs"]) / _m(h["value"])).quantize(Decimal("0.01"))
-                         if h["value"] else None,
-                         "days_cover": (Decimal(h["units"]) / per_day).quantize(Decimal("0.1")) if per_day else None})
+        for g in groups.values():
+            per_day = Decimal(g["sold"]) / scope.days
+            rows.append({"label": g["label"], "units": g["units"], "value": _m(g["value"]), "sold": g["sold"],
+                         "cogs": _m(g["cogs"]),
+                         "turnover": (_m(g["cogs"]) / _m(g["value"])).quantize(Decimal("0.01"))
+                         if g["value"] else None,
+                         "days_cover": (Decimal(g["units"]) / per_day).quantize(Decimal("0.1")) if per_day else None})
         return sorted(rows, key=lambda r: r["label"] or "")
 
     available = (StockLevel.objects.using(db)
@@ -305,21 +353,20 @@ def stock_metrics(scope: Scope, *, limit: int = 20) -> dict:
     rules = (ReplenishmentRule.objects.using(db).filter(scope.warehouses_q())
              .annotate(available=Coalesce(Subquery(available, output_field=IntegerField()), 0))
              .filter(available__lt=F("min_qty"))
+             .annotate(below=Window(Count("pk")))  # every rule below its minimum, before the limit
              .order_by("available", "warehouse__code", "sku__code"))
+    low = list(rules.select_related("warehouse", "sku")[:limit])
     low_stock = [{"warehouse": r.warehouse.name, "sku": r.sku.code, "name": r.sku.name, "available": r.available,
-                  "min": r.min_qty, "max": r.max_qty, "suggested": r.max_qty - r.available}
-                 for r in rules.select_related("warehouse", "sku")[:limit]]
-    low_count = rules.count()
+                  "min": r.min_qty, "max": r.max_qty, "suggested": r.max_qty - r.available} for r in low]
+    low_count = low[0].below if low else 0
     transit = (TransferLine.objects.using(db)
                .filter(scope.warehouses_q("transfer__destination") | scope.warehouses_q("transfer__source")
                        if scope.warehouse_ids is not None else Q(), transfer__status=Transfer.Status.SHIPPED)
                .aggregate(transfers=Count("transfer", distinct=True), units=Coalesce(Sum("qty"), 0),
                           value=_value("qty")))
-    damaged = levels.filter(bucket=Bucket.DAMAGED).aggregate(units=Coalesce(Sum("on_hand"), 0), value=_value())
     proposals = (ReplenishmentProposal.objects.using(db)
                  .filter(scope.warehouses_q(), status=ReplenishmentProposal.Status.OPEN).count())
-    return {"by_warehouse": turnover("warehouse_id", "warehouse__name"),
-            "by_category": turnover("sku__product__category_id", "sku__product__category__name"),
+    return {"by_warehouse": turnover(by_warehouse=True), "by_category": turnover(by_warehouse=False),
             "low_stock": low_stock, "low_stock_count": low_count, "open_proposals": proposals,
             "in_transit": {**transit, "value": _m(transit["value"])},
             "damaged": {**damaged, "value": _m(damaged["value"])}}
@@ -329,26 +376,25 @@ def stock_metrics(scope: Scope, *, limit: int = 20) -> dict:
 
 
 def member_metrics() -> dict:
+    """Members and their points and wallet liabilities, as of the last roll-up refresh
+    (``MemberTierRollup``: one row per tier)."""
     db = report_db()
-    members = Member.objects.using(db).filter(merged_into__isnull=True)
-    # One pass over the members: the totals are the sums of the per-tier rows.
-    by_tier = list(members.values("tier__name", "tier__min_spend")
-                   .annotate(n=Count("pk"), available=Coalesce(Sum("points_available"), 0),
-                             frozen=Coalesce(Sum("points_frozen"), 0), principal=Sum("wallet_principal"),
-                             bonus=Sum("wallet_bonus"))
-                   .order_by("tier__min_spend"))
-    tiers = [{"label": r["tier__name"] or "", "count": r["n"]} for r in by_tier]
-    totals = {"count": sum(r["n"] for r in by_tier), "available": sum(r["available"] for r in by_tier),
-              "frozen": sum(r["frozen"] for r in by_tier),
-              "principal": sum((r["principal"] or ZERO for r in by_tier), ZERO),
-              "bonus": sum((r["bonus"] or ZERO for r in by_tier), ZERO)}
+    by_tier = list(MemberTierRollup.objects.using(db).order_by("tier__min_spend")
+                   .values("tier__name", "members", "points_available", "points_frozen", "wallet_principal",
+                           "wallet_bonus", "refreshed_at"))
+    tiers = [{"label": r["tier__name"] or "", "count": r["members"]} for r in by_tier]
+    totals = {"count": sum(r["members"] for r in by_tier), "available": sum(r["points_available"] for r in by_tier),
+              "frozen": sum(r["points_frozen"] for r in by_tier),
+              "principal": sum((r["wallet_principal"] for r in by_tier), ZERO),
+              "bonus": sum((r["wallet_bonus"] for r in by_tier), ZERO)}
     config = PointsConfig.objects.using(db).filter(pk=1).first() or PointsConfig()
     points = totals["available"] + totals["frozen"]
     return {"members": totals["count"], "tiers": tiers, "points_outstanding": points,
             "points_available": totals["available"], "points_frozen": totals["frozen"],
             "points_liability": money(Decimal(points) / Decimal(config.points_per_yuan_redeemed)),
             "wallet_principal": _m(totals["principal"]), "wallet_bonus": _m(totals["bonus"]),
-            "wallet_liability": _m(totals["principal"]) + _m(totals["bonus"])}
+            "wallet_liability": _m(totals["principal"]) + _m(totals["bonus"]),
+            "as_of": max((r["refreshed_at"] for r in by_tier), default=None)}
 
 
 def filter_choices(user) -> dict:

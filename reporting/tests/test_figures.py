@@ -9,7 +9,7 @@ from django.db.models import Avg, DurationField, ExpressionWrapper, F, Sum
 from django.utils import timezone
 
 from inventory import services as stock
-from members.models import CouponRedemption, CouponTemplate, IssuedCoupon
+from members.models import CouponRedemption, CouponTemplate, IssuedCoupon, Member, Tier
 from members.services.coupons import coupon_issue
 from members.services.members import member_register
 from members.services.points import points_adjust
@@ -21,7 +21,10 @@ from reporting.models import (
     DailyMemberChannels,
     DailySalesRollup,
     DailyStockSoldRollup,
+    MemberActivityCount,
     MemberActivityDay,
+    MemberActivityScope,
+    MemberTierRollup,
 )
 from orders.models import Channel, Fulfillment, Order, Return, Status
 from orders.services import LineIn, ReturnLineIn, TenderIn
@@ -157,6 +160,16 @@ def test_stock_metrics(fixture_day, hq_user, central, store_a, store_b):
     assert row["value"] == Decimal("800.00") and row["cogs"] == Decimal("160.00")
     assert row["turnover"] == Decimal("0.20")
     assert row["days_cover"] == Decimal("5.0")  # 20 units / 4 a day
+    # Rules below their minimum: the list is cut at the limit, the count is not.
+    from inventory.models import ReplenishmentRule
+
+    for sku in skus[:3]:
+        ReplenishmentRule.objects.create(warehouse=store_a.warehouse, sku=sku, min_qty=100, max_qty=200)
+    ReplenishmentRule.objects.create(warehouse=store_b.warehouse, sku=skus[0], min_qty=0, max_qty=10)
+    cut = selectors.stock_metrics(hq_scope(hq_user, fixture_day["day"]), limit=2)
+    assert cut["low_stock_count"] == 3 and len(cut["low_stock"]) == 2
+    assert cut["low_stock"][0]["available"] <= cut["low_stock"][1]["available"]
+    assert selectors.stock_metrics(hq_scope(hq_user, fixture_day["day"], store_id=store_b.pk))["low_stock_count"] == 0
 
 
 def test_member_liabilities(db):
@@ -165,6 +178,8 @@ def test_member_liabilities(db):
     points_adjust(member=first, points=1000, reason="welcome")
     points_adjust(member=second, points=250, reason="welcome")
     wallet_recharge(member=first, reference="RC-1", principal=Decimal("1000.00"), bonus=Decimal("100.00"))
+    today = rollups.business_today()
+    rollups.sales_rollup_refresh(first=today, last=today)
 
     figures = selectors.member_metrics()
     assert figures["members"] == 2
@@ -385,3 +400,103 @@ def test_coupons_issued_are_counted_by_the_channel_they_were_issued_through(fixt
     issued = {r["label"]: r["count"] for r in coupons["issued_by_channel"]}
     assert issued == {"WeChat mini-program": 2, "Head-office campaigns": 1}
     assert coupons["issued"] == 3 == IssuedCoupon.objects.count()
+
+
+def test_the_member_tier_rollup_equals_the_members_as_of_its_refresh(db):
+    silver = Tier.objects.create(code="T-S", name="银卡", min_spend=Decimal("0"))
+    gold = Tier.objects.create(code="T-G", name="金卡", min_spend=Decimal("2000"))
+    members = [member_register(phone=f"+86138000001{n:02d}", channel=Channel.WEB) for n in range(5)]
+    Member.objects.filter(pk__in=[m.pk for m in members[:2]]).update(tier=silver)
+    Member.objects.filter(pk=members[2].pk).update(tier=gold)
+    for n, member in enumerate(members):
+        points_adjust(member=member, points=100 * (n + 1), reason="welcome")
+    wallet_recharge(member=members[2], reference="RC-2", principal=Decimal("300.00"), bonus=Decimal("30.00"))
+    Member.objects.filter(pk=members[4].pk).update(merged_into=members[3])  # merged: counted in its survivor
+    today = rollups.business_today()
+    rollups.sales_rollup_refresh(first=today, last=today)
+
+    live = {}
+    for m in Member.objects.filter(merged_into__isnull=True):
+        row = live.setdefault(m.tier_id, [0, 0, 0, Decimal("0.00"), Decimal("0.00")])
+        for i, v in enumerate((1, m.points_available, m.points_frozen, m.wallet_principal, m.wallet_bonus)):
+            row[i] += v
+    rolled = {r.tier_id: [r.members, r.points_available, r.points_frozen, r.wallet_principal, r.wallet_bonus]
+              for r in MemberTierRollup.objects.all()}
+    assert rolled == live
+    assert rolled[silver.pk][:2] == [2, 300] and rolled[gold.pk][0] == 1 and rolled[None][0] == 1
+    figures = selectors.member_metrics()
+    assert [t["count"] for t in figures["tiers"]] == [2, 1, 1]  # by the tier's minimum spend, no tier last
+    assert figures["members"] == 4 and figures["points_outstanding"] == 1000
+    assert figures["as_of"] is not None
+    # A balance that moves after the refresh shows with the next one.
+    points_adjust(member=members[0], points=50, reason="goodwill")
+    assert selectors.member_metrics()["points_outstanding"] == 1000
+    rollups.sales_rollup_refresh(first=today, last=today)
+    assert selectors.member_metrics()["points_outstanding"] == 1050
+
+
+def activity_counts_from_days(start, end):
+    """Members who bought in [start, end] and those of them in more than one channel, read from the
+    member activity days one by one (the definition the counted rows must keep)."""
+    active = omni = 0
+    for r in MemberActivityDay.objects.filter(day__gte=start, day__lte=end):
+        if r.next_day is not None and r.next_day <= end:
+            continue
+        active += 1
+        used = [d for d in (r.last_web, r.last_mini_program, r.last_marketplace, r.last_pos) if d and d >= start]
+        omni += len(used) > 1
+    return active, omni
+
+
+def test_the_member_activity_counts_equal_the_activity_days_over_every_range(older_day, hq_user, store_a, store_b,
+                                                                             clerk_a):
+    day, today = older_day["day"], older_day["today"]
+    # Member N also bought at the POS 400 days before: further back than any range reaches.
+    n = older_day["pos"].member
+    old = services.pos_sale_create(store=store_a, client_uuid=uuid.uuid4(), lines=[LineIn(older_day["pos"].lines
+                                   .get().sku_id, 1)], tenders=[TenderIn("cash", Decimal("99.00"))],
+                                   actor=clerk_a, member=n).order
+    long_ago = today - timedelta(days=400)
+    Order.objects.filter(pk=old.pk).update(paid_at=rollups._day_start(long_ago) + timedelta(hours=10))
+    rollups.sales_rollup_refresh(first=long_ago, last=long_ago)
+    assert MemberActivityDay.objects.filter(member_id=n.pk, day=long_ago).get().next_day == day
+    # stored as "no next day within reach" and "never two channels within reach"
+    assert MemberActivityCount.objects.filter(scope="", day=long_ago).get().next_day is None
+
+    days = [long_ago - timedelta(days=1), long_ago, long_ago + timedelta(days=1), day - timedelta(days=365),
+            day - timedelta(days=1), day, day + timedelta(days=1), today - timedelta(days=1), today]
+    checked = 0
+    for start in days:
+        for end in days:
+            if start > end or (end - start).days >= MemberActivityCount.MAX_SPAN_DAYS:
+                continue
+            counts = selectors.omni_member_counts(selectors.scope_for(hq_user, start=start, end=end))
+            assert (counts["active"], counts["omni"]) == activity_counts_from_days(start, end), (start, end)
+            # each region's, city's and store's stores: the same counts as grouping their daily rows
+            for filters in ({"store_id": store_a.pk}, {"store_id": store_b.pk}, {"city_id": store_a.city_id},
+                            {"region_id": store_a.city.region_id}):
+                scope = selectors.scope_for(hq_user, start=start, end=end, **filters)
+                assert MemberActivityScope.objects.filter(
+                    scope=",".join(map(str, sorted(scope.store_ids)))).exists()
+                assert selectors.omni_member_counts(scope) == selectors.omni_member_counts_from_days(scope), (
+                    start, end, filters)
+            checked += 1
+    assert checked > 20
+    # At store A: N (POS and web pickup) and M (POS and web pickup today) in two channels, P at the POS
+    # only (P's web order today shipped from the warehouse).
+    assert selectors.omni_member_counts(selectors.scope_for(hq_user, start=day, end=today,
+                                                            store_id=store_a.pk)) == {"active": 3, "omni": 2}
+    # N bought in three channels six days ago; P at the POS then and on the web today.
+    assert activity_counts_from_days(day, today) == (3, 3)
+    # Refreshing again rebuilds the same rows (not added to the previous ones).
+    def counted():
+        return list(MemberActivityCount.objects.order_by("scope", "day", "next_day", "omni_since")
+                    .values_list("scope", "day", "next_day", "omni_since", "members"))
+
+    rows = counted()
+    rollups.sales_rollup_refresh_recent(days=1)
+    assert counted() == rows and len(rows) > 5
+    # A range longer than the counted rows cover reads the activity days themselves.
+    wide = selectors.scope_for(hq_user, start=long_ago, end=today)
+    assert selectors.omni_member_counts(wide) == dict(zip(("active", "omni"), activity_counts_from_days(long_ago,
+                                                                                                          today)))
