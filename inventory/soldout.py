@@ -93,15 +93,22 @@ def soldout_clear_now_and_on_commit(pairs: Iterable[tuple[int, int]]) -> None:
 
 def soldout_marked(*, warehouse_id: int, sku_ids: Iterable[int]) -> dict[int, str]:
     """{sku id: SKU code} of these SKUs marked sold out in this warehouse; {} when Redis is unavailable."""
-    sku_ids = list(sku_ids)
-    if not sku_ids or not enabled():
+    marked = soldout_marked_pairs([(warehouse_id, s) for s in sku_ids])
+    return {s: code for (_w, s), code in marked.items()}
+
+
+def soldout_marked_pairs(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], str]:
+    """{(warehouse id, sku id): SKU code} of the pairs marked sold out, in one round trip; {} when
+    Redis is unavailable."""
+    pairs = list(pairs)
+    if not pairs or not enabled():
         return {}
     try:
-        values = _redis().mget([_key(warehouse_id, s) for s in sku_ids])
+        values = _redis().mget([_key(w, s) for w, s in pairs])
     except redis.RedisError as exc:
         log.warning("sold-out gate skipped, Redis unavailable: %s", exc)
         return {}
-    return {s: v.decode() for s, v in zip(sku_ids, values) if v is not None}
+    return {pair: v.decode() for pair, v in zip(pairs, values) if v is not None}
 
 
 def stock_precheck(*, warehouse_id: int, demand: dict[int, int]) -> None:
