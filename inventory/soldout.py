@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _client_lock = threading.Lock()
 _client: redis.Redis | None = None
+_mark_script = None
 
 
 def enabled() -> bool:
@@ -58,6 +59,23 @@ def _key(warehouse_id: int, sku_id: int) -> str:
     return f"{key_prefix()}:{warehouse_id}:{sku_id}"
 
 
+def _generation_key(warehouse_id: int, sku_id: int) -> str:
+    return f"{key_prefix()}:gen:{warehouse_id}:{sku_id}"
+
+
+# How long a pair's generation is kept: far longer than any read it guards.
+GENERATION_TTL_SECONDS = 3600
+
+# Mark a pair sold out only if no stock came back since the caller read its generation (ARGV[2]).
+_MARK_IF_UNCHANGED = """
+if (redis.call('GET', KEYS[2]) or '0') == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
 def soldout_mark(marks: dict[tuple[int, int], str]) -> None:
     """Mark (warehouse id, sku id) pairs sold out; the value is the SKU code the rejection names."""
     if not marks or not enabled():
@@ -72,11 +90,17 @@ def soldout_mark(marks: dict[tuple[int, int], str]) -> None:
 
 
 def soldout_clear(pairs: Iterable[tuple[int, int]]) -> None:
-    keys = [_key(w, s) for w, s in pairs]
-    if not keys or not enabled():
+    """Remove the marks and move the pairs' generation on, so a refusal read before cannot mark again."""
+    pairs = list(pairs)
+    if not pairs or not enabled():
         return
     try:
-        _redis().delete(*keys)
+        with _redis().pipeline(transaction=False) as pipe:
+            pipe.delete(*[_key(w, s) for w, s in pairs])
+            for w, s in pairs:
+                pipe.incr(_generation_key(w, s))
+                pipe.expire(_generation_key(w, s), GENERATION_TTL_SECONDS)
+            pipe.execute()
     except redis.RedisError as exc:
         log.warning("sold-out gate not cleared, Redis unavailable: %s", exc)
 
@@ -100,27 +124,55 @@ def soldout_marked(*, warehouse_id: int, sku_ids: Iterable[int]) -> dict[int, st
 def soldout_marked_pairs(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], str]:
     """{(warehouse id, sku id): SKU code} of the pairs marked sold out, in one round trip; {} when
     Redis is unavailable."""
-    pairs = list(pairs)
+    return _gate_read(list(pairs))[0]
+
+
+def _gate_read(pairs: list[tuple[int, int]]) -> tuple[dict[tuple[int, int], str], dict[tuple[int, int], bytes]]:
+    """The marks of these pairs and their generations, in one round trip ({}, {} without Redis)."""
     if not pairs or not enabled():
-        return {}
+        return {}, {}
     try:
-        values = _redis().mget([_key(w, s) for w, s in pairs])
+        values = _redis().mget([k for w, s in pairs for k in (_key(w, s), _generation_key(w, s))])
     except redis.RedisError as exc:
         log.warning("sold-out gate skipped, Redis unavailable: %s", exc)
-        return {}
-    return {pair: v.decode() for pair, v in zip(pairs, values) if v is not None}
+        return {}, {}
+    marks = {pair: values[2 * i].decode() for i, pair in enumerate(pairs) if values[2 * i] is not None}
+    generations = {pair: values[2 * i + 1] or b"0" for i, pair in enumerate(pairs)}
+    return marks, generations
+
+
+def _mark_if_unchanged(marks: dict[tuple[int, int], str], generations: dict[tuple[int, int], bytes]) -> None:
+    """Mark pairs found sold out by a lock-free read, unless stock came back (a clear moved the
+    generation on) since the generation was read before that read."""
+    global _mark_script
+    try:
+        client = _redis()
+        if _mark_script is None:
+            _mark_script = client.register_script(_MARK_IF_UNCHANGED)
+        for (w, s), code in marks.items():  # usually one: the SKU that sold out
+            _mark_script(keys=[_key(w, s), _generation_key(w, s)], args=[code, generations[(w, s)], ttl_seconds()],
+                         client=client)
+    except redis.RedisError as exc:
+        log.warning("sold-out gate not marked, Redis unavailable: %s", exc)
 
 
 def stock_precheck(*, warehouse_id: int, demand: dict[int, int]) -> None:
     """Refuse a sale or a hold this warehouse plainly cannot serve, before any transaction is opened.
 
-    First the sold-out gate (no database), then one lock-free read of availability.  Raises
+    First the sold-out gate (no database), then one lock-free read of availability; a SKU that read
+    finds with nothing available is marked again, unless a clear (stock back) came in between.  Raises
     ``InsufficientStock`` with the same code and params shape as the sale itself would; passing says
     nothing about success (the sale's conditional update decides).
     """
     demand = {s: q for s, q in demand.items()
               if type(s) is int and type(q) is int and q > 0}  # bad input is the sale's to refuse
-    short = soldout_marked(warehouse_id=warehouse_id, sku_ids=demand) or warehouse_shortfall(
-        warehouse_id=warehouse_id, demand=demand)
+    marks, generations = _gate_read([(warehouse_id, s) for s in demand])
+    if marks:
+        raise InsufficientStock(params={"skus": sorted(marks.values()), "warehouse_ids": [warehouse_id]})
+    short = warehouse_shortfall(warehouse_id=warehouse_id, demand=demand)
     if short:
-        raise InsufficientStock(params={"skus": sorted(short.values()), "warehouse_ids": [warehouse_id]})
+        gone = {(warehouse_id, s): code for s, (code, available) in short.items() if available <= 0}
+        if gone and generations:
+            _mark_if_unchanged(gone, generations)  # keeps the gate armed after its TTL, while it stays empty
+        raise InsufficientStock(params={"skus": sorted(code for code, _ in short.values()),
+                                        "warehouse_ids": [warehouse_id]})

@@ -144,6 +144,31 @@ def test_precheck_reads_availability_in_one_query_without_locks(shelf):
     assert not _marked(warehouse, sku)  # a lock-free read never marks
 
 
+def test_a_lock_free_read_of_an_empty_level_arms_the_gate_again(shelf):
+    """After its TTL the gate is armed again by the next early refusal, not only by one under lock."""
+    warehouse, sku = shelf
+    services.stock_sell(warehouse=warehouse, lines=[(sku.pk, 2)], reference="S1")
+    assert not _marked(warehouse, sku)
+    with pytest.raises(InsufficientStock) as refused:
+        soldout.stock_precheck(warehouse_id=warehouse.pk, demand={sku.pk: 1})
+    assert refused.value.params == {"skus": [sku.code], "warehouse_ids": [warehouse.pk]}
+    assert soldout.soldout_marked(warehouse_id=warehouse.pk, sku_ids=[sku.pk]) == {sku.pk: sku.code}
+
+
+def test_stock_back_between_the_read_and_the_mark_wins(shelf):
+    """A restock that clears the gate after an early refusal read the level empty, but before that
+    refusal marks it: the stale refusal does not mark (the pair's generation moved on)."""
+    warehouse, sku = shelf
+    pair = (warehouse.pk, sku.pk)
+    _marks, generations = soldout._gate_read([pair])
+    soldout.soldout_clear([pair])  # what a receipt does, under its lock and after its commit
+    soldout._mark_if_unchanged({pair: sku.code}, generations)
+    assert not _marked(warehouse, sku)
+    _marks, generations = soldout._gate_read([pair])
+    soldout._mark_if_unchanged({pair: sku.code}, generations)
+    assert _marked(warehouse, sku)
+
+
 def test_shortfall_leaves_invalid_input_to_the_sale(shelf):
     warehouse, sku = shelf
     sku.is_active = False
