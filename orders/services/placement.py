@@ -207,14 +207,14 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
         existing = _existing(lookup=lookup, request_hash=request_hash)
         if existing is not None:
             return PlaceResult(existing, created=False)
-    # Where the stock comes from, decided before anything is priced, held or written: an order no
-    # warehouse can serve is refused by the sold-out gate or a lock-free read, at the cost of a read.
+    # Where the stock comes from, decided before any promotion is held or anything written: an order
+    # no warehouse can serve is refused by the sold-out gate (before pricing, no database) or by a
+    # lock-free read (after pricing, which says first whether the SKUs exist and are sold).
     config = allocation.channel_config(channel)
     warehouses = allocation.candidates(channel=channel, fulfillment=fulfillment, store=store,
                                        ship_city_id=ship_city_id, config=config)
     allow_split = config.allow_split and fulfillment != Fulfillment.PICKUP
     allocation.soldout_check(demand=demand, warehouse_ids=warehouses, allow_split=allow_split)
-    plan = allocation.allocate(demand=demand, warehouse_ids=warehouses, allow_split=allow_split)
 
     def reprice(exclude: frozenset[int] = frozenset()) -> PricedSale:
         return sale_price(demand=demand, channel=channel, store_id=store.pk if store else None,
@@ -222,7 +222,9 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
                           promotions_exclude=exclude, line_discounts=line_discounts)
 
     # A promotion that runs out while this order is placed is left out: the order takes the new price.
-    priced = _promotions_hold(reprice(), reprice)
+    priced = reprice()
+    plan = allocation.allocate(demand=demand, warehouse_ids=warehouses, allow_split=allow_split)
+    priced = _promotions_hold(priced, reprice)
     if fulfillment != Fulfillment.PICKUP:
         kinds = dict(Store.objects.filter(warehouse_id__in=list(plan)).values_list("warehouse_id", "id"))
         fulfillment = Fulfillment.SHIP_STORE if kinds and set(plan) <= set(kinds) else Fulfillment.SHIP_WAREHOUSE

@@ -124,6 +124,12 @@ def test_an_order_for_a_sold_out_sku_is_refused_before_pricing_or_locks(partner,
     assert not Order.objects.exists()
 
 
+def test_an_unknown_sku_is_still_named_before_stock(partner, stocked, store_a, skus):
+    _, client = partner
+    refused = place(client, store=store_a, lines=[{"sku": skus[0].pk, "qty": 1}, {"sku": 10**8, "qty": 1}])
+    assert refused.status_code in (400, 422) and refused.json()["code"] != "insufficient_stock"
+
+
 def test_without_the_gate_the_lock_free_read_refuses(partner, stocked, store_a, central, skus, settings):
     settings.STOCK_SOLDOUT_GATE = False
     _, client = partner
@@ -131,5 +137,7 @@ def test_without_the_gate_the_lock_free_read_refuses(partner, stocked, store_a, 
         refused = place(client, store=store_a, lines=[{"sku": skus[0].pk, "qty": 51}])
     assert refused.status_code == 409 and refused.json()["code"] == "insufficient_stock"
     sqls = _sqls(trying)
-    assert not any("FOR UPDATE" in s or "promotions_" in s for s in sqls), sqls
-    assert len(trying) <= REJECTED_PLACE_STATEMENTS + 1
+    # Priced first (unknown or inactive SKUs are named as such), then the read: no hold, lock or write.
+    assert not any("FOR UPDATE" in s or "promotions_promotionuse" in s or s.startswith("UPDATE \"promotions")
+                   for s in sqls), sqls
+    assert len(trying) <= REJECTED_PLACE_STATEMENTS + 3, "\n".join(s[:90] for s in sqls)
