@@ -7,6 +7,7 @@ import pytest
 
 from catalog.tests.factories import SkuFactory
 from inventory import services as stock
+from inventory import soldout
 from stores.models import Role, Warehouse
 from stores.tests.factories import StaffFactory, StoreFactory, UserFactory, WarehouseFactory
 

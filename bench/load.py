@@ -20,6 +20,10 @@ Kinds:
 * ``hot_sku``: ``--attempts`` at once on the hot SKU: half complete a POS sale of it (the
   baskets are filled first, on seeded clerk sessions of store 0), half place an online pickup
   order of it at store 0 through the API.
+* ``soldout``: run after ``hot_sku``, when the hot SKU is sold out and the sold-out gate is set:
+  ``--clients`` POS tills (the hot-SKU sessions whose basket still holds it) complete it again
+  and again, as many API clients place pickup orders of it; every answer must be a refusal
+  (insufficient_stock).  Reported: refusals per second, POS and API apart, and their latency.
 
 Prints one JSON object: completed requests, throughput, latency percentiles (ms) and
 error counts by code.  Every loop is bounded by time and by count.
@@ -489,12 +493,84 @@ async def hot_sku(url: str, fx: dict, attempts: int) -> dict:
             "online_p50_ms": pct(latencies["online"], 50), "online_max_ms": pct(latencies["online"], 100)}
 
 
+async def soldout(url: str, fx: dict, clients: int, seconds: float, warmup: float) -> dict:
+    """Refusals per second of a sold-out SKU: POS completes of baskets holding it, API orders of it."""
+    gate = asyncio.Semaphore(8)
+    candidates = [Till(url, fx, i) for i in range(len(fx["hot_sessions"]))]
+
+    async def ready(t: Till, key: str) -> str | None:
+        """The till's sale UUID if its basket still holds the hot SKU and completing it is refused."""
+        t.seeded(key)
+        async with gate:
+            page = await t.http.get("/pos/sale/")
+            found = CLIENT_UUID.search(page.text) if page.status_code == 200 else None
+            if found is None or fx["hot_barcode"] not in page.text and str(fx["hot_sku"]) not in page.text:
+                return None
+            code = await t.complete(found.group(1), Decimal(fx["hot_price"]))
+        return found.group(1) if code == "insufficient_stock" else None
+
+    uuids = await asyncio.gather(*(ready(t, k) for t, k in zip(candidates, fx["hot_sessions"])))
+    tills = [(t, u) for t, u in zip(candidates, uuids) if u is not None][:clients]
+    for t in candidates:
+        if all(t is not kept for kept, _ in tills):
+            await t.close()
+    if not tills:
+        raise SystemExit("no hot-SKU basket left to refuse: run the hot_sku kind first")
+    refused = {"pos": [], "online": []}
+    other: dict[str, int] = {}
+    start = time.monotonic()
+    measure_from, stop_at = start + warmup, start + warmup + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+        async def pos_client(t: Till, client_uuid: str) -> None:
+            for _ in range(MAX_REQUESTS_PER_CLIENT):
+                if time.monotonic() >= stop_at:
+                    return
+                t0 = time.monotonic()
+                try:
+                    code = await t.complete(client_uuid, Decimal(fx["hot_price"])) or "sold"
+                except httpx.HTTPError as exc:
+                    code = type(exc).__name__
+                record("pos", code, t0, time.monotonic())
+
+        async def api_client(c: int) -> None:
+            for _ in range(MAX_REQUESTS_PER_CLIENT):
+                if time.monotonic() >= stop_at:
+                    return
+                t0 = time.monotonic()
+                try:
+                    resp = await http.post(API_ORDERS, json=api_order_body(fx, c, "pickup", [fx["hot_sku"]]),
+                                           headers=api_headers(fx))
+                    code = "sold" if resp.status_code == 201 else _code(resp)
+                except httpx.HTTPError as exc:
+                    code = type(exc).__name__
+                record("online", code, t0, time.monotonic())
+
+        def record(kind: str, code: str, t0: float, t1: float) -> None:
+            if t0 >= measure_from and t1 <= stop_at:
+                if code == "insufficient_stock":
+                    refused[kind].append((t1 - t0) * 1000)
+                else:
+                    other[f"{kind}:{code}"] = other.get(f"{kind}:{code}", 0) + 1
+
+        await asyncio.gather(*(pos_client(t, u) for t, u in tills), *(api_client(c) for c in range(clients)))
+    await asyncio.gather(*(t.close() for t, _ in tills))
+    total = len(refused["pos"]) + len(refused["online"])
+    return {"seconds": seconds, "pos_clients": len(tills), "api_clients": clients,
+            "rejections": total, "rejections_per_s": round(total / seconds, 1),
+            "pos_rejections_per_s": round(len(refused["pos"]) / seconds, 1),
+            "api_rejections_per_s": round(len(refused["online"]) / seconds, 1),
+            "pos_p50_ms": pct(refused["pos"], 50), "pos_p95_ms": pct(refused["pos"], 95),
+            "api_p50_ms": pct(refused["online"], 50), "api_p95_ms": pct(refused["online"], 95),
+            "other_answers": other, "error_samples": SAMPLES}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--fixture", required=True)
     parser.add_argument("--kind", required=True, choices=["pos_sale", "pos_till_sale", "order_pickup", "order_ship",
-                                                         "order_pay", "hot_sku"])
+                                                         "order_pay", "hot_sku", "soldout"])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--warmup", type=float, default=2)
@@ -510,6 +586,8 @@ def main(argv: list[str]) -> int:
         fx = json.load(fh)
     if args.kind == "hot_sku":
         out = asyncio.run(hot_sku(args.url, fx, args.attempts))
+    elif args.kind == "soldout":
+        out = asyncio.run(soldout(args.url, fx, args.clients, args.seconds, args.warmup))
     elif args.kind in ("pos_sale", "pos_till_sale"):
         if args.clients > fx["stores"]:
             raise SystemExit(f"{args.clients} tills need {args.clients} stores; the seed made {fx['stores']}")

@@ -244,6 +244,18 @@ def render(doc: dict) -> str:
                     "the hot SKU's store that the seed signed in; then all attempts go at once. Latency of the "
                     f"POS completes p50 {r.get('pos_p50_ms')} ms (max {r.get('pos_max_ms')}), of the API orders "
                     f"p50 {r.get('online_p50_ms')} ms (max {r.get('online_max_ms')}).", ""]
+        if r["name"] == "soldout_rejections":
+            met = "met" if (r["rejections_per_s"] or 0) >= 1000 else "**missed**"
+            out += ["## Sold-out SKU: refusals per second (after the hot-SKU step; goal ≥ 1,000/s)", "",
+                    _row(["refusals/s", "POS / API refusals/s", "POS p50 / p95 ms", "API p50 / p95 ms",
+                          "other answers", "goal", "command"]),
+                    _row(["---"] * 7),
+                    _row([r["rejections_per_s"], f"{r['pos_rejections_per_s']} / {r['api_rejections_per_s']}",
+                          f"{r['pos_p50_ms']} / {r['pos_p95_ms']}", f"{r['api_p50_ms']} / {r['api_p95_ms']}",
+                          r["other_answers"] or 0, met, f"`{r['command']}`"]), "",
+                    f"{r['mix']}. A refusal is decided before the sale's transaction: the sold-out gate in "
+                    "Redis (set when a refusal found nothing left), else one lock-free read; the POS answers "
+                    "only the error line.", ""]
     scale = [r for r in res if r["name"] == "scale_gunicorn_workers"]
     if scale:
         out += ["## Scale-out on one machine: gunicorn workers (POS sale, 16 clients)", "",

@@ -309,6 +309,22 @@ class Bench:
             "ratio_to_frozen_hot_sale": round(ours["attempts_per_s"] / frozen["tps"], 4) if frozen["tps"] else None,
             "frozen_floor_command": frozen["command"],
             "command": self.shown(args), "floor_command": floor["command"]})
+        self.soldout()
+
+    def soldout(self) -> None:
+        """The hot SKU is sold out now and its gate set: how fast are further attempts refused?"""
+        log("sold-out SKU: refusals per second, POS completes and API orders")
+        args = self.load_cmd("soldout", clients=8, seconds=SECONDS, warmup=1)
+        ours = json.loads(self.run(args, timeout=900).strip().splitlines()[-1])
+        self.results.append({
+            "name": "soldout_rejections", "sku": "the hot SKU, sold out by the hot-SKU step",
+            "mix": f"{ours['pos_clients']} POS tills completing a basket of it (/pos/sale/complete/) and "
+                   f"{ours['api_clients']} API clients ordering it (POST /api/v1/orders/), in a loop",
+            "rejections_per_s": ours["rejections_per_s"], "pos_rejections_per_s": ours["pos_rejections_per_s"],
+            "api_rejections_per_s": ours["api_rejections_per_s"], "pos_p50_ms": ours["pos_p50_ms"],
+            "pos_p95_ms": ours["pos_p95_ms"], "api_p50_ms": ours["api_p50_ms"], "api_p95_ms": ours["api_p95_ms"],
+            "other_answers": ours["other_answers"], "only_rejections": not ours["other_answers"],
+            "seconds": SECONDS, "goal": "rejections_per_s >= 1000", "command": self.shown(args)})
 
     def scale_web(self) -> None:
         for workers in (1, 2, 4):

@@ -37,3 +37,19 @@ def stock_available(*, sku_ids: Iterable[int],
     return {(w, s): available for w, s, available in
             sellable_levels(sku_ids=sku_ids, warehouse_ids=warehouse_ids)
             .values_list("warehouse_id", "sku_id", "available_units")}
+
+
+def warehouse_shortfall(*, warehouse_id: int, demand: dict[int, int]) -> dict[int, tuple[str, int]]:
+    """{sku id: (SKU code, units available)} of the lines this warehouse cannot serve now: one read, no locks.
+
+    Only an existing sellable level of an active SKU in an active warehouse with fewer units available
+    than asked counts as short; anything else (an unknown SKU, a missing level, an inactive warehouse) is
+    left to the sale's own checks, so an early rejection never changes which error a caller sees.  A
+    figure read here may be stale by the time a sale runs: it may only reject early, never accept.
+    """
+    if not demand:
+        return {}
+    rows = (sellable_levels(sku_ids=demand, warehouse_ids=[warehouse_id])
+            .filter(sku__is_active=True, warehouse__is_active=True)
+            .values_list("sku_id", "sku__code", "available_units"))
+    return {sku_id: (code, available) for sku_id, code, available in rows if available < demand[sku_id]}

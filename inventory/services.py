@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from catalog.models import Sku
 from catalog.validators import barcode_normalize
-from inventory import locks
+from inventory import locks, soldout
 from inventory.exceptions import (
     CountBelowReserved,
     InactiveSku,
@@ -237,9 +237,11 @@ def _apply(deltas: list[_Delta], *, reason: str | None, reference: str, actor, n
         updated = {(w, s, b): level_id for level_id, w, s, b in cur.fetchall()}
     short = [key for key in keys if key not in updated]
     if short:
-        codes = dict(Sku.objects.filter(id__in={k[1] for k in short}).values_list("id", "code"))
-        raise InsufficientStock(params={"skus": sorted(codes.get(k[1], str(k[1])) for k in short),
-                                        "warehouse_ids": sorted({k[0] for k in short})})
+        _refuse(short)
+    more = [(w, s) for (w, s, b), (d_on_hand, d_reserved) in combined.items()
+            if b == Bucket.SELLABLE and d_on_hand - d_reserved > 0]
+    if more:
+        soldout.soldout_clear_now_and_on_commit(more)
     moves = [
         StockMove(level_id=updated[key], warehouse_id=key[0], sku_id=key[1], bucket=key[2], qty=combined[key][0],
                   reason=reason, reference=reference, note=note[:300], actor=actor)
@@ -257,6 +259,24 @@ def _apply(deltas: list[_Delta], *, reason: str | None, reference: str, actor, n
         key="stock",
     )
     return moves
+
+
+def _refuse(short: list[tuple[int, int, str]]) -> None:
+    """Raise InsufficientStock for the short levels (still locked); a sellable level with nothing
+    available is marked in the sold-out gate, so the next attempts are refused before a transaction."""
+    values = ", ".join(["(%s, %s, %s)"] * len(short))
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT v.w, v.s, v.b, COALESCE(k.code, v.s::text), COALESCE(l.on_hand - l.reserved, 0) "
+            f"FROM (VALUES {values}) AS v(w, s, b) LEFT JOIN {Sku._meta.db_table} k ON k.id = v.s "
+            f"LEFT JOIN {LEVEL_TABLE} l ON l.warehouse_id = v.w AND l.sku_id = v.s AND l.bucket = v.b",
+            [p for key in short for p in key],
+        )
+        rows = cur.fetchall()
+    soldout.soldout_mark({(w, s): code for w, s, b, code, available in rows
+                          if b == Bucket.SELLABLE and available <= 0})
+    raise InsufficientStock(params={"skus": sorted(code for *_, code, _available in rows),
+                                    "warehouse_ids": sorted({k[0] for k in short})})
 
 
 def _actor(actor):

@@ -149,3 +149,42 @@ def run_joined(sql: str, params: Sequence) -> list[tuple]:
     with connection.cursor() as cur:
         cur.execute(sql, [*head_params, *params])
         return cur.fetchall() if cur.description else []
+
+
+# --- writes taken last ------------------------------------------------------------------------------
+
+_LATE: ContextVar[list | None] = ContextVar("o2o_late_writes", default=None)
+
+
+def late(write: Callable[[], object]) -> None:
+    """Run ``write`` as the last thing before the enclosing ``late_window`` commits, or now without one.
+
+    For the write that takes the hottest row locks (stock levels): everything else of the request,
+    its response and its idempotency record included, is done before, so the lock is held only
+    for the commit.  A late write that fails rolls the whole unit back, as if it had run in place.
+    """
+    pending = _LATE.get()
+    if pending is None:
+        write()
+    else:
+        pending.append(write)
+
+
+def late_window(func: Callable[[], R]) -> R:
+    """Run ``func`` (inside an open transaction), then the writes it deferred with ``late``, in order."""
+    if not connection.in_atomic_block:
+        raise AssertionError("late_window needs an open transaction")
+    pending: list = []
+    token = _LATE.set(pending)
+    try:
+        result = func()
+    finally:
+        _LATE.reset(token)
+    # A late write's failure aborts the whole unit, as a nested service's does: no savepoints.
+    token = _IN_SERVICE.set(True)
+    try:
+        for write in pending:
+            write()
+    finally:
+        _IN_SERVICE.reset(token)
+    return result

@@ -18,7 +18,9 @@ domain errors).  Rejections before anything could run (400 validation, 401,
 with the same key is accepted.  A crashed request leaves its row in progress
 until ``IDEMPOTENCY_LOCK_SECONDS`` (120) pass, then a retry takes it over; that
 is safe because the handler's writes and the key's completion commit in one
-transaction, so a request that crashed wrote nothing.
+transaction, so a request that crashed wrote nothing.  Writes the handler defers with
+``o2o.db.late`` (the stock update that locks hot rows) run after the response is rendered and
+stored, just before that commit; if one fails, the whole unit rolls back.
 Rows are kept ``IDEMPOTENCY_KEY_TTL_HOURS`` (24) and purged by a beat task.
 """
 
@@ -41,7 +43,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from o2o.apiauth import principal_of
-from o2o.db import atomic_with_retry
+from o2o.db import atomic_with_retry, late_window
 from o2o.models import IdempotencyRecord
 
 log = logging.getLogger(__name__)
@@ -162,9 +164,13 @@ def idempotent(handler=None, *, atomic: bool = True):
             return claimed
 
         def handle_and_complete():
-            response = handler(view, request, *args, **kwargs)
-            _complete(claimed, response)  # stores the response, or releases the key, with the writes
-            return response
+            def handle():
+                response = handler(view, request, *args, **kwargs)
+                _complete(claimed, response)  # stores the response, or releases the key, with the writes
+                return response
+
+            # Writes the handler deferred (the stock levels' update) run after the response is stored.
+            return late_window(handle)
 
         try:
             if atomic:

@@ -336,6 +336,12 @@ WEBHOOK_ALLOWED_PRIVATE_RECEIVERS = env_list("WEBHOOK_ALLOWED_PRIVATE_RECEIVERS"
 O2O_RESERVATION_TTL_MINUTES = env_int("O2O_RESERVATION_TTL_MINUTES", 30)
 # Bounded retries of a service on deadlock / serialization failure.
 O2O_DB_RETRY_ATTEMPTS = env_int("O2O_DB_RETRY_ATTEMPTS", 5)
+# The sold-out gate (inventory.soldout): a (warehouse, SKU) refused for want of stock with nothing
+# left is marked in Redis for a few seconds, so further attempts are refused before a transaction.
+# It only rejects early (the conditional stock update decides) and is skipped while Redis is down.
+STOCK_SOLDOUT_GATE = env_bool("STOCK_SOLDOUT_GATE", True)
+STOCK_SOLDOUT_TTL_SECONDS = env_int("STOCK_SOLDOUT_TTL_SECONDS", 10)
+STOCK_SOLDOUT_PREFIX = os.environ.get("STOCK_SOLDOUT_PREFIX", "o2o:soldout")
 
 # POS: the largest discount (percent of the sale) a clerk gives without a manager; manager
 # PIN attempts allowed per user in a window; minutes without activity before a POS login ends.

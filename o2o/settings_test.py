@@ -26,3 +26,5 @@ DATABASES["default"]["TEST"] = {"NAME": os.environ.get("O2O_TEST_DB_NAME") or No
 POS_MICROPAY_PROVIDER = "sandbox"
 # Rate-limit and sign-in failure counters of one test run never meet another run's.
 API_RATE_LIMIT_PREFIX = f"o2o-test:{uuid.uuid4().hex[:12]}:ratelimit"
+# Sold-out marks of one test run never meet another run's (ids repeat across test databases).
+STOCK_SOLDOUT_PREFIX = f"o2o-test:{uuid.uuid4().hex[:12]}:soldout"

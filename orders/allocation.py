@@ -8,8 +8,9 @@
   from the store is switched on (the roll-out, ``stores.selectors``).
   One warehouse supplies the whole order unless the channel allows a split.
 
-Reads availability for every candidate in one query; the reservation that
-follows is a conditional update, so a race only turns into ``insufficient_stock``.
+Reads availability for every candidate in one query, without locks, after asking the sold-out gate
+(``inventory.soldout``); the reservation that follows is a conditional update, so a race only turns
+into ``insufficient_stock``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections import defaultdict
 from orders.exceptions import NoWarehouseCanFulfil
 from orders.models import ChannelConfig, ChannelWarehouse, Fulfillment
 from inventory.selectors import stock_available
+from inventory.soldout import soldout_marked_pairs
 from stores.models import Capability, Store, Warehouse
 from stores.selectors import capability_stores_enabled
 
@@ -51,6 +53,21 @@ def candidates(*, channel: str, fulfillment: str, store: Store | None, ship_city
     if fulfillment == Fulfillment.SHIP_STORE:
         return city_stores
     return [*_priority_warehouses(channel), *[w for w in city_stores]]
+
+
+def soldout_check(*, demand: dict[int, int], warehouse_ids: list[int], allow_split: bool) -> None:
+    """Refuse from the sold-out gate alone (no database): an order is out of reach when some SKU is
+    marked sold out in every candidate, or, unsplit, when every candidate has one of its SKUs marked."""
+    if not warehouse_ids or not demand:
+        return
+    marked = soldout_marked_pairs([(w, s) for w in warehouse_ids for s in demand])
+    if not marked:
+        return
+    gone = sorted(s for s in demand if all((w, s) in marked for w in warehouse_ids))
+    if not gone and not allow_split and all(any((w, s) in marked for s in demand) for w in warehouse_ids):
+        gone = sorted(demand)
+    if gone:
+        raise NoWarehouseCanFulfil(params={"sku_ids": gone})
 
 
 def allocate(*, demand: dict[int, int], warehouse_ids: list[int], allow_split: bool) -> dict[int, dict[int, int]]:

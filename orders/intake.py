@@ -143,6 +143,8 @@ def order_place_for_customer(*, customer: CustomerIn, channel: str, partner: str
         source = GuideBinding.Source.QR if customer.scene else GuideBinding.Source.API
         guides.guide_bind(member=member, guide_code=guide.guide_code, source=source)
     result = services.order_place(
+        # Points or wallet paying at once confirm the order's reservations: those must exist by then.
+        stock_late=not (customer.points or wallet > 0),
         channel=channel, partner=partner, actor=actor, member=member, coupon_code=customer.coupon_code,
         customer_phone=customer_phone or (member.phone if member is not None else ""),
         # Without a member there is no binding to follow: the scanned guide gets the order.

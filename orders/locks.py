@@ -14,6 +14,11 @@ def order_for_update(order: Order | int) -> Order:
     return found
 
 
+def order_for_update_by_number(number: str) -> Order | None:
+    """Lock the order with this number (None if there is none): one statement."""
+    return Order.objects.select_for_update(of=("self",)).select_related("store").filter(number=number).first()
+
+
 def shipment_for_update(shipment: Shipment | int) -> Shipment:
     pk = shipment.pk if isinstance(shipment, Shipment) else shipment
     found = Shipment.objects.select_for_update(of=("self",)).select_related("order").filter(pk=pk).first()

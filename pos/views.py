@@ -28,6 +28,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from members import selectors as member_read
+from inventory.exceptions import InsufficientStock
+from inventory.soldout import stock_precheck
 from members.exceptions import MemberNotFound
 from o2o.errors import DomainError
 from o2o.login_throttle import ThrottledAuthenticationForm
@@ -547,6 +549,29 @@ def sale_guide(request):
     return _guide_set(request, _basket(request), form.cleaned_data.get("guide", ""))
 
 
+def _stock_refused(request, store: Store, basket: Basket):
+    """The answer to a complete the store plainly cannot serve (sold out, or fewer units than the
+    basket), decided before any transaction by the sold-out gate and a lock-free read; None to go on.
+
+    htmx gets only the error line, swapped into the sale's error area: the basket, tenders and
+    totals on the page stay as they are.  The sale itself still decides with its own stock update.
+    """
+    demand: dict[int, int] = {}
+    for line in basket.lines:
+        demand[line.sku_id] = demand.get(line.sku_id, 0) + line.qty
+    try:
+        stock_precheck(warehouse_id=store.warehouse_id, demand=demand)
+    except InsufficientStock as exc:
+        if not is_htmx(request):
+            return _sale_render(request, basket, status=422, payment_form=PaymentForm(request.POST),
+                                errors={"general": error_message(exc)}, focus="cash_tendered")
+        response = render(request, "pos/sale/_complete_error.html", {"message": error_message(exc)}, status=422)
+        response["HX-Retarget"] = "#complete-error"
+        response["HX-Reswap"] = "outerHTML"
+        return response
+    return None
+
+
 @pos_view
 @require_POST
 def sale_complete(request):
@@ -565,6 +590,9 @@ def sale_complete(request):
         return _sale_render(request, basket, status=422, payment_form=PaymentForm(initial={"client_uuid": basket.uuid}),
                             errors={"general": _("This sale screen was out of date and has been refreshed. "
                                                  "Check the items and complete again.")})
+    refused = _stock_refused(request, store, basket)
+    if refused is not None:
+        return refused
     payment = pos.PaymentIn(cash_tendered=form.cleaned_data.get("cash_tendered") or Decimal("0"),
                             card_amount=form.cleaned_data.get("card_amount") or Decimal("0"),
                             card_reference=form.cleaned_data.get("card_reference", ""),

@@ -328,7 +328,9 @@ class OrderDetailOut(OrderOut):
 
     @extend_schema_field(PaymentOut(many=True))
     def get_payments(self, obj):
-        return PaymentOut(payments_for_reference(reference=obj.number), many=True).data
+        known = self.context.get("payments")  # the caller knows them already (none, for a new order)
+        payments = known if known is not None else payments_for_reference(reference=obj.number)
+        return PaymentOut(payments, many=True).data
 
 
 class AvailabilityOut(serializers.Serializer):

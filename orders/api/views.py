@@ -98,6 +98,15 @@ def order_fresh(principal: Principal, pk: int) -> Order:
     return order_detail_queryset(principal).get(pk=pk)
 
 
+def order_placed(principal: Principal, pk: int) -> Order:
+    """``order_fresh`` of an order just placed, before anything could ship, return or pay it: its lines
+    are read, its shipments and returns are known to be none."""
+    order = (orders_with_overpayment_refunds(orders_visible(principal)).select_related("store")
+             .prefetch_related("lines", "lines__promotions").get(pk=pk))
+    order._prefetched_objects_cache.update(shipments=Shipment.objects.none(), returns=Return.objects.none())
+    return order
+
+
 @service
 def order_guarded(*, order_id: int, request, action, required: bool = False):
     """Lock the order, check If-Match against its version, then run ``action(order)``: one transaction."""
@@ -216,8 +225,11 @@ class OrderListCreate(PrincipalMixin, generics.ListAPIView):
             ship_postcode=v["ship_postcode"], customer_name=v["customer_name"],
             customer_phone=v["customer_phone"],
             lines=[LineIn(sku_id=line["sku"], qty=line["qty"]) for line in v["lines"]], actor=p.actor)
-        order = order_fresh(p, result.order.pk)
-        response = Response(OrderDetailOut(order, context={"request": request}).data,
+        # A new order paid nothing yet (no points or wallet) has no payments, shipments or returns to read.
+        untouched = result.created and not (v["points"] or v["wallet"])
+        order = order_placed(p, result.order.pk) if untouched else order_fresh(p, result.order.pk)
+        context = {"request": request, **({"payments": []} if untouched else {})}
+        response = Response(OrderDetailOut(order, context=context).data,
                             status=201 if result.created else 200,
                             headers={"Location": reverse("api:order-detail", args=[order.pk])})
         return _etag(response, order)
@@ -359,13 +371,14 @@ class OrderPaymentStart(OrderAction):
             order.refresh_from_db(fields=["version"])
             return _etag(Response(PaymentStartOut(ProviderStart(payment=payment)).data, status=201), order)
         openid, buyer_id = v.get("openid", ""), v.get("buyer_id", "")
-        payment = order_guarded(order_id=order.pk, request=request,
-                                action=lambda o: services.order_payment_start(
+        # Starting a payment leaves the order's version as it is: the locked row's is the answer's ETag.
+        version, payment = order_guarded(order_id=order.pk, request=request,
+                                         action=lambda o: (o.version, services.order_payment_start(
             order=o.pk, tender=v["tender"], actor=self.principal.actor, method=v["method"], openid=openid,
-            buyer_id=buyer_id))
+            buyer_id=buyer_id)))
         # A networked provider opens the payment now, after the payment row committed.
         start = payment_provider_open(payment=payment.pk, payer=(openid or buyer_id).strip())
-        order.refresh_from_db(fields=["version"])
+        order.version = version
         return _etag(Response(PaymentStartOut(start).data, status=201), order)
 
 

@@ -30,11 +30,10 @@ from orders.models import (
 from payments import selectors as pay_read
 from payments import micropay
 from payments import services as pay
-from payments.models import Payment
+from payments.models import Payment, Tender
 from payments.providers.base import Notification
 from payments.tenders import tender_for
 from stores.models import Store
-from orders.services.cod import cod_pending_payment
 from orders.services.shared import (
     TenderIn,
     _check_points_cap,
@@ -121,11 +120,12 @@ def order_payment_start(*, order: Order | int, tender: str, actor=None, method: 
     order = locks.order_for_update(order)
     if order.status != Status.PENDING_PAYMENT:
         raise OrderNotPayable(params={"status": order.status})
-    if cod_pending_payment(order) is not None:
+    pending = list(pay_read.payments_for_reference(reference=order.number).filter(status=Payment.Status.PENDING))
+    if any(p.tender == Tender.CASH_ON_DELIVERY for p in pending):  # cod_pending_payment, from the same read
         raise CodChosen(field="tender")
     due = money(order.total - order.paid_total)
     kind = tender_for(tender)
-    for payment in _payments_pending_provider(order):
+    for payment in [p for p in pending if tender_for(p.tender).provider_backed]:
         if method == "qr" and payment.method in ("", "qr") and payment.tender == kind.tender and payment.amount == due:
             return payment
         pay.payment_cancel(payment=payment, actor=actor)
@@ -163,10 +163,9 @@ def order_payment_query_apply(*, provider: str, note: Notification) -> Order | N
 def _order_after_notification(result: pay.NotificationResult) -> Order | None:
     if not (result.applied and result.captured):
         return None
-    order = Order.objects.filter(number=result.reference).first()
+    order = locks.order_for_update_by_number(result.reference)
     if order is None:
         return None
-    order = locks.order_for_update(order)
     if order.status == Status.PENDING_PAYMENT:
         _order_settle_payments(order, actor=None, store=None, captured_now=result.payment)
     elif order.status in {Status.CANCELLED, Status.EXPIRED}:
@@ -202,14 +201,14 @@ def _order_settle_payments(order: Order, *, actor, store, captured_now: Payment 
                             policy="payment beyond what the order was due refunded to the original account")
         captured = money(captured - min(over, captured_now.amount))
     changed = captured != order.paid_total
-    Order.objects.filter(pk=order.pk).update(paid_total=captured, updated_at=timezone.now())
     order.paid_total = captured
     if captured < order.total:
+        Order.objects.filter(pk=order.pk).update(paid_total=captured, updated_at=timezone.now())
         if changed:
             order_version_bump(order)  # part paid: the paid total a partner reads moved
         return
     order.paid_at = timezone.now()
-    Order.objects.filter(pk=order.pk).update(paid_at=order.paid_at)
+    Order.objects.filter(pk=order.pk).update(paid_total=captured, paid_at=order.paid_at, updated_at=order.paid_at)
     for pending in _payments_pending_provider(order):
         pay.payment_cancel(payment=pending, actor=actor)
     order_transition(order, Status.PAID, actor=actor, store=store, emit="order.paid",

@@ -3,6 +3,7 @@ final state from the one priced sale (``orders.pricing``)."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 import uuid
 from datetime import timedelta
@@ -17,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from inventory import services as stock
-from o2o.db import insert_joined, joined_writes, service
+from o2o.db import insert_joined, joined_writes, late, service
 from o2o.errors import InvalidInput
 from o2o.ids import number_next, numbers_next
 from o2o.outbox import outbox_batch
@@ -175,13 +176,16 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
                 partner: str = "", store: Store | None = None, ship_city_id: int | None = None,
                 ship_address: str = "", ship_postcode: str = "", customer_name: str = "", customer_phone: str = "",
                 discount: Decimal = ZERO, actor=None, member=None, coupon_code: str = "",
-                chosen_guide_id: int | None = None, line_discounts: dict[int, Decimal] | None = None) -> PlaceResult:
+                chosen_guide_id: int | None = None, line_discounts: dict[int, Decimal] | None = None,
+                stock_late: bool = False) -> PlaceResult:
     """Place an online order and reserve its stock.  Idempotent on (channel, partner, external id).
 
     With a ``member``, the order is attributed to the member's bound guide and a
     ``coupon_code`` of theirs is redeemed on it (restored if the order is cancelled or expires).
     ``chosen_guide_id`` attributes the order to that guide (a QR scene without a member).
     ``line_discounts``: the part of ``discount`` each SKU takes (a marketplace's own price per line).
+    ``stock_late``: the stock is reserved by ``o2o.db.late`` (in a late window, just before the commit;
+    nothing of the order may read its reservations before then).
     Locks: stock levels of the chosen warehouse(s), ordered; the coupon row.  Queues: ``order.created``.
     Raises: invalid_quantity, unknown_sku, inactive_sku, insufficient_stock, store_required,
     pickup_not_launched (pickup is not switched on at the store), invalid_fulfillment, invalid_discount, duplicate_different_payload, member_not_found and
@@ -209,18 +213,24 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
         existing = _existing(lookup=lookup, request_hash=request_hash)
         if existing is not None:
             return PlaceResult(existing, created=False)
+    # Where the stock comes from, decided before any promotion is held or anything written: an order
+    # no warehouse can serve is refused by the sold-out gate (before pricing, no database) or by a
+    # lock-free read (after pricing, which says first whether the SKUs exist and are sold).
+    config = allocation.channel_config(channel)
+    warehouses = allocation.candidates(channel=channel, fulfillment=fulfillment, store=store,
+                                       ship_city_id=ship_city_id, config=config)
+    allow_split = config.allow_split and fulfillment != Fulfillment.PICKUP
+    allocation.soldout_check(demand=demand, warehouse_ids=warehouses, allow_split=allow_split)
+
     def reprice(exclude: frozenset[int] = frozenset()) -> PricedSale:
         return sale_price(demand=demand, channel=channel, store_id=store.pk if store else None,
                           city_id=ship_city_id, order_discount=discount, coupon_code=coupon_code, member=member,
                           promotions_exclude=exclude, line_discounts=line_discounts)
 
     # A promotion that runs out while this order is placed is left out: the order takes the new price.
-    priced = _promotions_hold(reprice(), reprice)
-    config = allocation.channel_config(channel)
-    warehouses = allocation.candidates(channel=channel, fulfillment=fulfillment, store=store,
-                                       ship_city_id=ship_city_id, config=config)
-    plan = allocation.allocate(demand=demand, warehouse_ids=warehouses,
-                               allow_split=config.allow_split and fulfillment != Fulfillment.PICKUP)
+    priced = reprice()
+    plan = allocation.allocate(demand=demand, warehouse_ids=warehouses, allow_split=allow_split)
+    priced = _promotions_hold(priced, reprice)
     if fulfillment != Fulfillment.PICKUP:
         kinds = dict(Store.objects.filter(warehouse_id__in=list(plan)).values_list("warehouse_id", "id"))
         fulfillment = Fulfillment.SHIP_STORE if kinds and set(plan) <= set(kinds) else Fulfillment.SHIP_WAREHOUSE
@@ -240,12 +250,23 @@ def order_place(*, channel: str, lines: Sequence[LineIn], fulfillment: str, exte
         return PlaceResult(order, created=False)
     _lines_create(order, priced, plan, None)
     membership.coupon_redeem(order, priced, actor=actor, partner=partner)
-    for warehouse_id, skus in sorted(plan.items()):
-        stock.stock_reserve(warehouse=warehouse_id, lines=list(skus.items()), reference=order.number,
-                            expires_at=order.expires_at, actor=actor)
     order.status = ""
     order_transition(order, Status.PENDING_PAYMENT, actor=actor, store=store, emit="order.created")
+    # The stock levels are the hottest rows: locked last, and under a late window (an API request)
+    # only after the response is rendered and stored.
+    reserve = functools.partial(_stock_hold, plan=plan, reference=order.number, expires_at=order.expires_at,
+                                actor=actor)
+    if stock_late:
+        late(reserve)
+    else:
+        reserve()
     return PlaceResult(order, created=True)
+
+
+def _stock_hold(*, plan: dict[int, dict[int, int]], reference: str, expires_at, actor) -> None:
+    for warehouse_id, skus in sorted(plan.items()):
+        stock.stock_reserve(warehouse=warehouse_id, lines=list(skus.items()), reference=reference,
+                            expires_at=expires_at, actor=actor)
 
 
 @service
