@@ -68,6 +68,10 @@ def sign_in_as(page, live_server):
     """Reuse a session made on the server instead of typing the login again."""
 
     def sign_in(user):
+        # Leave the previous clerk's page first: a request of theirs still in flight (a timer, a
+        # background refresh) would otherwise answer with their session cookie after the switch.
+        page.goto("about:blank")
+        page.context.clear_cookies()
         client = Client()
         client.force_login(user)
         page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
