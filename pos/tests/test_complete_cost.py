@@ -27,14 +27,15 @@ from .conftest import htmx
 pytestmark = pytest.mark.django_db
 
 # Statements of the complete request.  Before the sale: the user, the staff profile, their stores,
-# the store (the POS page's login; the session itself is in Redis), and the one look-up of the
-# sale's client id.
+# the store (the POS page's login; the session itself is in Redis), the one look-up of the sale's
+# client id, and the lock-free read of the basket's availability (a short basket is refused there,
+# before any transaction or lock).
 # The sale (14): the shift FOR SHARE, the member locked, the SKUs, the promotions, the document
 # numbers, the member's guide, the order, its payments, the return window, the points programme,
 # category paths and rules, the points lot, then the stock UPDATE carrying the order lines and
 # event, the spend, the points entry and balance, the cash handed over, the emptied basket and the
 # outbox rows.
-REQUEST_BEFORE_SALE = 5
+REQUEST_BEFORE_SALE = 6
 SALE_STATEMENTS = 14
 
 
