@@ -126,8 +126,9 @@ def _return_goods(order: Order, *, store: Store, lines: Sequence[ReturnLineIn], 
         if ln.qty_returned + qty > ln.qty_shipped:
             raise ReturnExceedsPurchase(params={"line_id": line_id, "returnable": ln.qty_shipped - ln.qty_returned})
         done, refund = ln.qty_returned, ZERO
+        left = money(max(ln.line_total - ln.refunded_amount, ZERO))  # what earlier returns did not pay back
         for item in items:
-            amount = line_refund_amount(ln, done, item.qty)
+            amount = min(line_refund_amount(ln, done, item.qty), money(left - refund))
             done += item.qty
             refund += amount
             return_lines.append(ReturnLine(ret=ret, order_line=ln, qty=item.qty, condition=item.condition,

@@ -128,9 +128,12 @@ def return_window_end(order: Order):
 
 
 def line_refund_amount(line: OrderLine, already_returned: int, qty: int) -> Decimal:
-    """The exact refund for units ``already_returned+1 … +qty`` of a line, allocated per unit to the fen."""
+    """The exact refund for units ``already_returned+1 … +qty`` of a line, allocated per unit to the fen,
+    never more than the line has left unrefunded: an earlier return whose cash was rounded up (half up
+    to the store's unit) already paid part of the later units' value."""
     per_unit = allocate(line.line_total, [Decimal(1)] * line.qty)
-    return money(sum(per_unit[already_returned:already_returned + qty], ZERO))
+    share = money(sum(per_unit[already_returned:already_returned + qty], ZERO))
+    return min(share, money(max(line.line_total - line.refunded_amount, ZERO)))
 
 
 def _refunds_proportional(order: Order, amount: Decimal) -> list[tuple[Payment, Decimal]]:

@@ -162,6 +162,37 @@ def test_a_cash_sale_drops_the_fen_as_a_discount_and_returns_stay_exact(client_a
     audit_clean()
 
 
+def test_one_line_returned_in_parts_after_a_rounded_up_refund_stays_within_the_line(client_a, store_a, clerk_a):
+    """3 × ¥12.34 in cash at a jiao store is ¥37.00 (¥0.02 off the line).  Two units back are worth ¥24.67
+    and get ¥24.70 in cash (half up to the jiao); the last unit then gets what the line has left, ¥12.30,
+    not its share ¥12.33: the line never refunds more than it cost, and the order gets back exactly what it
+    paid."""
+    sku = SkuFactory(code="ODD-D", name="袜子", list_price=D("12.34"))
+    stock.stock_receive(warehouse=store_a.warehouse, lines=[(sku.id, 5)])
+    to_the_jiao(store_a)
+    shifts.shift_open(store=store_a, actor=clerk_a, opening_float=D("100.00"))
+    uid = sale_uuid(client_a)
+    for _ in range(3):
+        htmx(client_a, reverse("pos:sale_scan"), {"code": sku.barcode})
+    response = htmx(client_a, reverse("pos:sale_complete"), {"client_uuid": uid, "cash_tendered": "40"})
+    order = Order.objects.get(client_uuid=uid)
+    assert response["HX-Redirect"] == reverse("pos:receipt", args=[order.number])
+    line = order.lines.get()
+    assert (line.qty, line.discount, line.line_total, order.total) == (3, D("0.02"), D("37.00"), D("37.00"))
+
+    first = post_return(client_a, order, {line: 2})
+    assert (first.refund_total, first.cash_rounding) == (D("24.70"), D("-0.03"))
+    last = post_return(client_a, order, {line: 1})
+    assert (last.refund_total, last.cash_rounding) == (D("12.30"), D("0.00"))
+    line.refresh_from_db()
+    order.refresh_from_db()
+    assert (line.qty_returned, line.refunded_amount) == (3, D("37.00"))
+    assert order.refunded_total == order.total == D("37.00")
+    assert [r.amount for r in Refund.objects.filter(payment__reference=order.number).order_by("pk")] == [
+        D("24.70"), D("12.30")]
+    audit_clean()
+
+
 def test_a_sale_by_card_and_cash_rounds_only_the_cash(client_a, store_a, clerk_a, odd):
     to_the_jiao(store_a)
     shifts.shift_open(store=store_a, actor=clerk_a, opening_float=D("0.00"))
