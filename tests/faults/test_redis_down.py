@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from decimal import Decimal
 
+import pytest
 import redis
 from django.conf import settings
 from django.utils import timezone
@@ -22,6 +23,10 @@ from stores.models import Store
 from django.contrib.auth import get_user_model
 from tests.faults.conftest import assert_ledgers_clean
 from tests.faults.redis_private import PrivateRedis
+
+# It stops a redis-server and swaps the process's Celery broker: run with the other fault scenarios
+# (make faults), in a process of its own, not beside the browser tests.
+pytestmark = pytest.mark.faults
 
 
 def _queued_dispatch_ids(server: PrivateRedis) -> Counter:
