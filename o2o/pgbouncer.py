@@ -67,6 +67,20 @@ def _upstream(url: str) -> dict:
             "dbname": unquote(parts.path.lstrip("/")) or "postgres"}
 
 
+def _run_as(host: str) -> str:
+    """The system user pgbouncer drops to when root starts it: the package's ``postgres`` user, or,
+    when the server is reached by a unix socket in a private directory (the embedded server's), the
+    owner of that directory, the one user who may open the socket."""
+    if host.startswith("/"):
+        try:
+            owner = pwd.getpwuid(os.stat(host).st_uid).pw_name
+        except (OSError, KeyError):
+            return RUN_AS
+        if owner != "root":
+            return owner
+    return RUN_AS
+
+
 def _quoted(value: str) -> str:
     """A value in PgBouncer's connection strings and auth file."""
     return value.replace("\\", "\\\\").replace("'", "\\'").replace('"', '""')
@@ -85,7 +99,7 @@ class PgBouncer:
         self.upstream = _upstream(upstream_url)
         self.port = port or free_port()
         self.pool_size = pool_size
-        self.run_as = RUN_AS if os.geteuid() == 0 else None
+        self.run_as = _run_as(self.upstream["host"]) if os.geteuid() == 0 else None
         # Not under a private (0700) directory of root's: the pgbouncer user must reach its files.
         self.own_run_dir = run_dir is None
         self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="o2o-pgbouncer-"))

@@ -63,3 +63,19 @@ def test_pgbouncer_reaches_a_server_on_a_unix_socket():
         assert "* = host=/run/o2o/pg port=5433" in bouncer.config()
     finally:
         bouncer.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="pgbouncer drops to another user only when root starts it")
+def test_pgbouncer_started_by_root_runs_as_the_user_who_owns_the_server_socket(tmp_path):
+    import pwd
+
+    from o2o.pgbouncer import RUN_AS, _run_as
+
+    private = tmp_path / "pg"
+    private.mkdir(mode=0o700)
+    nobody = pwd.getpwnam("nobody")
+    os.chown(private, nobody.pw_uid, nobody.pw_gid)
+    # The embedded server's socket sits in a directory only its own user may open.
+    assert _run_as(str(private)) == "nobody"
+    assert _run_as(str(tmp_path)) == RUN_AS  # root's: the package's user
+    assert _run_as("db.internal") == RUN_AS  # a TCP server
