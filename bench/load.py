@@ -284,29 +284,37 @@ async def cpu_per(task: asyncio.Task, units: int) -> dict | None:
 
 
 async def pos_loop(url: str, fx: dict, clients: int, seconds: float, warmup: float,
-                   sessions_file: str | None) -> dict:
+                   sessions_file: str | None, *, till_held: bool = False) -> dict:
+    """``pos_sale`` (the sale page: scans, member, complete) or, with ``till_held``, ``pos_till_sale``
+    (the basket held by the till: one price call, then the complete JSON)."""
     tills = await _tills(url, fx, clients, sessions_file)
+    if till_held:
+        await asyncio.gather(*(t.catalogue() for t in tills))
     complete_ms: list[float] = []
     flow_ms: list[float] = []
-    step_ms: list[float] = []
+    before_ms: list[float] = []  # what precedes the complete: the scans and member, or the price call
     errors: dict[str, int] = {}
     start = time.monotonic()
     measure_from, stop_at = start + warmup, start + warmup + seconds
     cpu = cpu_window(measure_from, stop_at)
 
+    async def page_sale(t: Till) -> tuple[float, str | None]:
+        client_uuid, code = await t.fill()
+        t1 = time.monotonic()
+        if code is None:
+            return t1, await t.complete(client_uuid, t.total)
+        await t.post("/pos/sale/new/", {})
+        return t1, code
+
     async def one_till(t: Till) -> None:
-        await t.post("/pos/sale/new/", {})  # a basket left over from an earlier run
+        if not till_held:
+            await t.post("/pos/sale/new/", {})  # a basket left over from an earlier run
         for _ in range(MAX_REQUESTS_PER_CLIENT):
             if time.monotonic() >= stop_at:
                 return
             t0 = time.monotonic()
             try:
-                client_uuid, code = await t.fill()
-                t1 = time.monotonic()
-                if code is None:
-                    code = await t.complete(client_uuid, t.total)
-                else:
-                    await t.post("/pos/sale/new/", {})
+                t1, code = await (t.till_sale() if till_held else page_sale(t))
             except httpx.HTTPError as exc:
                 code, t1 = type(exc).__name__, time.monotonic()
             t2 = time.monotonic()
@@ -316,7 +324,7 @@ async def pos_loop(url: str, fx: dict, clients: int, seconds: float, warmup: flo
                 if code is None:
                     complete_ms.append((t2 - t1) * 1000)
                     flow_ms.append((t2 - t0) * 1000)
-                    step_ms.append((t1 - t0) * 1000 / (len(t.barcodes) + 1))
+                    before_ms.append((t1 - t0) * 1000)
                 else:
                     errors[code] = errors.get(code, 0) + 1
 
@@ -324,15 +332,21 @@ async def pos_loop(url: str, fx: dict, clients: int, seconds: float, warmup: flo
         await asyncio.gather(*(one_till(t) for t in tills))
     finally:
         await asyncio.gather(*(t.close() for t in tills))
-    return {"requests": len(complete_ms), "sales": len(complete_ms), "seconds": seconds,
-            "per_s": round(len(complete_ms) / seconds, 1),
-            "p50_ms": pct(complete_ms, 50), "p95_ms": pct(complete_ms, 95), "p99_ms": pct(complete_ms, 99),
-            "mean_ms": round(statistics.fmean(complete_ms), 2) if complete_ms else None,
-            "flow_p50_ms": pct(flow_ms, 50), "flow_p95_ms": pct(flow_ms, 95), "flow_p99_ms": pct(flow_ms, 99),
-            "http_requests_per_s": round(len(complete_ms) * (len(tills[0].barcodes) + 2) / seconds, 1),
-            "scan_or_member_mean_ms": round(statistics.fmean(step_ms), 2) if step_ms else None,
-            "cpu_ms_per_sale": await cpu_per(cpu, len(complete_ms)),
-            "errors": errors, "error_samples": SAMPLES}
+    requests_per_sale = 2 if till_held else len(tills[0].barcodes) + 2
+    out = {"requests": len(complete_ms), "sales": len(complete_ms), "seconds": seconds,
+           "per_s": round(len(complete_ms) / seconds, 1),
+           "p50_ms": pct(complete_ms, 50), "p95_ms": pct(complete_ms, 95), "p99_ms": pct(complete_ms, 99),
+           "mean_ms": round(statistics.fmean(complete_ms), 2) if complete_ms else None,
+           "flow_p50_ms": pct(flow_ms, 50), "flow_p95_ms": pct(flow_ms, 95), "flow_p99_ms": pct(flow_ms, 99),
+           "http_requests_per_s": round(len(complete_ms) * requests_per_sale / seconds, 1),
+           "cpu_ms_per_sale": await cpu_per(cpu, len(complete_ms)),
+           "errors": errors, "error_samples": SAMPLES}
+    if till_held:
+        out.update(price_p50_ms=pct(before_ms, 50), price_p95_ms=pct(before_ms, 95))
+    else:  # per request before the complete: five scans and the member
+        out["scan_or_member_mean_ms"] = (round(statistics.fmean(before_ms) / (requests_per_sale - 1), 2)
+                                         if before_ms else None)
+    return out
 
 
 SANDBOX_SECRET = os.environ.get("SANDBOX_PAY_SECRET", "o2o-sandbox-development-secret").encode()
@@ -354,52 +368,6 @@ async def pay_sandbox(http: httpx.AsyncClient, fx: dict, order_id: int) -> str |
         "Content-Type": "application/json", "X-Sandbox-Timestamp": ts, "X-Sandbox-Nonce": nonce,
         "X-Sandbox-Signature": signature})
     return None if resp.status_code < 300 else "notify_" + _code(resp)
-
-
-async def till_loop(url: str, fx: dict, clients: int, seconds: float, warmup: float,
-                    sessions_file: str | None) -> dict:
-    """``pos_till_sale``: the tills sell from the basket they hold (see the module docstring)."""
-    tills = await _tills(url, fx, clients, sessions_file)
-    await asyncio.gather(*(t.catalogue() for t in tills))
-    complete_ms: list[float] = []
-    flow_ms: list[float] = []
-    price_ms: list[float] = []
-    errors: dict[str, int] = {}
-    start = time.monotonic()
-    measure_from, stop_at = start + warmup, start + warmup + seconds
-    cpu = cpu_window(measure_from, stop_at)
-
-    async def one_till(t: Till) -> None:
-        for _ in range(MAX_REQUESTS_PER_CLIENT):
-            if time.monotonic() >= stop_at:
-                return
-            t0 = time.monotonic()
-            try:
-                t1, code = await t.till_sale()
-            except httpx.HTTPError as exc:
-                code, t1 = type(exc).__name__, time.monotonic()
-            t2 = time.monotonic()
-            if measure_from <= t2 <= stop_at:
-                if code is None:
-                    complete_ms.append((t2 - t1) * 1000)
-                    flow_ms.append((t2 - t0) * 1000)
-                    price_ms.append((t1 - t0) * 1000)
-                else:
-                    errors[code] = errors.get(code, 0) + 1
-
-    try:
-        await asyncio.gather(*(one_till(t) for t in tills))
-    finally:
-        await asyncio.gather(*(t.close() for t in tills))
-    return {"requests": len(complete_ms), "sales": len(complete_ms), "seconds": seconds,
-            "per_s": round(len(complete_ms) / seconds, 1),
-            "p50_ms": pct(complete_ms, 50), "p95_ms": pct(complete_ms, 95), "p99_ms": pct(complete_ms, 99),
-            "mean_ms": round(statistics.fmean(complete_ms), 2) if complete_ms else None,
-            "flow_p50_ms": pct(flow_ms, 50), "flow_p95_ms": pct(flow_ms, 95), "flow_p99_ms": pct(flow_ms, 99),
-            "price_p50_ms": pct(price_ms, 50), "price_p95_ms": pct(price_ms, 95),
-            "http_requests_per_s": round(len(complete_ms) * 2 / seconds, 1),
-            "cpu_ms_per_sale": await cpu_per(cpu, len(complete_ms)),
-            "errors": errors, "error_samples": SAMPLES}
 
 
 async def api_loop(url: str, kind: str, fx: dict, clients: int, seconds: float, warmup: float) -> dict:
@@ -591,8 +559,8 @@ def main(argv: list[str]) -> int:
     elif args.kind in ("pos_sale", "pos_till_sale"):
         if args.clients > fx["stores"]:
             raise SystemExit(f"{args.clients} tills need {args.clients} stores; the seed made {fx['stores']}")
-        loop = pos_loop if args.kind == "pos_sale" else till_loop
-        out = asyncio.run(loop(args.url, fx, args.clients, args.seconds, args.warmup, args.sessions))
+        out = asyncio.run(pos_loop(args.url, fx, args.clients, args.seconds, args.warmup, args.sessions,
+                                   till_held=args.kind == "pos_till_sale"))
     else:
         out = asyncio.run(api_loop(args.url, args.kind, fx, args.clients, args.seconds, args.warmup))
     print(json.dumps(out))
