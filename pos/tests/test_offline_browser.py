@@ -3,7 +3,6 @@ sells from the catalogue kept in the browser across a reload, the queue syncs ex
 the sync is cut and repeated, and sales queued in a closed browser sync when it opens again."""
 
 import io
-import os
 import re
 from decimal import Decimal
 
@@ -18,27 +17,11 @@ from orders.models import Order
 from payments import shifts
 from pos.models import OfflineSale
 
+from .test_browser import browser  # noqa: F401 - the module-scoped Chromium
+
 D = Decimal
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_launch):
-    from playwright.sync_api import sync_playwright
-
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            instance = playwright.chromium.launch(**chromium_launch)
-            yield instance
-            instance.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 def signed_in_context(browser, live_server, user, storage_state=None):
