@@ -15,11 +15,13 @@ How a basket is priced:
    (满减, 满折), then by ``priority`` (smaller first), then in that order of kinds, then by id.  Each promotion is computed on what
    the lines cost after the promotions before it, so a 满减 threshold is measured on the price
    after the special prices (the retail rule: 满减 counts what is paid for the goods).
-3. Promotions without an exclusivity group always stack.  Of the promotions sharing a group, one
-   applies per sale: every choice is tried (up to ``EXHAUSTIVE_LIMIT`` combinations; past that,
-   only the ``SHORTLIST`` options of each group that take off most on their own, and past that one
-   greedy pass group by group) and the combination taking the most off wins; ties go to the
-   earlier choice (priority, then id), so the answer is deterministic.
+3. Promotions without an exclusivity group always stack.  Of the promotions sharing a group, at
+   most one applies per sale: every choice is tried, none of the group's among them (up to
+   ``EXHAUSTIVE_LIMIT`` combinations; past that, only the ``SHORTLIST`` options of each group that
+   take off most on their own, and past that one greedy pass group by group) and the combination
+   taking the most off wins; ties go to the earlier choice (priority, then id, and "none" last), so
+   the answer is deterministic.  "None" wins only where a group's promotion would cost the
+   customer more than it gives: a 限时特价 that pulls the basket under a stacking 满折's threshold.
 4. Every amount is a discount on a line, rounded to the fen and never more than what the line
    still costs, so no line goes below zero; a basket-level discount is allocated to its lines by
    what they cost (largest remainder, ``o2o.money.allocate``).  Returns are per line, so a returned
@@ -367,7 +369,7 @@ def _taken(applied: list[Applied]) -> Decimal:
     return money(sum((a.amount for a in applied), ZERO))
 
 
-def _combinations(options: list[list[Rule]]) -> int:
+def _combinations(options: list[list[Rule | None]]) -> int:
     n = 1
     for opt in options:
         n *= len(opt)
@@ -399,24 +401,24 @@ def promotions_apply(rules, items, ctx: Context) -> Result:
     for r in sorted(found, key=lambda r: (r.priority, r.id)):
         if r.group:
             groups.setdefault(r.group, []).append(r)
-    options = [groups[g] for g in sorted(groups)]
+    # Each group may also give nothing, tried last so that a tie keeps the group's promotion.
+    options: list[list[Rule | None]] = [[*groups[g], None] for g in sorted(groups)]
     cover = {r.id: tuple(i for i, it in enumerate(items) if r.covers(it)) for r in found}
     if _combinations(options) > EXHAUSTIVE_LIMIT:
         # Too many to try them all: keep, in each group, the options that take off most on their own.
         def alone(rule: Rule) -> Decimal:
             return _taken(_one(rule, items, [it.amount for it in items], ctx, cover[rule.id]))
 
-        options = [sorted(opt, key=lambda r: -alone(r))[:SHORTLIST] if len(opt) > SHORTLIST else opt
-                   for opt in options]
+        options = [[*sorted(opt[:-1], key=lambda r: -alone(r))[:SHORTLIST], None] for opt in options]
     # The stacking promotions that run before any group's choice give the same start to every trial.
-    first = min((r.order_key for opt in options for r in opt), default=None)
+    first = min((r.order_key for opt in options for r in opt if r), default=None)
     early = [r for r in free if first is None or r.order_key < first]
     late = [r for r in free if first is not None and r.order_key >= first]
     start = _run(early, items, ctx, cover)
     best: tuple[Decimal, list[Applied], list[Decimal]] | None = None
     if _combinations(options) <= EXHAUSTIVE_LIMIT:
         for choice in itertools.product(*options):
-            applied, now = _run(late + list(choice), items, ctx, cover, start)
+            applied, now = _run(late + [r for r in choice if r], items, ctx, cover, start)
             if best is None or _taken(applied) > best[0]:
                 best = (_taken(applied), applied, now)
     else:
@@ -425,7 +427,7 @@ def promotions_apply(rules, items, ctx: Context) -> Result:
         for g, opt in enumerate(options):
             for rule in opt:
                 trial = chosen[:g] + [rule] + chosen[g + 1:]
-                applied, now = _run(late + trial, items, ctx, cover, start)
+                applied, now = _run(late + [r for r in trial if r], items, ctx, cover, start)
                 if best is None or _taken(applied) > best[0]:
                     best, chosen = (_taken(applied), applied, now), trial
     _, applied, now = best

@@ -196,7 +196,7 @@ def test_item_prices_come_before_spend_and_save():
     assert taken([spend, special], [item(1, 3, "99.00")])[0] == D("60.00")
 
 
-def test_one_promotion_per_exclusivity_group_the_best_for_the_customer():
+def test_at_most_one_promotion_per_exclusivity_group_the_best_for_the_customer():
     a = rule(engine.THRESHOLD_OFF, id=1, steps=STEPS, group="store-wide")
     b = rule(engine.THRESHOLD_PERCENT, id=2, threshold=D("0"), percent=D("20"), group="store-wide")
     total, _, result = taken([a, b], [item(1, 1, "300")])
@@ -206,6 +206,23 @@ def test_one_promotion_per_exclusivity_group_the_best_for_the_customer():
     c = rule(engine.THRESHOLD_PERCENT, id=3, threshold=D("0"), percent=D("10"), group="store-wide")
     total, _, result = taken([a, c], [item(1, 1, "600")])  # 120 beats 60
     assert total == D("120.00") and {x.rule.id for x in result.applied} == {1}
+
+
+def test_a_group_gives_nothing_when_its_promotion_would_cost_the_customer_a_stacking_one():
+    # 满300打8折 always stacks; the "weekend" group's only candidate is a special price of 290 on a
+    # 300 jacket.  Taking it (10 off) pulls the basket under the 满折 threshold (60 off), so the
+    # group gives nothing and the customer pays 240, not 290.
+    spend = rule(engine.THRESHOLD_PERCENT, id=1, threshold=D("300"), percent=D("20"))
+    special = rule(engine.SPECIAL_PRICE, id=2, price=D("290.00"), group="weekend")
+    total, _, result = taken([spend, special], [item(1, 1, "300.00")])
+    assert total == D("60.00") and [a.rule.id for a in result.applied] == [1]
+    # Where the special price is worth more than what it costs, it is taken: 200 + 0 (under 300).
+    deep = rule(engine.SPECIAL_PRICE, id=3, price=D("100.00"), group="weekend")
+    total, _, result = taken([spend, special, deep], [item(1, 1, "300.00")])
+    assert total == D("200.00") and [a.rule.id for a in result.applied] == [3]
+    # Alone, the special price is simply taken.
+    total, _, result = taken([special], [item(1, 1, "300.00")])
+    assert total == D("10.00") and [a.rule.id for a in result.applied] == [2]
 
 
 def test_a_tie_goes_to_the_higher_priority_then_the_older_promotion():
