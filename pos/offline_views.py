@@ -3,6 +3,7 @@ and the sync of the sales it took offline.  Thin: parse, call one service or sel
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 
@@ -21,26 +22,28 @@ from pos.conflicts import offline_conflict_resolve, open_conflicts
 from pos.errors import error_message
 from pos.offline_catalogue import offline_catalogue
 from pos.sync import MAX_BATCH, offline_batch_apply
-from pos.views import SEEN_KEY, _page, pos_view
+from pos.views import _page, pos_view
 
 def _error(status: int, code: str, message, **extra) -> JsonResponse:
     return JsonResponse({"code": code, "message": str(message), **extra}, status=status)
 
 
-def pos_json(view):
+def pos_json(view=None, *, activity: bool = False):
     """``pos_view`` for the till's JSON: a signed-out or store-less clerk gets a JSON error
-    (401 not_signed_in, 409 store_required, 403 not_store_staff), never a login page."""
-    inner = pos_view(view)
+    (401 not_signed_in, 409 store_required, 403 not_store_staff), never a login page.
 
+    By default these are the calls the page makes by itself (catalogue refresh, sync timer): not
+    the clerk at the till, so they neither keep an idle session signed in nor write the session.
+    ``activity=True`` is for the clerk's own calls from the till."""
+    if view is None:
+        return functools.partial(pos_json, activity=activity)
+    inner = pos_view(view, activity=activity)
+
+    @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         if not request.user.is_authenticated:
             return _error(401, "not_signed_in", _("Sign in to the POS again."))
-        seen = request.session.get(SEEN_KEY)
         response = inner(request, *args, **kwargs)
-        # The page calls these by itself (catalogue refresh, sync timer): that is not the clerk at
-        # the till, so it must not keep an idle session signed in.
-        if seen is not None and request.user.is_authenticated:
-            request.session[SEEN_KEY] = seen
         target = response.get("HX-Redirect") or response.get("Location") or ""
         if response.status_code in (301, 302) or target:
             if target.startswith(reverse("pos:login")):
@@ -50,7 +53,6 @@ def pos_json(view):
             return _error(403, "not_store_staff", _("You are not staff of a store."))
         return response
 
-    wrapper.__name__ = view.__name__
     return wrapper
 
 

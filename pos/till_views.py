@@ -7,9 +7,7 @@ session on an ordinary call (the clerk's last-seen stamp is refreshed at most on
 
 from __future__ import annotations
 
-import functools
 import json
-import time
 
 from django.http import JsonResponse
 from django.urls import reverse
@@ -24,28 +22,11 @@ from pos.errors import error_message
 from pos.offline_views import _error, pos_json
 from pos.selectors import sale_change
 from pos.till import till_member, till_parse, till_price
-from pos.views import SEEN_KEY, SEEN_REFRESH_SECONDS
 
 
-def till_json(view):
-    """``pos_json`` for the clerk's own calls from the till: they keep the clerk signed in, but
-    stamp the session's last-seen time at most once a minute, so a sale writes no session row."""
-    inner = pos_json(view)
-
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        seen = request.session.get(SEEN_KEY)
-        response = inner(request, *args, **kwargs)
-        if request.user.is_authenticated:
-            now = int(time.time())
-            if seen is None or now - seen >= SEEN_REFRESH_SECONDS:
-                request.session[SEEN_KEY] = now
-            else:
-                # pos_view stamped the time and pos_json put it back: nothing changed worth a write.
-                request.session.modified = False
-        return response
-
-    return wrapper
+# The clerk's own calls from the till keep the clerk signed in (stamped at most once a minute, so a
+# sale writes no session).
+till_json = pos_json(activity=True)
 
 
 def _body(request):

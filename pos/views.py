@@ -131,10 +131,15 @@ def use_store_language(request) -> None:
         request.LANGUAGE_CODE = translation.get_language()
 
 
-def pos_view(view=None, *, needs_store: bool = True):
-    """Login, idle timeout and the current store for every POS page."""
+def pos_view(view=None, *, needs_store: bool = True, activity: bool = True):
+    """Login, idle timeout and the current store for every POS page.
+
+    ``activity=False`` is for the calls a page makes by itself (catalogue refresh, sync timer): they
+    are not the clerk at the till, so they neither keep an idle session signed in nor write the
+    session (a write of the whole session from a slow background call would undo what the clerk's
+    own request stored meanwhile, such as the receipt just looked up)."""
     if view is None:
-        return functools.partial(pos_view, needs_store=needs_store)
+        return functools.partial(pos_view, needs_store=needs_store, activity=activity)
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
@@ -151,7 +156,7 @@ def pos_view(view=None, *, needs_store: bool = True):
             messages.info(request, _("You were signed out after %(minutes)s minutes without activity.")
                           % {"minutes": idle_minutes()})
             return _go(request, login_url)
-        if not seen or now - seen >= SEEN_REFRESH_SECONDS:  # no session write per request for this
+        if activity and (not seen or now - seen >= SEEN_REFRESH_SECONDS):  # no session write per request
             request.session[SEEN_KEY] = now
         store_ids = staff_store_ids(request.user)
         if not store_ids:

@@ -99,3 +99,39 @@ def test_the_tills_own_calls_do_not_keep_an_idle_clerk_signed_in(store_a, stocke
     session.save()
     gone = client.post("/pos/sync/", json.dumps({"sales": [{}]}), content_type="application/json")
     assert (gone.status_code, gone.json()["code"]) == (401, "not_signed_in")
+
+
+@pytest.mark.django_db
+def test_a_catalogue_refresh_in_flight_does_not_undo_the_receipt_the_clerk_just_looked_up(
+        store_a, store_b, stocked, clerk_a, clerk_b, shift_a, monkeypatch):
+    """Every POS page refreshes the till's catalogue in the background as it opens.  A clerk who types
+    a receipt number meanwhile marks that order as found by its receipt in the session; the refresh,
+    answering later, must not write back the session it read before that, or the return would ask a
+    manager for a no-receipt approval."""
+    import pos.offline_views as offline_views
+    from orders import services as order_services
+    from orders.models import Return
+
+    from .conftest import online_pickup_order
+
+    order = online_pickup_order(store_b, stocked[0], qty=2)
+    order_services.pickup_handover(code=order.pickup_code, store=store_b, actor=clerk_b)
+    clerk = login(clerk_a)
+    clerk.get("/pos/returns/")
+    snapshot = offline_views.offline_catalogue
+
+    def slow_snapshot(*args, **kwargs):
+        # The clerk's search, with the same session cookie, answered while the refresh is running.
+        found = clerk.get("/pos/returns/", {"q": order.number})
+        assert found.status_code == 302 and found["Location"] == f"/pos/returns/{order.pk}/"
+        return snapshot(*args, **kwargs)
+
+    monkeypatch.setattr(offline_views, "offline_catalogue", slow_snapshot)
+    assert clerk.get("/pos/offline/catalogue/").status_code == 200
+    line = order.lines.get()
+    page = clerk.get(f"/pos/returns/{order.pk}/").content.decode()
+    form = {"client_uuid": page.split('name="client_uuid" value="')[1].split('"')[0],
+            f"qty_{line.pk}": "1", f"condition_{line.pk}": "damaged", "reason": "有污渍"}
+    done = clerk.post(f"/pos/returns/{order.pk}/", form)
+    assert done.status_code == 302 and done["Location"].startswith("/pos/returns/slip/")
+    assert Return.objects.get().order == order
