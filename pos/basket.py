@@ -166,6 +166,13 @@ class Basket:
     def qty_of(self, sku_id: int) -> int:
         return sum(ln.qty for ln in self.lines if ln.sku_id == sku_id)
 
+    def demand(self) -> dict[int, int]:
+        """{SKU id: units} the basket asks of the store's stock."""
+        out: dict[int, int] = {}
+        for ln in self.lines:
+            out[ln.sku_id] = out.get(ln.sku_id, 0) + ln.qty
+        return out
+
 
 def basket_add(basket: Basket, store: Store, code: str) -> tuple[Basket, Sku]:
     """Add one unit of the SKU with this barcode or code, if the store has it in stock.

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from inventory.exceptions import UnknownSku
+from inventory.soldout import stock_precheck
 from o2o.errors import Conflict, DomainError, InvalidInput
 from orders.models import Order
 from pos import services as pos
@@ -75,6 +76,9 @@ def complete(request):
         done = pos.sale_already_made(store=store, client_uuid=sale.basket.uuid)
         if done is not None:
             return _sold(done, sale_change(done), 200)
+        # A store that plainly cannot serve the basket refuses before any transaction (sold-out gate,
+        # then a lock-free read); the sale's own stock update still decides the rest.
+        stock_precheck(warehouse_id=store.warehouse_id, demand=sale.basket.demand())
         basket, _member = till_member(sale, take=True)
         priced = pos.basket_checked(basket=basket, store=store, actor=request.user)
         if priced.sale is None:  # no line is a SKU the catalogue knows

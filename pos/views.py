@@ -561,11 +561,8 @@ def _stock_refused(request, store: Store, basket: Basket):
     htmx gets only the error line, swapped into the sale's error area: the basket, tenders and
     totals on the page stay as they are.  The sale itself still decides with its own stock update.
     """
-    demand: dict[int, int] = {}
-    for line in basket.lines:
-        demand[line.sku_id] = demand.get(line.sku_id, 0) + line.qty
     try:
-        stock_precheck(warehouse_id=store.warehouse_id, demand=demand)
+        stock_precheck(warehouse_id=store.warehouse_id, demand=basket.demand())
     except InsufficientStock as exc:
         if not is_htmx(request):
             return _sale_render(request, basket, status=422, payment_form=PaymentForm(request.POST),

@@ -137,6 +137,26 @@ def test_complete_with_the_dynamic_member_code_may_pay_with_points(client_a, sto
     assert resp.status_code == 400 and resp.json()["code"] == "member_proof_required"
 
 
+def test_complete_of_a_sold_out_sku_is_refused_before_any_lock(client_a, store_a, stocked, shift_a):
+    """Another channel took the last jeans and a refusal armed the sold-out gate: the till's complete
+    answers 409 from the gate, with no row locked and nothing written."""
+    from inventory import services as stock
+    from inventory.exceptions import InsufficientStock
+
+    shirt, jeans = stocked
+    stock.stock_sell(warehouse=store_a.warehouse, lines=[(jeans.pk, level(store_a, jeans))], reference="ONLINE")
+    with pytest.raises(InsufficientStock):
+        stock.stock_sell(warehouse=store_a.warehouse, lines=[(jeans.pk, 1)], reference="ONLINE-2")
+    body = sale_body(shirt, jeans)
+    post(client_a, PRICE, {"lines": body["lines"]})  # the first call of a fresh sign-in stamps last-seen
+    with CaptureQueriesContext(connection) as ctx:
+        resp = post(client_a, COMPLETE, body)
+    assert resp.status_code == 409 and resp.json()["code"] == "insufficient_stock"
+    assert resp.json()["params"]["skus"] == [jeans.code]
+    assert writes(ctx) == [] and not any("FOR UPDATE" in q["sql"] for q in ctx.captured_queries)
+    assert not Order.objects.filter(client_uuid=body["client_uuid"]).exists() and level(store_a, shirt) == 5
+
+
 def test_complete_refuses_a_basket_short_of_stock_and_sells_nothing(client_a, store_a, stocked, shift_a):
     shirt, jeans = stocked
     body = sale_body(shirt, jeans, lines=[{"sku": shirt.pk, "qty": 6}],
