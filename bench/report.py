@@ -7,6 +7,24 @@ def _row(cells) -> str:
     return "| " + " | ".join("" if c is None else str(c) for c in cells) + " |"
 
 
+def _table(rows: list[dict], columns) -> list[str]:
+    """A markdown table of result ``rows``; ``columns``: (header, the result's key or a function of it)."""
+    def cell(r, how):
+        return how(r) if callable(how) else r.get(how)
+
+    return [_row([head for head, _ in columns]), _row(["---"] * len(columns)),
+            *(_row([cell(r, how) for _, how in columns]) for r in rows)]
+
+
+def _errors(r: dict):
+    return r["errors"] or 0
+
+
+# The first columns of both POS sale tables.
+POS_COLUMNS = (("clients", "clients"), ("sales/s", "sales_per_s"), ("complete p50 ms", "p50_ms"),
+               ("complete p95 ms", "p95_ms"), ("complete p99 ms", "p99_ms"))
+
+
 def _dashboard(r: dict) -> list[str]:
     d = r["data"]
     ds, refresh, m = d["dataset"], d["rollup_refresh"], d["machine"]
@@ -164,15 +182,11 @@ def render(doc: dict) -> str:
                 "**flow p50/p95** is the time of the whole sale at the till (5 scans + member + complete), "
                 "measured from the first scan's send to the complete's answer. A sale counts when it ends "
                 "inside the measured window (after a 5 s warm-up).", "",
-                _row(["clients", "sales/s", "complete p50 ms", "complete p95 ms", "complete p99 ms",
-                      "flow p50 ms", "flow p95 ms", "scan/member mean ms", "errors", "floor tps (pgbench)",
-                      "floor p95 ms", "ratio to floor", "command"]),
-                _row(["---"] * 13)]
-        for r in pos:
-            out.append(_row([r["clients"], r["sales_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
-                             r.get("flow_p50_ms"), r.get("flow_p95_ms"), r.get("scan_or_member_mean_ms"),
-                             r["errors"] or 0, r["floor_tps"], r["floor_p95_ms"], r["ratio_to_floor"],
-                             f"`{r['command']}` / `{r['floor_command']}`"]))
+                *_table(pos, [*POS_COLUMNS, ("flow p50 ms", "flow_p50_ms"), ("flow p95 ms", "flow_p95_ms"),
+                              ("scan/member mean ms", "scan_or_member_mean_ms"), ("errors", _errors),
+                              ("floor tps (pgbench)", "floor_tps"), ("floor p95 ms", "floor_p95_ms"),
+                              ("ratio to floor", "ratio_to_floor"),
+                              ("command", lambda r: f"`{r['command']}` / `{r['floor_command']}`")])]
         out += ["", f"The floor replays the {pos[0]['floor_statements']} statements of one complete request "
                 "(captured by `bench/seed.py` from a real `/pos/sale/complete/` through the Django test client, "
                 "session read and write and transaction boundaries included; written to `pos_sale.sql` in the "
@@ -203,16 +217,11 @@ def render(doc: dict) -> str:
                 "alone, **flow** the price call and the complete together. The ratio compares whole sales/s "
                 "with the frozen floor (`bench/floors/pos_sale.sql`) run at the same clients. "
                 "Goal: ratio ≥ 0.5, complete p95 ≤ 50 ms at 8 clients.", "",
-                _row(["clients", "sales/s", "complete p50 ms", "complete p95 ms", "complete p99 ms",
-                      "price p50 ms", "flow p50 ms", "flow p95 ms", "errors", "frozen floor tps",
-                      "frozen floor p95 ms", "ratio to frozen floor", "command"]),
-                _row(["---"] * 13)]
-        for r in till:
-            out.append(_row([r["clients"], r["sales_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
-                             r.get("price_p50_ms"), r.get("flow_p50_ms"), r.get("flow_p95_ms"), r["errors"] or 0,
-                             r["frozen_floor_tps"], r["frozen_floor_p95_ms"], r["ratio_to_frozen_floor"],
-                             f"`{r['command']}` / `{r['frozen_floor_command']}`"]))
-        out.append("")
+                *_table(till, [*POS_COLUMNS, ("price p50 ms", "price_p50_ms"), ("flow p50 ms", "flow_p50_ms"),
+                               ("flow p95 ms", "flow_p95_ms"), ("errors", _errors),
+                               ("frozen floor tps", "frozen_floor_tps"), ("frozen floor p95 ms", "frozen_floor_p95_ms"),
+                               ("ratio to frozen floor", "ratio_to_frozen_floor"),
+                               ("command", lambda r: f"`{r['command']}` / `{r['frozen_floor_command']}`")]), ""]
     orders = [r for r in res if r["name"] in ("order_pickup", "order_ship", "order_pay")]
     if orders:
         out += ["## Online order placement via the partner API (2 lines, reservation)", "",
