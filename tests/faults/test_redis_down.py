@@ -25,7 +25,7 @@ from tests.faults.conftest import assert_ledgers_clean
 from tests.faults.redis_private import PrivateRedis
 
 # It stops a redis-server and swaps the process's Celery broker: run with the other fault scenarios
-# (make faults), in a process of its own, not beside the browser tests.
+# (make faults), in a process of its own.
 pytestmark = pytest.mark.faults
 
 
