@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -83,3 +86,42 @@ class Gunicorn:
     def stop(self) -> None:
         if self.proc is not None:
             kill(self.proc, signal.SIGTERM)
+
+
+class AnswerCut:
+    """A relay in front of a server for one connection: the request goes through, and when the server
+    starts to answer (its work done and committed) ``on_answer`` runs (the test kills the server) and
+    the connection is dropped, so the client never gets the answer."""
+
+    def __init__(self, upstream_url: str, on_answer) -> None:
+        parts = urlsplit(upstream_url)
+        self.upstream = (parts.hostname, parts.port)
+        self.on_answer = on_answer
+        self.answered = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._relay, daemon=True).start()
+
+    def _relay(self) -> None:
+        client, _ = self.listener.accept()
+        server = socket.create_connection(self.upstream)
+
+        def forward() -> None:
+            try:
+                while data := client.recv(65536):
+                    server.sendall(data)
+            except OSError:
+                pass
+
+        threading.Thread(target=forward, daemon=True).start()
+        try:
+            first = server.recv(1)  # blocks until the server starts to answer
+        except OSError:
+            first = b""
+        try:
+            if first:
+                self.on_answer()
+                self.answered.set()
+        finally:
+            for sock in (client, server, self.listener):
+                sock.close()

@@ -2,8 +2,8 @@
 
 A till comes back online with six sales it took offline (one more shirt than the books hold) and
 posts them to /pos/sync/.  The server is killed with SIGKILL while a sale's transaction is open
-(parked on the stock row this test holds) or after every sale committed but before the till got
-the answer (parked on the session row).  The till sends the same batch again to the restarted
+(parked on the stock row this test holds) or after every sale committed, as it starts to answer
+(a relay between the till and the server kills it then and drops the connection).  The till sends the same batch again to the restarted
 server, and once more: every sale is recorded exactly once, none is lost, the stock moved once per
 line, the drawer expects the cash once, and the ledgers audit clean.
 """
@@ -26,8 +26,8 @@ from payments import shifts
 from payments.models import PosShift
 from pos.models import OfflineConflict, OfflineSale
 from tests.faults.conftest import assert_ledgers_clean
-from tests.faults.pos_till import Till, counter_open, session_row_lock, stock_row_lock, waiting_on_a_lock
-from tests.faults.procs import Gunicorn, kill, process_env
+from tests.faults.pos_till import Till, counter_open, stock_row_lock, waiting_on_a_lock
+from tests.faults.procs import AnswerCut, Gunicorn, kill, process_env
 
 pytestmark = pytest.mark.faults
 
@@ -68,24 +68,37 @@ def test_server_killed_mid_sync_then_the_till_sends_the_batch_again(counter, ser
     till.sale_open()  # the page the till was on: its CSRF token
     sales = queued_sales(counter)
     keys = [s["client_uuid"] for s in sales]
-    lock = stock_row_lock(counter) if point == "in_a_sale_transaction" else session_row_lock(counter)
     out: dict = {}
-    try:
-        def post():
-            try:
-                out["response"] = sync(till, sales)
-            except httpx.HTTPError as exc:
-                out["error"] = exc
+    if point == "in_a_sale_transaction":
+        lock = stock_row_lock(counter)
+        try:
+            def post():
+                try:
+                    out["response"] = sync(till, sales)
+                except httpx.HTTPError as exc:
+                    out["error"] = exc
 
-        thread = threading.Thread(target=post, daemon=True)
-        thread.start()
-        assert waiting_on_a_lock(), "the sync never reached the locked row"
-        kill(server.proc)
-        thread.join(30)
-        assert "error" in out, "the till got an answer: the kill did not land mid-sync"
-    finally:
-        lock.release()
-        lock.close()
+            thread = threading.Thread(target=post, daemon=True)
+            thread.start()
+            assert waiting_on_a_lock(), "the sync never reached the locked row"
+            kill(server.proc)
+            thread.join(30)
+        finally:
+            lock.release()
+            lock.close()
+    else:
+        # Nothing of the sync waits on the database after its sales commit (it leaves the session
+        # alone): the server is killed as its answer starts, which the till then never gets.
+        cut = AnswerCut(server.url, on_answer=lambda: kill(server.proc))
+        relayed = till.through(cut.url)
+        try:
+            out["response"] = sync(relayed, sales)
+        except httpx.HTTPError as exc:
+            out["error"] = exc
+        finally:
+            relayed.close()
+        assert cut.answered.is_set(), "the server never started to answer"
+    assert "error" in out, "the till got an answer: the kill did not land mid-sync"
     recorded = Order.objects.filter(client_uuid__in=keys)
     # Killed inside the first sale's transaction: nothing; after the commit: all six, answer lost.
     assert recorded.count() == (0 if point == "in_a_sale_transaction" else 6)
