@@ -251,6 +251,19 @@ def test_a_complete_writes_no_session_row(clerk_a, store_a, stocked, shift_a):
     assert not [sql for sql in writes(ctx) if "django_session" in sql]
 
 
+def test_a_complete_looks_its_client_uuid_up_once_and_a_retry_answers_the_same_sale(
+        client_a, stocked, shift_a):
+    shirt, jeans = stocked
+    body = sale_body(shirt, jeans)
+    with CaptureQueriesContext(connection) as ctx:
+        resp = post(client_a, COMPLETE, body)
+    assert resp.status_code == 201
+    assert sum(q["sql"].startswith('SELECT "orders_order"') for q in ctx.captured_queries) == 1
+    again = post(client_a, COMPLETE, body)
+    assert again.status_code == 200 and again.json()["number"] == resp.json()["number"]
+    assert Order.objects.count() == 1
+
+
 def test_a_sale_made_online_and_queued_again_after_a_lost_answer_is_recorded_once(
         client_a, store_a, stocked, shift_a):
     """The till's complete reached the server, its answer did not: the till queued the same sale
