@@ -74,8 +74,11 @@ def member_get(member: Member | int) -> Member:
 
 def member_by_phone(phone: str) -> Member | None:
     """The member with this mobile number, in any spelling phonenumbers understands."""
-    found = Member.objects.filter(phone=phone_normalize(phone)).first()
-    return member_get(found) if found is not None else None
+    found = Member.objects.select_related("tier").filter(phone=phone_normalize(phone)).first()
+    if found is None:
+        return None
+    # Loaded as member_get loads it; a merged duplicate leads to the member it was merged into.
+    return member_get(found.merged_into_id) if found.merged_into_id is not None else found
 
 
 def member_by_identity(*, kind: str, value: str, namespace: str = "") -> Member | None:

@@ -149,14 +149,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "o2o.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "o2o",
     },
     # Login sessions (SESSION_BACKEND=cache): an alias of their own, so clearing or resizing the
     # shared cache never signs the tills out; SESSION_REDIS_URL puts them on a Redis of their own.
     "sessions": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "o2o.cache.RedisCache",
         "LOCATION": os.environ.get("SESSION_REDIS_URL") or REDIS_URL,
         "KEY_PREFIX": "o2o-sessions",
         "TIMEOUT": None,  # a session's own expiry (SESSION_COOKIE_AGE) is set on every write

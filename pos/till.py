@@ -176,10 +176,11 @@ def till_member(sale: TillSale, *, take: bool) -> tuple[Basket, Member | None]:
     return replace(basket, member_id=member.pk, member_proved=proved), member
 
 
-def _points_cap(total: Decimal, member: Member | None) -> int:
+def _points_cap(total: Decimal, member: Member | None, config) -> int:
     if member is None:
         return 0
-    return max(0, min(member.points_available, member_read.points_redeem_cap(order_amount=max(total, ZERO))))
+    return max(0, min(member.points_available,
+                      member_read.points_redeem_cap(order_amount=max(total, ZERO), config=config)))
 
 
 def _error(exc: DomainError | None) -> dict | None:
@@ -215,14 +216,16 @@ def till_price(basket: Basket, *, store: Store, actor, member: Member | None = N
         user=actor, store=store, subtotal=money(priced.subtotal - priced.override_discount),
         discount=priced.manual_discount)
     total = priced.total
+    config = member_read.points_config() if member is not None else None  # read once for the cap and the rate
     return {
         "currency": "CNY", "lines": lines, "subtotal": str(money(priced.subtotal)),
         "promotion_discount": str(money(priced.promotion_discount)),
         "manual_discount": str(money(priced.manual_discount)), "coupon_discount": str(money(priced.coupon_discount)),
         "total": str(total),
         "member": ({"id": member.pk, "name": member.name, "phone": phone_mask(member.phone),
-                    "points_available": member.points_available, "points_cap": _points_cap(total, member),
-                    "points_per_yuan": member_read.points_config().points_per_yuan_redeemed,
+                    "points_available": member.points_available,
+                    "points_cap": _points_cap(total, member, config),
+                    "points_per_yuan": config.points_per_yuan_redeemed,
                     "proved": basket.member_proved} if member is not None else None),
         "coupon": ({"code": basket.coupon, "discount": str(money(priced.coupon_discount)),
                     "skipped": priced.coupon_skipped} if basket.coupon else None),

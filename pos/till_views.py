@@ -83,8 +83,9 @@ def complete(request):
         priced = pos.basket_checked(basket=basket, store=store, actor=request.user)
         if priced.sale is None:  # no line is a SKU the catalogue knows
             raise UnknownSku(field="lines", params={"sku_ids": sorted({ln.sku_id for ln in basket.lines})})
+        # known_new: looked for just above (a racing twin is still caught by the sale's insert).
         result = pos.pos_checkout(store=store, actor=request.user, client_uuid=basket.uuid, basket=basket,
-                                  payment=sale.payment, priced=priced)
+                                  payment=sale.payment, priced=priced, known_new=True)
     except DomainError as exc:
         return _refusal(exc)
     return _sold(result.order, result.change, 201 if result.created else 200)

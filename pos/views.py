@@ -76,7 +76,7 @@ from payments.approvals import ApprovalRequired
 from payments.models import ApprovalLog
 from payments.providers.base import payment_code_wallet
 from stores.models import Store
-from stores.selectors import staff_profile, staff_store_ids
+from stores.selectors import staff_member_stores, staff_profile, staff_store_ids
 
 STORE_KEY = "pos_store"
 SEEN_KEY = "pos_seen"
@@ -158,7 +158,13 @@ def pos_view(view=None, *, needs_store: bool = True, activity: bool = True):
             return _go(request, login_url)
         if activity and (not seen or now - seen >= SEEN_REFRESH_SECONDS):  # no session write per request
             request.session[SEEN_KEY] = now
-        store_ids = staff_store_ids(request.user)
+        # A clerk's stores come with their rows (one query); HQ and regional managers' scope is wide.
+        member_stores = staff_member_stores(request.user)
+        if member_stores is not None:
+            by_id = {store.pk: store for store in member_stores}
+            store_ids = set(by_id)
+        else:
+            by_id, store_ids = None, staff_store_ids(request.user)
         if not store_ids:
             return render(request, "pos/no_store.html", status=403)
         store_id = request.session.get(STORE_KEY)
@@ -169,7 +175,12 @@ def pos_view(view=None, *, needs_store: bool = True, activity: bool = True):
                 request.session[STORE_KEY] = store_id
         if store_id is None and needs_store:
             return _go(request, reverse("pos:store"))
-        request.pos_store = Store.objects.select_related("warehouse").get(pk=store_id) if store_id else None
+        if store_id is None:
+            request.pos_store = None
+        elif by_id is not None:
+            request.pos_store = by_id[store_id]
+        else:
+            request.pos_store = Store.objects.select_related("warehouse").get(pk=store_id)
         request.pos_store_count = len(store_ids)
         return view(request, *args, **kwargs)
 
@@ -298,23 +309,25 @@ def _sale_context(request, basket: Basket, *, errors=None, approval=None, focus=
         errors["coupon"] = error_message(priced.coupon_error)
     current = shifts.shift_current(store)
     unit = current.cash_unit if current is not None else store.cash_unit
+    config = member_read.points_config()  # read once for the member's cap and the rate
     return {"basket": basket, "priced": priced, "member": member, "errors": errors, "approval": approval,
             "cash_unit": unit, "cash_unit_fen": int(unit * 100),
             "focus": focus, "exchange_order": exchange_order, "member_lookup": member_lookup,
             "parked_count": parked_count,
             "payment_form": payment_form or PaymentForm(initial={"client_uuid": basket.uuid}),
             "discount_limit": approvals.clerk_discount_limit_percent(), "last_index": last_index,
-            "guides": store_guides(store), "points_cap": _points_cap(priced.total, member),
-            "points_per_yuan": member_read.points_config().points_per_yuan_redeemed,
+            "guides": store_guides(store), "points_cap": _points_cap(priced.total, member, config),
+            "points_per_yuan": config.points_per_yuan_redeemed,
             "recent": selectors.recent_sales(store, current, limit=5), "search": search,
             "member_coupons": (member_read.member_coupons_usable(member)
                                if offer_coupons and member and not basket.coupon else None)}
 
 
-def _points_cap(total, member) -> int:
+def _points_cap(total, member, config) -> int:
     if member is None:
         return 0
-    return max(0, min(member.points_available, member_read.points_redeem_cap(order_amount=max(total, 0))))
+    return max(0, min(member.points_available, member_read.points_redeem_cap(order_amount=max(total, 0),
+                                                                               config=config)))
 
 
 def _sale_render(request, basket: Basket, *, status: int = 200, **kwargs):

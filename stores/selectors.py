@@ -64,6 +64,18 @@ def staff_store_ids(user) -> set[int]:
     return set(profile.memberships.values_list("store_id", flat=True))
 
 
+def staff_member_stores(user) -> list[Store] | None:
+    """The stores (warehouse joined) of a user whose scope is their memberships, in one query: what
+    ``staff_store_ids`` gives such a user, with the rows.  [] for a user who sees nothing; None for HQ
+    and regional managers, whose scope is wider (ask ``staff_store_ids``)."""
+    role = user_role(user)
+    if role is None:
+        return []
+    if role in (Role.HQ_ADMIN, Role.REGIONAL_MANAGER):
+        return None
+    return list(Store.objects.select_related("warehouse").filter(memberships__staff=staff_profile(user)))
+
+
 def staff_warehouse_ids(user) -> set[int]:
     """Warehouses the user may see: all for HQ; every warehouse in the region (central ones
     included) for a regional manager; their stores' stockrooms for store staff."""

@@ -26,8 +26,8 @@ from .conftest import htmx
 
 pytestmark = pytest.mark.django_db
 
-# Statements of the complete request.  Before the sale: the user, the staff profile, their stores,
-# the store (the POS page's login; the session itself is in Redis), the one look-up of the sale's
+# Statements of the complete request.  Before the sale: the user, the staff profile, their stores
+# with the store's row (the POS page's login; the session itself is in Redis), the one look-up of the sale's
 # client id, and the lock-free read of the basket's availability (a short basket is refused there,
 # before any transaction or lock).
 # The sale (14): the shift FOR SHARE, the member locked, the SKUs, the promotions, the document
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.django_db
 # category paths and rules, the points lot, then the stock UPDATE carrying the order lines and
 # event, the spend, the points entry and balance, the cash handed over, the emptied basket and the
 # outbox rows.
-REQUEST_BEFORE_SALE = 6
+REQUEST_BEFORE_SALE = 5
 SALE_STATEMENTS = 14
 
 

@@ -76,6 +76,44 @@ def test_a_multi_store_clerk_picks_a_store_kept_in_the_session(store_a, store_b,
     assert client.get(reverse("pos:receipt", args=[b_things["sale"].number])).status_code == 404
 
 
+def test_a_clerk_taken_off_their_store_loses_it_on_the_next_request(client_a, clerk_a, store_a, shift_a):
+    assert client_a.get(reverse("pos:sale")).status_code == 200
+    clerk_a.staff.memberships.filter(store=store_a).delete()
+    response = client_a.get(reverse("pos:sale"))
+    assert response.status_code == 403 and "不属于任何门店" in response.content.decode()
+    response = client_a.post("/pos/till/price/", "{}", content_type="application/json")
+    assert response.status_code == 403 and response.json()["code"] == "not_store_staff"
+
+
+def test_a_deactivated_staff_profile_loses_the_pos_on_the_next_request(client_a, clerk_a, shift_a):
+    assert client_a.get(reverse("pos:sale")).status_code == 200
+    clerk_a.staff.is_active = False
+    clerk_a.staff.save(update_fields=["is_active"])
+    assert client_a.get(reverse("pos:sale")).status_code == 403
+
+
+def test_a_clerk_taken_off_the_store_in_their_session_goes_on_at_the_store_left(store_a, store_b, b_things):
+    profile = StaffFactory(role=Role.CLERK, store=store_a)
+    profile.memberships.create(store=store_b)
+    client = login(profile.user)
+    client.post(reverse("pos:store"), {"store": store_b.pk})
+    assert client.get(reverse("pos:receipt", args=[b_things["sale"].number])).status_code == 200
+    profile.memberships.filter(store=store_b).delete()
+    assert client.get(reverse("pos:receipt", args=[b_things["sale"].number])).status_code == 404
+    page = client.get(reverse("pos:sale"))
+    assert page.status_code == 200 and store_a.name in page.content.decode()
+
+
+def test_a_regional_manager_picks_among_the_regions_stores(store_a, store_b, b_things):
+    store_b.city.region = store_a.city.region
+    store_b.city.save(update_fields=["region"])
+    profile = StaffFactory(role=Role.REGIONAL_MANAGER, region=store_a.city.region)
+    client = login(profile.user)
+    assert client.get(reverse("pos:sale"))["Location"] == reverse("pos:store")
+    client.post(reverse("pos:store"), {"store": store_b.pk})
+    assert client.get(reverse("pos:receipt", args=[b_things["sale"].number])).status_code == 200
+
+
 def test_a_store_not_theirs_cannot_be_picked(client_a, store_b):
     assert client_a.post(reverse("pos:store"), {"store": store_b.pk}).status_code == 404
 

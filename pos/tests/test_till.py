@@ -58,8 +58,9 @@ def test_price_with_the_member_reads_only_and_writes_no_session(client_a, store_
         resp = post(client_a, PRICE, body)
     assert resp.status_code == 200, resp.content
     assert writes(ctx) == []
-    # session and clerk, store, SKUs, stock, promotions, member, points settings: no per-line queries
-    assert len(ctx.captured_queries) <= 12, [q["sql"][:90] for q in ctx.captured_queries]
+    # clerk, staff profile, stores with the store, SKUs, stock, promotions, member (its tier joined),
+    # points settings (read once): no per-line queries
+    assert len(ctx.captured_queries) <= 8, [q["sql"][:90] for q in ctx.captured_queries]
     data = resp.json()
     assert (data["subtotal"], data["total"], data["currency"]) == ("447.00", "447.00", "CNY")
     assert [(ln["code"], ln["qty"], ln["unit_price"], ln["amount"], ln["available"]) for ln in data["lines"]] == [
@@ -248,6 +249,19 @@ def test_a_complete_writes_no_session_row(clerk_a, store_a, stocked, shift_a):
         resp = post(client, COMPLETE, sale_body(shirt, jeans))
     assert resp.status_code == 201
     assert not [sql for sql in writes(ctx) if "django_session" in sql]
+
+
+def test_a_complete_looks_its_client_uuid_up_once_and_a_retry_answers_the_same_sale(
+        client_a, stocked, shift_a):
+    shirt, jeans = stocked
+    body = sale_body(shirt, jeans)
+    with CaptureQueriesContext(connection) as ctx:
+        resp = post(client_a, COMPLETE, body)
+    assert resp.status_code == 201
+    assert sum(q["sql"].startswith('SELECT "orders_order"') for q in ctx.captured_queries) == 1
+    again = post(client_a, COMPLETE, body)
+    assert again.status_code == 200 and again.json()["number"] == resp.json()["number"]
+    assert Order.objects.count() == 1
 
 
 def test_a_sale_made_online_and_queued_again_after_a_lost_answer_is_recorded_once(
