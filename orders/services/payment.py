@@ -30,7 +30,7 @@ from orders.models import (
 from payments import selectors as pay_read
 from payments import micropay
 from payments import services as pay
-from payments.models import Payment, Tender
+from payments.models import Payment, PaymentNotification, Tender
 from payments.providers.base import Notification
 from payments.tenders import tender_for
 from stores.models import Store
@@ -147,7 +147,20 @@ def order_payment_notify(*, provider: str, headers: dict[str, str], body: bytes)
     payment too), or on a cancelled or expired order (rather than resurrecting it).
     Locks the payment row (in ``notification_handle``), then the order row.
     """
-    return _order_after_notification(pay.notification_handle(provider=provider, headers=headers, body=body))
+    return _order_notified(provider, headers, body)[0]
+
+
+@service
+def order_payment_notification(*, provider: str, headers: dict[str, str],
+                               body: bytes) -> tuple[Order | None, PaymentNotification]:
+    """``order_payment_notify``, also returning the notification's log row (its outcome is what the
+    provider is answered), so the caller need not look the row up again."""
+    return _order_notified(provider, headers, body)
+
+
+def _order_notified(provider: str, headers: dict[str, str], body: bytes) -> tuple[Order | None, PaymentNotification]:
+    result = pay.notification_handle(provider=provider, headers=headers, body=body)
+    return _order_after_notification(result), result.notification
 
 
 @service
