@@ -102,7 +102,7 @@ def order_pay_member_tenders(*, order: Order | int, tenders: Sequence[TenderIn],
 
 @service
 def order_payment_start(*, order: Order | int, tender: str, actor=None, method: str = "qr", openid: str = "",
-                        buyer_id: str = "") -> Payment:
+                        buyer_id: str = "", locked: bool = False) -> Payment:
     """Open the order's provider payment for what is still due, or return the one already open.
 
     ``method``: ``qr`` (a QR code / payment URL), ``jsapi`` (inside WeChat, with the payer's
@@ -115,9 +115,11 @@ def order_payment_start(*, order: Order | int, tender: str, actor=None, method: 
     payment, ``order_payment_notify`` refunds what the order was not due.  Locks the order row,
     then the payment rows it cancels.  Raises order_not_payable, cod_chosen (the customer pays the
     courier), what ``payments.services.payment_method_check`` and ``payment_create`` raise.
+    ``locked``: ``order`` is the row the caller locked in this transaction (``locks.order_for_update``)
+    and changed nothing of since; it is used as it is, not locked and read again.
     """
     pay.payment_method_check(tender=tender, method=method, openid=openid, buyer_id=buyer_id)
-    order = locks.order_for_update(order)
+    order = order if locked and isinstance(order, Order) else locks.order_for_update(order)
     if order.status != Status.PENDING_PAYMENT:
         raise OrderNotPayable(params={"status": order.status})
     pending = list(pay_read.payments_for_reference(reference=order.number).filter(status=Payment.Status.PENDING))
