@@ -12,6 +12,7 @@ answered as client errors here, after the service's transaction rolled back.
 from __future__ import annotations
 
 import base64
+import copy
 import re
 from datetime import timedelta
 from datetime import timezone as dt_timezone
@@ -199,6 +200,26 @@ class StrictInput:
                 raise serializers.ValidationError(
                     {key: [serializers.ErrorDetail(message, code=UNKNOWN_FIELD)] for key in unknown})
         return super().to_internal_value(data)
+
+
+class ModelFieldsOnce:
+    """A ModelSerializer that works its fields out from the model once per class, not per instance.
+
+    DRF's ModelSerializer introspects the model (field kwargs, validators, relations) every time a
+    serializer is made, which is most of the cost of rendering an order.  The fields it builds depend
+    on the class alone (its Meta and declared fields), so they are built once and every instance
+    gets its own deep copy, as DRF gives each instance copies of declared fields.  Mixed in before
+    ``serializers.ModelSerializer``; not for a serializer whose ``get_fields`` depends on the instance
+    or its context (change ``self.fields`` in ``__init__`` instead).
+    """
+
+    def get_fields(self):
+        cls = type(self)
+        built = cls.__dict__.get("_fields_built")
+        if built is None:
+            built = super().get_fields()
+            cls._fields_built = built  # a race builds the same fields twice; either may stay
+        return copy.deepcopy(built)
 
 
 def _has_code(codes, wanted: str) -> bool:

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from typing import Callable
 from datetime import datetime, timedelta
 
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -219,6 +221,9 @@ class Principal:
         return self.key.rate_limit_per_minute if self.key is not None else None
 
 
+_NOT_READ = object()
+
+
 def principal_of(request) -> Principal | None:
     """The caller of an authenticated API request (cached on the request), or None."""
     cached = getattr(request, "_o2o_principal", None)
@@ -227,7 +232,8 @@ def principal_of(request) -> Principal | None:
     auth, user = getattr(request, "auth", None), getattr(request, "user", None)
     principal = None
     if isinstance(auth, PartnerKey):
-        store_ids = frozenset(auth.stores.values_list("id", flat=True))
+        read = getattr(auth, "store_id_list", _NOT_READ)  # read with the key (PartnerKeyAuthentication)
+        store_ids = frozenset(auth.stores.values_list("id", flat=True) if read is _NOT_READ else read or ())
         principal = Principal(kind=PARTNER, owner=f"key:{auth.pk}", scopes=frozenset(auth.scopes or []),
                               key=auth, channel=auth.channel, partner=auth.partner,
                               store_ids=store_ids or None)
@@ -241,6 +247,12 @@ def principal_of(request) -> Principal | None:
 
 
 # --- DRF authentication and permission ---------------------------------------------------------
+
+
+def _key_with_stores(prefix: str) -> PartnerKey | None:
+    """The key with this prefix and the ids of its stores (``store_id_list``, None for none): one statement."""
+    return (PartnerKey.objects.filter(prefix=prefix)
+            .annotate(store_id_list=ArrayAgg("stores__id", filter=Q(stores__id__isnull=False))).first())
 
 
 class PartnerKeyAuthentication(BaseAuthentication):
@@ -257,7 +269,7 @@ class PartnerKeyAuthentication(BaseAuthentication):
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(_("Invalid API key.")) from None
         prefix = _parse_key(raw)
-        key = PartnerKey.objects.filter(prefix=prefix).first() if prefix else None
+        key = _key_with_stores(prefix) if prefix else None
         if key is None or not hmac.compare_digest(key.key_hash, key_hash(raw)):
             raise exceptions.AuthenticationFailed(_("Invalid API key."))
         if key.revoked_at is not None:

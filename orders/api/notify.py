@@ -28,9 +28,8 @@ from o2o.apiauth import (
 from o2o.errors import NotFound
 from o2o.ratelimit import RateLimit
 from orders import services
-from payments.api.acks import PROVIDERS, notification_logged, provider_answer
+from payments.api.acks import PROVIDERS, provider_answer
 from payments.api.serializers import AckOut, SandboxNotificationIn
-from payments.models import PaymentNotification
 from payments.services import notification_signed
 
 ACK_EXAMPLES = [
@@ -92,10 +91,9 @@ class ProviderNotify(APIView):
         note = None
         # No provider sends NUL bytes, and the notification log cannot store them: refused unlogged.
         if b"\x00" not in body:
-            last = PaymentNotification.objects.order_by("-id").values_list("id", flat=True).first() or 0
             # Logged (as rejected) even for an unknown provider: every notification leaves a trace.
-            services.order_payment_notify(provider=provider, headers=dict(request.headers.items()), body=body)
-            note = notification_logged(provider, body, last)
+            note = services.order_payment_notification(provider=provider, headers=dict(request.headers.items()),
+                                                       body=body)[1]
         if provider not in PROVIDERS:
             raise NotFound(_("Unknown payment provider."), code="unknown_provider")
         return provider_answer(provider, note)

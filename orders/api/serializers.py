@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from o2o.api import MAX_ID, StrictInput, Text
+from o2o.api import MAX_ID, ModelFieldsOnce, StrictInput, Text
 from o2o.apiauth import principal_of
 from orders.models import Fulfillment, Order, OrderLine, OrderLinePromotion, Return, ReturnLine, Shipment, ShipmentLine
 from orders.selectors import PaymentState, order_payment_state, orders_with_overpayment_refunds
@@ -209,7 +209,7 @@ class ReturnCreateIn(StrictInput, serializers.Serializer):
 # --- outputs --------------------------------------------------------------------------------------
 
 
-class OrderLinePromotionOut(serializers.ModelSerializer):
+class OrderLinePromotionOut(ModelFieldsOnce, serializers.ModelSerializer):
     """What one promotion took off one line, as it was when the order was placed (code, name and kind
     are snapshots).  ``gift_qty``: for a 买赠 gift line, the units given free."""
 
@@ -219,7 +219,7 @@ class OrderLinePromotionOut(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class OrderLineOut(serializers.ModelSerializer):
+class OrderLineOut(ModelFieldsOnce, serializers.ModelSerializer):
     promotions = OrderLinePromotionOut(many=True, read_only=True,
                                        help_text="Which promotion took how much off this line; the line's "
                                                  "`discount` includes these amounts.")
@@ -231,7 +231,7 @@ class OrderLineOut(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class OrderOut(serializers.ModelSerializer):
+class OrderOut(ModelFieldsOnce, serializers.ModelSerializer):
     lines = OrderLineOut(many=True, read_only=True)
     store_code = serializers.CharField(source="store.code", default=None, read_only=True, allow_null=True)
     pickup_code = serializers.SerializerMethodField(
@@ -279,14 +279,14 @@ class OrderOut(serializers.ModelSerializer):
         return obj.pickup_code if principal is not None and principal.is_partner else None
 
 
-class ShipmentLineOut(serializers.ModelSerializer):
+class ShipmentLineOut(ModelFieldsOnce, serializers.ModelSerializer):
     class Meta:
         model = ShipmentLine
         fields = ["order_line", "qty"]
         read_only_fields = fields
 
 
-class ShipmentOut(serializers.ModelSerializer):
+class ShipmentOut(ModelFieldsOnce, serializers.ModelSerializer):
     order_number = serializers.CharField(source="order.number", read_only=True)
     lines = ShipmentLineOut(many=True, read_only=True)
 
@@ -298,14 +298,14 @@ class ShipmentOut(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReturnLineOut(serializers.ModelSerializer):
+class ReturnLineOut(ModelFieldsOnce, serializers.ModelSerializer):
     class Meta:
         model = ReturnLine
         fields = ["order_line", "qty", "condition", "refund_amount"]
         read_only_fields = fields
 
 
-class ReturnOut(serializers.ModelSerializer):
+class ReturnOut(ModelFieldsOnce, serializers.ModelSerializer):
     order_number = serializers.CharField(source="order.number", read_only=True)
     currency = serializers.CharField(source="order.currency", read_only=True)
     lines = ReturnLineOut(many=True, read_only=True)

@@ -372,10 +372,11 @@ class OrderPaymentStart(OrderAction):
             return _etag(Response(PaymentStartOut(ProviderStart(payment=payment)).data, status=201), order)
         openid, buyer_id = v.get("openid", ""), v.get("buyer_id", "")
         # Starting a payment leaves the order's version as it is: the locked row's is the answer's ETag.
+        # The service starts from the row order_guarded locked (not locking and reading it again).
         version, payment = order_guarded(order_id=order.pk, request=request,
                                          action=lambda o: (o.version, services.order_payment_start(
-            order=o.pk, tender=v["tender"], actor=self.principal.actor, method=v["method"], openid=openid,
-            buyer_id=buyer_id)))
+            order=o, locked=True, tender=v["tender"], actor=self.principal.actor, method=v["method"],
+            openid=openid, buyer_id=buyer_id)))
         # A networked provider opens the payment now, after the payment row committed.
         start = payment_provider_open(payment=payment.pk, payer=(openid or buyer_id).strip())
         order.version = version

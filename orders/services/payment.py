@@ -30,7 +30,7 @@ from orders.models import (
 from payments import selectors as pay_read
 from payments import micropay
 from payments import services as pay
-from payments.models import Payment, Tender
+from payments.models import Payment, PaymentNotification, Tender
 from payments.providers.base import Notification
 from payments.tenders import tender_for
 from stores.models import Store
@@ -102,7 +102,7 @@ def order_pay_member_tenders(*, order: Order | int, tenders: Sequence[TenderIn],
 
 @service
 def order_payment_start(*, order: Order | int, tender: str, actor=None, method: str = "qr", openid: str = "",
-                        buyer_id: str = "") -> Payment:
+                        buyer_id: str = "", locked: bool = False) -> Payment:
     """Open the order's provider payment for what is still due, or return the one already open.
 
     ``method``: ``qr`` (a QR code / payment URL), ``jsapi`` (inside WeChat, with the payer's
@@ -115,9 +115,11 @@ def order_payment_start(*, order: Order | int, tender: str, actor=None, method: 
     payment, ``order_payment_notify`` refunds what the order was not due.  Locks the order row,
     then the payment rows it cancels.  Raises order_not_payable, cod_chosen (the customer pays the
     courier), what ``payments.services.payment_method_check`` and ``payment_create`` raise.
+    ``locked``: ``order`` is the row the caller locked in this transaction (``locks.order_for_update``)
+    and changed nothing of since; it is used as it is, not locked and read again.
     """
     pay.payment_method_check(tender=tender, method=method, openid=openid, buyer_id=buyer_id)
-    order = locks.order_for_update(order)
+    order = order if locked and isinstance(order, Order) else locks.order_for_update(order)
     if order.status != Status.PENDING_PAYMENT:
         raise OrderNotPayable(params={"status": order.status})
     pending = list(pay_read.payments_for_reference(reference=order.number).filter(status=Payment.Status.PENDING))
@@ -147,7 +149,20 @@ def order_payment_notify(*, provider: str, headers: dict[str, str], body: bytes)
     payment too), or on a cancelled or expired order (rather than resurrecting it).
     Locks the payment row (in ``notification_handle``), then the order row.
     """
-    return _order_after_notification(pay.notification_handle(provider=provider, headers=headers, body=body))
+    return _order_notified(provider, headers, body)[0]
+
+
+@service
+def order_payment_notification(*, provider: str, headers: dict[str, str],
+                               body: bytes) -> tuple[Order | None, PaymentNotification]:
+    """``order_payment_notify``, also returning the notification's log row (its outcome is what the
+    provider is answered), so the caller need not look the row up again."""
+    return _order_notified(provider, headers, body)
+
+
+def _order_notified(provider: str, headers: dict[str, str], body: bytes) -> tuple[Order | None, PaymentNotification]:
+    result = pay.notification_handle(provider=provider, headers=headers, body=body)
+    return _order_after_notification(result), result.notification
 
 
 @service

@@ -9,18 +9,10 @@ from django.http import HttpResponse, JsonResponse
 from django.utils.translation import gettext
 
 from payments.models import PaymentNotification
-from payments.services import MAX_LOGGED_BODY
 
 PROVIDERS = ["sandbox", "wechat_pay", "alipay"]
 ACKNOWLEDGED = {PaymentNotification.Outcome.APPLIED, PaymentNotification.Outcome.DUPLICATE,
                 PaymentNotification.Outcome.OUT_OF_ORDER}
-
-
-def notification_logged(provider: str, body: bytes, after_id: int) -> PaymentNotification | None:
-    """The log row the service wrote for this notification (it writes exactly one per call)."""
-    text = body.decode("utf-8", errors="replace")[:MAX_LOGGED_BODY]
-    return (PaymentNotification.objects.filter(provider=provider[:30], id__gt=after_id, body=text)
-            .order_by("-id").first())
 
 
 def provider_answer(provider: str, note: PaymentNotification | None):

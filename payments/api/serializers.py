@@ -3,7 +3,7 @@
 from django.conf import settings
 from rest_framework import serializers
 
-from o2o.api import StrictInput
+from o2o.api import ModelFieldsOnce, StrictInput
 from payments.models import Payment
 from payments.providers import provider_named
 from payments.tenders import tender_for, tenders_registered
@@ -48,7 +48,7 @@ class PaymentStartIn(StrictInput, serializers.Serializer):
         self.fields["tender"].choices = payment_tenders()
 
 
-class PaymentOut(serializers.ModelSerializer):
+class PaymentOut(ModelFieldsOnce, serializers.ModelSerializer):
     payment_code = serializers.SerializerMethodField(
         help_text="What the customer scans or opens to pay (QR payload / URL) while the payment is pending.")
 
