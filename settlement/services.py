@@ -294,7 +294,7 @@ class _Step:
 
     def sql(self, template: str, *, column: str, late: str = "") -> str:
         return template.format(pred=sql.store_pred(column, self.store_id), late=late,
-                               orders="count(DISTINCT order_id)" if late else "0")
+                               orders=sql.LATE_ORDERS if late else "0")
 
 
 def store_step(*, day_id: int, store_id: int | None) -> bool:
@@ -372,7 +372,7 @@ def _detail_inserts(step: _Step, totals: _Totals, window: dict, *, late: bool, o
             if name in SPLIT_KINDS:
                 totals.add_split(rows)
             else:
-                totals.add_tender(rows)
+                totals.add_tender(rows, name=None if late else name)
         for name, template, column, anti_join in promotion_costs.DETAIL:
             if only is not None and name not in only:
                 continue
@@ -380,18 +380,22 @@ def _detail_inserts(step: _Step, totals: _Totals, window: dict, *, late: bool, o
             totals.add_promotion(cur.fetchall())
 
 
-def _counts(step: _Step, window: dict) -> dict[str, int]:
+def _counts(step: _Step, window: dict, *, known: dict[str, int] | None = None) -> dict[str, int]:
+    """The window's events counted the way the inserts select them; ``known``: counts an insert
+    already returned (of the same snapshot), not counted again."""
     params = {**step.params, **window}
-    found = {}
+    found = dict(known or {})
     with connection.cursor() as cur:
         for name, template in sql.COUNT_SQL.items():
+            if name in found:
+                continue
             cur.execute(template.format(pred=sql.store_pred(sql.COUNT_COLUMN[name], step.store_id)), params)
             found[name] = cur.fetchone()[0]
     return found
 
 
 def _counts_record(step: _Step, totals: _Totals, window: dict) -> None:
-    for name, value in _counts(step, window).items():
+    for name, value in _counts(step, window, known=totals.found).items():
         setattr(step.marker, name, value)
     with connection.cursor() as cur:
         cur.execute(sql.ORDERS_BY_CHANNEL_SQL.format(pred=sql.store_pred("o.store_id", step.store_id)),
@@ -433,6 +437,7 @@ class _Totals:
         self.parties: dict[int | None, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
         self.rules: set[int] = set()
         self.events = 0
+        self.found: dict[str, int] = {}  # events an insert counted as it found them, by COUNT_SQL name
 
     def add_split(self, rows) -> None:
         for tag, statement_id, kind, adjustment, party, n, n_orders, *amounts in rows:
@@ -479,8 +484,14 @@ class _Totals:
             s["promotion_discount"] += amount
             s[f"promotion_cost_{bearer}"] += amount
 
-    def add_tender(self, rows) -> None:
+    def add_tender(self, rows, *, name: str | None = None) -> None:
+        """The tender lines written; a row of kind 'found' is the number of events the insert found
+        (recorded under ``name``: the count of the day's own window)."""
         for statement_id, tender, kind, adjustment, n, amount in rows:
+            if kind == "found":
+                if name is not None:
+                    self.found[name] = n
+                continue
             t, s, c = self.tenders[(statement_id, tender)], self.statement[statement_id], self.counts[statement_id]
             self.events += n if adjustment else 0
             c["lines"] += n

@@ -147,30 +147,39 @@ SPLIT_RETURNING = """statement_id, kind, order_id, rule_id, adjustment, gross, d
               coupon_cost_ecommerce, net, ecommerce_amount, store_id, store_amount, guide_store_id,
               guide_store_amount, trade_store_id, trade_store_amount"""
 
-# Statement totals, each party's share and the rules used, from the rows just written.  ``{orders}``:
-# the orders counted — 0 for the day's own window (a cheap count of the orders paid does it) or the
-# distinct orders of late lines.
-SPLIT_RESULT = """
-SELECT 'statement', statement_id, kind, adjustment, NULL::bigint, count(*), {orders},
-       sum(gross), sum(discount), sum(coupon_discount), sum(coupon_cost_ecommerce), 0,
-       sum(net), sum(ecommerce_amount), sum(store_amount), sum(guide_store_amount), sum(trade_store_amount)
-  FROM ins GROUP BY statement_id, kind, adjustment
+# Statement totals, each party's share and the rules used, from the rows just written.  The rows are
+# read once, into one group per (statement, kind, adjustment, parties, rule) — a few hundred however
+# many lines — and every total is summed from those groups.  ``{orders}``: the orders counted — 0 for
+# the day's own window (a cheap count of the orders paid does it) or the distinct orders of late lines.
+SPLIT_RESULT = """, g AS (
+    SELECT statement_id, kind, adjustment, store_id, guide_store_id, trade_store_id, rule_id, count(*) AS n,
+           sum(gross) AS gross, sum(discount) AS discount, sum(coupon_discount) AS coupon,
+           sum(coupon_cost_ecommerce) AS ce, sum(net) AS net, sum(ecommerce_amount) AS ecom,
+           sum(store_amount) AS store, sum(guide_store_amount) AS guide, sum(trade_store_amount) AS trade
+      FROM ins GROUP BY statement_id, kind, adjustment, store_id, guide_store_id, trade_store_id, rule_id
+)
+SELECT 'statement', statement_id, kind, adjustment, NULL::bigint, sum(n)::bigint, {orders},
+       sum(gross), sum(discount), sum(coupon), sum(ce), 0, sum(net), sum(ecom), sum(store), sum(guide), sum(trade)
+  FROM g GROUP BY statement_id, kind, adjustment
 UNION ALL
-SELECT 'party', NULL, NULL, NULL, store_id, count(*), 0, 0, 0, 0, 0, 0, 0, 0, sum(store_amount), 0, 0
-  FROM ins WHERE store_id IS NOT NULL GROUP BY store_id
+SELECT 'party', NULL, NULL, NULL, store_id, sum(n)::bigint, 0, 0, 0, 0, 0, 0, 0, 0, sum(store), 0, 0
+  FROM g WHERE store_id IS NOT NULL GROUP BY store_id
 UNION ALL
-SELECT 'party', NULL, NULL, NULL, NULL, count(*), 0, 0, 0, 0, 0, 0, 0, 0, sum(ecommerce_amount), 0, 0 FROM ins
+SELECT 'party', NULL, NULL, NULL, NULL, sum(n)::bigint, 0, 0, 0, 0, 0, 0, 0, 0, sum(ecom), 0, 0 FROM g
 HAVING count(*) > 0
 UNION ALL
-SELECT 'party', NULL, NULL, NULL, guide_store_id, count(*), 0, 0, 0, 0, 0, 0, 0, 0, 0, sum(guide_store_amount), 0
-  FROM ins WHERE guide_store_id IS NOT NULL GROUP BY guide_store_id
+SELECT 'party', NULL, NULL, NULL, guide_store_id, sum(n)::bigint, 0, 0, 0, 0, 0, 0, 0, 0, 0, sum(guide), 0
+  FROM g WHERE guide_store_id IS NOT NULL GROUP BY guide_store_id
 UNION ALL
-SELECT 'party', NULL, NULL, NULL, trade_store_id, count(*), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, sum(trade_store_amount)
-  FROM ins WHERE trade_store_id IS NOT NULL GROUP BY trade_store_id
+SELECT 'party', NULL, NULL, NULL, trade_store_id, sum(n)::bigint, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, sum(trade)
+  FROM g WHERE trade_store_id IS NOT NULL GROUP BY trade_store_id
 UNION ALL
-SELECT 'rule', NULL, NULL, NULL, rule_id, count(*), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-  FROM ins WHERE rule_id IS NOT NULL GROUP BY rule_id
+SELECT 'rule', NULL, NULL, NULL, rule_id, sum(n)::bigint, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+  FROM g WHERE rule_id IS NOT NULL GROUP BY rule_id
 """
+# The distinct orders of a statement group's late lines (few: only for events settled late).
+LATE_ORDERS = ("(SELECT count(DISTINCT i.order_id) FROM ins i WHERE i.statement_id = g.statement_id "
+               "AND i.kind = g.kind AND i.adjustment = g.adjustment)")
 
 SPLIT_INSERT = """
 ins AS (
@@ -308,7 +317,6 @@ RETURNS_LATE = ("AND NOT EXISTS (SELECT 1 FROM orders_splitline x WHERE x.order_
 # The channel of the order a payment is for, looked up by its unique number (one index probe each).
 ORDER_CHANNEL_LOOKUP = "COALESCE((SELECT o.channel FROM orders_order o WHERE o.number = p.reference), 'other')"
 # The same for a step's few refunds, as a join planned with the rest.
-ORDER_JOIN = "LEFT JOIN orders_order o ON o.number = p.reference"
 ORDER_CHANNEL = "COALESCE(o.channel, 'other')"
 
 # A refund's payment, reached by its key refund by refund: a day has few refunds, and a hash join
@@ -335,19 +343,34 @@ ins AS (
 PAYMENTS_LATE = ("AND NOT EXISTS (SELECT 1 FROM orders_tenderline x WHERE x.payment_id = p.id "
                  "AND x.kind = 'payment' AND COALESCE(x.refund_id, 0) = 0)")
 
+# Whether a refund could be on the step's statement judging by the refund alone: a cash or exchange
+# refund handed out at a store is on that store's (never on "no store"'s).  A necessary condition of
+# REFUND_LOCATION, checked before the refund's payment is fetched, so a store step fetches the payments
+# of its own refunds and of those that follow their payment, not of every refund of the day.
+REFUND_MAYBE_HERE = ("(CASE WHEN r.method IN ('cash', 'exchange') AND r.store_id IS NOT NULL "
+                     "THEN r.store_id IS NOT DISTINCT FROM %(store)s ELSE true END)")
+
+# The step's refunds, found once: the lines are written from them, and their number (counted the way
+# COUNT_SQL counts them) comes back as a row of kind 'found', so the step does not find them twice.
 REFUNDS_SQL = f"""
 WITH st AS (SELECT * FROM unnest(%(st_channel)s::text[], %(st_id)s::bigint[]) AS t(channel, id)),
-ins AS (
-    INSERT INTO orders_tenderline (statement_id, kind, payment_id, refund_id, tender, amount, event_at, adjustment)
-    SELECT st.id, 'refund', p.id, r.id, {REFUND_TENDER}, -r.amount, r.completed_at,
-           r.completed_at < %(day_lo)s
+found AS MATERIALIZED (
+    SELECT r.id AS refund_id, p.id AS payment_id, {REFUND_TENDER} AS tender, r.amount, r.completed_at, p.reference
       FROM payments_refund r
       {REFUND_PAYMENT}
-      {ORDER_JOIN}
+     WHERE r.status = 'succeeded' AND r.completed_at >= %(lo)s AND r.completed_at < %(hi)s AND {REFUND_MAYBE_HERE}
+       AND {{pred}} {{late}}
+), ins AS (
+    INSERT INTO orders_tenderline (statement_id, kind, payment_id, refund_id, tender, amount, event_at, adjustment)
+    SELECT st.id, 'refund', f.payment_id, f.refund_id, f.tender, -f.amount, f.completed_at,
+           f.completed_at < %(day_lo)s
+      FROM found f
+      LEFT JOIN orders_order o ON o.number = f.reference
       JOIN st ON st.channel = {ORDER_CHANNEL}
-     WHERE r.status = 'succeeded' AND r.completed_at >= %(lo)s AND r.completed_at < %(hi)s AND {{pred}} {{late}}
     RETURNING statement_id, tender, kind, adjustment, amount
-) {TENDER_RESULT}"""
+) {TENDER_RESULT}
+UNION ALL
+SELECT NULL, NULL, 'found', false, count(*), 0 FROM found"""
 
 REFUNDS_LATE = ("AND NOT EXISTS (SELECT 1 FROM orders_tenderline x WHERE x.payment_id = p.id "
                 "AND x.kind = 'refund' AND COALESCE(x.refund_id, 0) = r.id)")
@@ -364,7 +387,8 @@ COUNT_SQL = {
     "payments": ("SELECT count(*) FROM payments_payment p WHERE p.status = 'captured' AND {pred} "
                  "AND p.captured_at >= %(lo)s AND p.captured_at < %(hi)s"),
     "refunds": (f"SELECT count(*) FROM payments_refund r {REFUND_PAYMENT} "
-                "WHERE r.status = 'succeeded' AND r.completed_at >= %(lo)s AND r.completed_at < %(hi)s AND {pred}"),
+                "WHERE r.status = 'succeeded' AND r.completed_at >= %(lo)s AND r.completed_at < %(hi)s "
+                f"AND {REFUND_MAYBE_HERE} AND {{pred}}"),
 }
 ORDERS_BY_CHANNEL_SQL = """
 SELECT o.channel, count(*) FROM orders_order o WHERE {pred} AND o.paid_at >= %(lo)s AND o.paid_at < %(hi)s
@@ -432,13 +456,15 @@ SELECT count(*), COALESCE(sum(rel.released_delta), 0)
 # it holds for HQ: every tender but points and exchange credit (no money changed hands), and not
 # wallet recharges (the member's money until spent; a spend counts where it is spent, and the
 # selling store answers for it through the cross-store wallet journal).
+# The recharges' payments are found from the recharges (by the payment's number), not the other way
+# round: the day's tender lines are then summed without reading the payment of each (payments are
+# never deleted, so every tender line's payment exists).
 COLLECTED_SQL = """
 SELECT ss.store_id, sum(t.amount)
   FROM orders_tenderline t
   JOIN orders_settlementstatement st ON st.id = t.statement_id
   JOIN orders_storesettlement ss ON ss.id = st.store_settlement_id
-  JOIN payments_payment p ON p.id = t.payment_id
  WHERE ss.day_id = %(day)s AND ss.store_id IS NOT NULL AND t.tender NOT IN ('points', 'exchange_credit')
-   AND NOT EXISTS (SELECT 1 FROM members_walletrecharge w WHERE w.reference = p.number)
+   AND t.payment_id NOT IN (SELECT p.id FROM members_walletrecharge w JOIN payments_payment p ON p.number = w.reference)
  GROUP BY ss.store_id
  ORDER BY ss.store_id"""

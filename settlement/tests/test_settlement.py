@@ -154,6 +154,25 @@ def test_a_multi_store_day_adds_up_to_the_fen():
     audit_clean()
 
 
+def test_each_step_records_the_refunds_its_insert_found_as_a_recount_finds_them():
+    """A step counts its refunds as it writes their lines (cash refunds handed out at another store are
+    passed over before their payment is read); the count on its marker is what a later recount of the
+    window finds, so no refund of the day is ever taken for a late one."""
+    s = shop()
+    build_day(s)
+    [day] = settle()
+    window = {"lo": day.window_start, "hi": day.window_end}
+    found = 0
+    for marker in StoreSettlement.objects.filter(day=day):
+        step = services._Step(marker=marker, day=day, store_id=marker.store_id,
+                              params={"store": marker.store_id}, statements={})
+        written = TenderLine.objects.filter(kind="refund", statement__store_settlement=marker).count()
+        assert marker.refunds == services._counts(step, window)["refunds"] == written
+        found += marker.refunds
+    assert found == Refund.objects.filter(status="succeeded", completed_at__gte=day.window_start,
+                                          completed_at__lt=day.window_end).count() > 0
+
+
 def test_rerunning_a_day_changes_nothing():
     build_day(shop())
     settle()
