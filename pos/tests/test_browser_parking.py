@@ -27,7 +27,9 @@ def test_park_a_sale_then_a_colleague_recalls_and_completes_it(page, shot, sign_
     settled(page)
     scan(page, jeans.barcode)
     expect(page.locator("[data-due]")).to_have_attribute("data-due", "348.00")
+    settled(page)  # the scan's workspace swap is over: a note typed now is not replaced by it
     page.fill("[data-testid=park-form] input[name=label]", "试衣间 3号")
+    expect(page.locator("[data-testid=park-form] input[name=label]")).to_have_value("试衣间 3号")
     page.locator("[data-testid=park]").click()
     expect(page.locator(".messages")).to_contain_text("已挂单")
     expect(page.locator("[data-testid=parked-link]")).to_contain_text("挂单列表 (1)")
