@@ -45,6 +45,24 @@ def browser(chromium_launch):
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+def live_server_idle(seconds: float = 15) -> None:
+    """Wait until no other connection to the test database is running a statement or holds a
+    transaction open: a request the page sent by itself (a catalogue refresh, a sync) may still be
+    answering after the browser closed, and the flush after the test would deadlock with it."""
+    import time
+
+    from django.db import connection
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')")
+            if not cur.fetchone()[0]:
+                return
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def page(browser, live_server):
     context = browser.new_context(viewport={"width": 1024, "height": 768}, base_url=live_server.url)
@@ -53,6 +71,7 @@ def page(browser, live_server):
     tab.on("dialog", lambda dialog: dialog.accept())
     yield tab
     context.close()
+    live_server_idle()
 
 
 @pytest.fixture

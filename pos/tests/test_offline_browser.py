@@ -17,11 +17,17 @@ from orders.models import Order
 from payments import shifts
 from pos.models import OfflineSale
 
-from .test_browser import browser  # noqa: F401 - the module-scoped Chromium
+from .test_browser import browser, live_server_idle  # noqa: F401 - the module-scoped Chromium
 
 D = Decimal
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _server_idle_before_the_flush(live_server):
+    yield
+    live_server_idle()
 
 
 def signed_in_context(browser, live_server, user, storage_state=None):
