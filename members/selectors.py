@@ -67,18 +67,18 @@ def member_get(member: Member | int) -> Member:
     found = Member.objects.select_related("tier").filter(pk=member_id).first()
     if found is None:
         raise MemberNotFound(params={"member_id": member_id})
-    if found.merged_into_id is not None:
-        return member_get(found.merged_into_id)
-    return found
+    return _surviving(found)
+
+
+def _surviving(found: Member) -> Member:
+    """``found``, or for a merged duplicate the member it was merged into."""
+    return member_get(found.merged_into_id) if found.merged_into_id is not None else found
 
 
 def member_by_phone(phone: str) -> Member | None:
     """The member with this mobile number, in any spelling phonenumbers understands."""
     found = Member.objects.select_related("tier").filter(phone=phone_normalize(phone)).first()
-    if found is None:
-        return None
-    # Loaded as member_get loads it; a merged duplicate leads to the member it was merged into.
-    return member_get(found.merged_into_id) if found.merged_into_id is not None else found
+    return _surviving(found) if found is not None else None
 
 
 def member_by_identity(*, kind: str, value: str, namespace: str = "") -> Member | None:
