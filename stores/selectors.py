@@ -52,28 +52,30 @@ def staff_sees_all(user) -> bool:
     return user_role(user) == Role.HQ_ADMIN
 
 
-def staff_store_ids(user) -> set[int]:
+def staff_stores(user):
+    """The stores the user may work in, as a query: all for HQ; the region's for a regional manager;
+    their memberships' for store staff; none for anyone else."""
     role = user_role(user)
     if role is None:
-        return set()
+        return Store.objects.none()
     if role == Role.HQ_ADMIN:
-        return set(Store.objects.values_list("id", flat=True))
+        return Store.objects.all()
     profile = staff_profile(user)
     if role == Role.REGIONAL_MANAGER:
-        return set(Store.objects.filter(city__region_id=profile.region_id).values_list("id", flat=True))
-    return set(profile.memberships.values_list("store_id", flat=True))
+        return Store.objects.filter(city__region_id=profile.region_id)
+    return Store.objects.filter(memberships__staff=profile)
+
+
+def staff_store_ids(user) -> set[int]:
+    return set(staff_stores(user).values_list("id", flat=True))
 
 
 def staff_member_stores(user) -> list[Store] | None:
-    """The stores (warehouse joined) of a user whose scope is their memberships, in one query: what
-    ``staff_store_ids`` gives such a user, with the rows.  [] for a user who sees nothing; None for HQ
-    and regional managers, whose scope is wider (ask ``staff_store_ids``)."""
-    role = user_role(user)
-    if role is None:
-        return []
-    if role in (Role.HQ_ADMIN, Role.REGIONAL_MANAGER):
+    """The rows (warehouse joined) of ``staff_stores`` in one query, for a user whose stores are few
+    (store staff); None for HQ and regional managers, whose scope is wide (ask ``staff_store_ids``)."""
+    if user_role(user) in (Role.HQ_ADMIN, Role.REGIONAL_MANAGER):
         return None
-    return list(Store.objects.select_related("warehouse").filter(memberships__staff=staff_profile(user)))
+    return list(staff_stores(user).select_related("warehouse"))
 
 
 def staff_warehouse_ids(user) -> set[int]:
