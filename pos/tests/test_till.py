@@ -281,3 +281,19 @@ def test_a_sale_made_online_and_queued_again_after_a_lost_answer_is_recorded_onc
                                        "order_number": order.number}]
     assert level(store_a, shirt) == 4 and StockMove.objects.filter(reference=order.number).count() == 1
     assert OfflineSale.objects.get(client_uuid=body["client_uuid"]).order_id == order.pk
+
+
+def test_price_skips_a_group_promotion_that_would_cost_the_customer_a_stacking_one(client_a, store_a, stocked,
+                                                                                   shift_a):
+    """满300打8折 always stacks; the weekend group's special price of 199 on the jeans would pull the
+    348.00 basket under 300 (50.00 off instead of 69.60), so the counter prices it without the group."""
+    from promotions.tests.factories import promotion
+
+    shirt, jeans = stocked
+    promotion(code="M300", name="满300打8折", kind="threshold_percent", threshold=D("300.00"), percent=D("20"))
+    promotion(code="WKND", name="周末特价", kind="special_price", price=D("199.00"), exclusive_group="weekend",
+              skus=[jeans])
+    resp = post(client_a, PRICE, {"lines": [{"sku": shirt.pk, "qty": 1}, {"sku": jeans.pk, "qty": 1}]})
+    assert resp.status_code == 200, resp.content
+    body = resp.json()
+    assert (body["subtotal"], body["promotion_discount"], body["total"]) == ("348.00", "69.60", "278.40")
